@@ -1,0 +1,44 @@
+"""runstore: async storage for agent workflows, from the browser (Pyodide) to PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .base import DataStorage
+from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError
+from .memory import InMemoryDataStorage
+from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, WorkflowState
+
+if TYPE_CHECKING:
+    from .postgres import PostgresDataStorage
+    from .sqlite import SqliteDataStorage
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentRecord",
+    "ChatMsg",
+    "DataStorage",
+    "InMemoryDataStorage",
+    "InvalidDataError",
+    "NotFoundError",
+    "PostgresDataStorage",
+    "RunHandle",
+    "RunRecord",
+    "SessionRecord",
+    "SqliteDataStorage",
+    "StorageClosedError",
+    "StorageError",
+    "WorkflowState",
+]
+
+_LAZY = {"SqliteDataStorage": ".sqlite", "PostgresDataStorage": ".postgres"}
+
+
+def __getattr__(name: str) -> Any:
+    """Backends with optional drivers are imported on first use."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module 'runstore' has no attribute {name!r}")

@@ -1,0 +1,226 @@
+"""The export document: building it from a ``Dump`` and checking one before import."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._json import dump_object, load_json
+from .errors import InvalidDataError
+from .models import (
+    AgentRecord,
+    RunRecord,
+    SessionRecord,
+    WorkflowState,
+    check_duration,
+    check_name,
+    check_optional_text,
+)
+
+if TYPE_CHECKING:
+    from .base import Dump, MessageRow
+
+FORMAT = "runstore.export"
+VERSION = 1
+
+
+def _time(value: datetime) -> str:
+    return value.isoformat()
+
+
+def to_document(dump: Dump) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "agents": [
+            {**_fields(agent), "created_at": _time(agent.created_at),
+             "updated_at": _time(agent.updated_at)}
+            for agent in dump.agents
+        ],
+        "sessions": [
+            {**_fields(session), "created_at": _time(session.created_at),
+             "updated_at": _time(session.updated_at)}
+            for session in dump.sessions
+        ],
+        "runs": [
+            {**_fields(run), "state": load_json(dump.states.get(run.id)),
+             "created_at": _time(run.created_at), "updated_at": _time(run.updated_at)}
+            for run in dump.runs
+        ],
+        "messages": [
+            {**_fields(message), "created_at": _time(message.created_at)}
+            for message in dump.messages
+        ],
+    }
+
+
+def _fields(record: Any) -> dict[str, Any]:
+    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+
+
+class _Reader:
+    """Reads one item of the document, naming the field in every error."""
+
+    def __init__(self, item: Any, where: str) -> None:
+        if not isinstance(item, dict):
+            raise InvalidDataError(where, "must be an object")
+        self.item = item
+        self.where = where
+
+    def name(self, key: str) -> str:
+        return check_name(self.item.get(key), f"{self.where}.{key}")
+
+    def text(self, key: str) -> str | None:
+        return check_optional_text(self.item.get(key), f"{self.where}.{key}")
+
+    def payload(self, key: str) -> dict[str, Any] | None:
+        field = f"{self.where}.{key}"
+        value = self.item.get(key)
+        copy: dict[str, Any] | None = load_json(dump_object(value, field))  # a checked copy
+        return copy
+
+    def time(self, key: str) -> datetime:
+        field = f"{self.where}.{key}"
+        value = self.item.get(key)
+        try:
+            parsed = datetime.fromisoformat(str(value) if isinstance(value, str) else "")
+        except (TypeError, ValueError):
+            raise InvalidDataError(field, "must be an ISO 8601 timestamp") from None
+        if parsed.tzinfo is None:
+            raise InvalidDataError(field, "must carry a UTC offset")
+        return parsed
+
+
+def _items(document: dict[str, Any], key: str) -> list[Any]:
+    items = document.get(key, [])
+    if not isinstance(items, list):
+        raise InvalidDataError(key, "must be a list")
+    return items
+
+
+def _unique(seen: set[str], value: str, field: str) -> None:
+    if value in seen:
+        raise InvalidDataError(field, f"{value!r} appears twice")
+    seen.add(value)
+
+
+def from_document(document: Any) -> Dump:
+    """Check a whole export document; raise ``InvalidDataError`` before anything is written."""
+    from .base import Dump, MessageRow
+
+    if not isinstance(document, dict):
+        raise InvalidDataError("document", "must be a dict")
+    if document.get("format") != FORMAT:
+        raise InvalidDataError("format", f"must be {FORMAT!r}")
+    if document.get("version") != VERSION:
+        raise InvalidDataError("version", f"version {document.get('version')!r} is not supported")
+
+    agents: list[AgentRecord] = []
+    agent_names: set[str] = set()
+    for index, raw in enumerate(_items(document, "agents")):
+        item = _Reader(raw, f"agents[{index}]")
+        agent = AgentRecord(
+            id=item.name("id"), name=item.name("name"), description=item.text("description"),
+            input_schema=item.payload("input_schema"), output_schema=item.payload("output_schema"),
+            workflow=item.payload("workflow"), created_at=item.time("created_at"),
+            updated_at=item.time("updated_at"),
+        )
+        _unique(agent_names, agent.name, f"{item.where}.name")
+        agents.append(agent)
+    agent_ids: set[str] = set()
+    for index, agent in enumerate(agents):
+        _unique(agent_ids, agent.id, f"agents[{index}].id")
+
+    sessions: list[SessionRecord] = []
+    session_agent: dict[str, str] = {}
+    for index, raw in enumerate(_items(document, "sessions")):
+        item = _Reader(raw, f"sessions[{index}]")
+        session = SessionRecord(
+            id=item.name("id"), agent_id=item.name("agent_id"),
+            external_id=item.text("external_id"), created_at=item.time("created_at"),
+            updated_at=item.time("updated_at"),
+        )
+        if session.agent_id not in agent_ids:
+            raise InvalidDataError(f"{item.where}.agent_id", "names no agent of the document")
+        if session.id in session_agent:
+            raise InvalidDataError(f"{item.where}.id", f"{session.id!r} appears twice")
+        session_agent[session.id] = session.agent_id
+        sessions.append(session)
+
+    runs: list[RunRecord] = []
+    states: dict[str, str] = {}
+    run_session: dict[str, str] = {}
+    for index, raw in enumerate(_items(document, "runs")):
+        item = _Reader(raw, f"runs[{index}]")
+        run = RunRecord(
+            id=item.name("id"), session_id=item.name("session_id"),
+            agent_id=item.name("agent_id"), input_data=item.payload("input_data"),
+            output_data=item.payload("output_data"), context=item.payload("context"),
+            duration_seconds=check_duration(
+                item.item.get("duration_seconds"), f"{item.where}.duration_seconds"
+            ),
+            created_at=item.time("created_at"), updated_at=item.time("updated_at"),
+        )
+        if session_agent.get(run.session_id) is None:
+            raise InvalidDataError(f"{item.where}.session_id", "names no session of the document")
+        if session_agent[run.session_id] != run.agent_id:
+            raise InvalidDataError(f"{item.where}.agent_id", "differs from its session's agent")
+        if run.id in run_session:
+            raise InvalidDataError(f"{item.where}.id", f"{run.id!r} appears twice")
+        run_session[run.id] = run.session_id
+        state = item.item.get("state")
+        if state is not None:
+            try:
+                states[run.id] = WorkflowState.from_dict(state).to_json()
+            except InvalidDataError as exc:
+                raise InvalidDataError(f"{item.where}.{exc.field}", exc.problem) from None
+        runs.append(run)
+
+    messages: list[MessageRow] = []
+    seqs: set[tuple[str, int]] = set()
+    for index, raw in enumerate(_items(document, "messages")):
+        item = _Reader(raw, f"messages[{index}]")
+        seq = item.item.get("seq")
+        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
+            raise InvalidDataError(f"{item.where}.seq", "must be a positive int")
+        run_id = item.item.get("run_id")
+        message = MessageRow(
+            agent_id=item.name("agent_id"), session_id=item.name("session_id"),
+            run_id=None if run_id is None else item.name("run_id"), seq=seq,
+            role=item.name("role"), content=item.text("content"),
+            created_at=item.time("created_at"),
+        )
+        if message.session_id not in session_agent:
+            raise InvalidDataError(f"{item.where}.session_id", "names no session of the document")
+        if session_agent[message.session_id] != message.agent_id:
+            raise InvalidDataError(f"{item.where}.agent_id", "differs from its session's agent")
+        if message.run_id is not None and run_session.get(message.run_id) != message.session_id:
+            raise InvalidDataError(f"{item.where}.run_id", "names no run of that session")
+        if (message.session_id, seq) in seqs:
+            raise InvalidDataError(f"{item.where}.seq", f"{seq} appears twice in its session")
+        seqs.add((message.session_id, seq))
+        messages.append(message)
+    messages.sort(key=lambda m: (m.session_id, m.seq))
+    return Dump(agents, sessions, runs, states, messages)
+
+
+def merge_agents(dump: Dump, existing: dict[str, str]) -> Dump:
+    """Point the dump's records at agents that already exist under the same name, and keep
+    only the agents that are new."""
+    renamed = {
+        agent.id: existing[agent.name] for agent in dump.agents if agent.name in existing
+    }
+    if not renamed:
+        return dump
+    dump.agents = [agent for agent in dump.agents if agent.name not in existing]
+    dump.sessions = [
+        dataclasses.replace(s, agent_id=renamed.get(s.agent_id, s.agent_id)) for s in dump.sessions
+    ]
+    dump.runs = [
+        dataclasses.replace(r, agent_id=renamed.get(r.agent_id, r.agent_id)) for r in dump.runs
+    ]
+    dump.messages = [
+        dataclasses.replace(m, agent_id=renamed.get(m.agent_id, m.agent_id)) for m in dump.messages
+    ]
+    return dump

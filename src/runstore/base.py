@@ -1,0 +1,414 @@
+"""``DataStorage``: the public async API, argument checks, and the hooks a backend implements.
+
+The public methods check and serialise every argument, then call one ``_``-prefixed hook.
+A backend implements only the hooks, so argument rules cannot drift between backends.
+"""
+
+from __future__ import annotations
+
+import uuid
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import TracebackType
+from typing import Any
+
+from . import _export
+from ._json import dump_object, load_json
+from .errors import InvalidDataError, StorageClosedError
+from .models import (
+    AgentRecord,
+    ChatMsg,
+    RunHandle,
+    RunRecord,
+    SessionRecord,
+    WorkflowState,
+    check_duration,
+    check_name,
+    check_optional_text,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A checked ``initialize_run`` call. Payloads are JSON text; ``new_*`` ids are used
+    only for whatever has to be created."""
+
+    workflow_name: str
+    description: str | None
+    input_schema: str | None
+    output_schema: str | None
+    workflow: str | None
+    session_id: str | None
+    external_id: str | None
+    input_data: str | None
+    now: datetime
+    new_agent_id: str
+    new_session_id: str
+    new_run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    agent_id: str
+    session_id: str
+    run_id: str | None
+    role: str
+    content: str | None
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    """A stored message with the ids ``ChatMsg`` leaves out (used by export/import)."""
+
+    agent_id: str
+    session_id: str
+    run_id: str | None
+    seq: int
+    role: str
+    content: str | None
+    created_at: datetime
+
+
+@dataclass(slots=True)
+class Dump:
+    """Everything export/import moves; ``states`` maps run id to state JSON text."""
+
+    agents: list[AgentRecord]
+    sessions: list[SessionRecord]
+    runs: list[RunRecord]
+    states: dict[str, str]
+    messages: list[MessageRow]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_limit(limit: Any, field: str = "limit") -> int | None:
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidDataError(field, "must be an int or None")
+    if limit < 0:
+        raise InvalidDataError(field, f"must not be negative, got {limit}")
+    return limit
+
+
+def check_aware(value: Any, field: str) -> datetime:
+    if not isinstance(value, datetime):
+        raise InvalidDataError(field, "must be a datetime")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidDataError(field, "must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def trim_to_chars(messages: list[ChatMsg], max_chars: int) -> list[ChatMsg]:
+    """Keep the newest messages whose contents fit in ``max_chars`` (a contiguous window)."""
+    total = 0
+    start = len(messages)
+    while start > 0:
+        size = len(messages[start - 1].content or "")
+        if total + size > max_chars:
+            break
+        total += size
+        start -= 1
+    return messages[start:]
+
+
+class DataStorage(ABC):
+    """Async storage for agents, sessions, runs, chat messages and workflow states.
+
+    The rules every backend follows are in ``docs/contract.md``.
+    """
+
+    def __init__(self) -> None:
+        self._closed = False
+        self._last_now = datetime.min.replace(tzinfo=UTC)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Release the backend's resources. Safe to call more than once."""
+        if not self._closed:
+            self._closed = True
+            await self._close()
+
+    async def __aenter__(self) -> DataStorage:
+        self._check_open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StorageClosedError(f"{type(self).__name__} is closed")
+
+    def _now(self) -> datetime:
+        """UTC now, strictly increasing within this store so activity order is exact."""
+        now = datetime.now(UTC)
+        if now <= self._last_now:
+            now = self._last_now + timedelta(microseconds=1)
+        self._last_now = now
+        return now
+
+    # -- runs ------------------------------------------------------------------
+
+    async def initialize_run(
+        self,
+        *,
+        workflow_name: str,
+        description: str | None = None,
+        input_schema: dict[str, Any] | None = None,
+        output_schema: dict[str, Any] | None = None,
+        workflow: dict[str, Any] | None = None,
+        session_id: str | None = None,
+        external_id: str | None = None,
+        input_data: dict[str, Any] | None = None,
+    ) -> RunHandle:
+        """Find or create the agent and the session, then start a new run in it."""
+        self._check_open()
+        request = NewRun(
+            workflow_name=check_name(workflow_name, "workflow_name"),
+            description=check_optional_text(description, "description"),
+            input_schema=dump_object(input_schema, "input_schema"),
+            output_schema=dump_object(output_schema, "output_schema"),
+            workflow=dump_object(workflow, "workflow"),
+            session_id=None if session_id is None else check_name(session_id, "session_id"),
+            external_id=check_optional_text(external_id, "external_id"),
+            input_data=dump_object(input_data, "input_data"),
+            now=self._now(),
+            new_agent_id=new_id(),
+            new_session_id=new_id(),
+            new_run_id=new_id(),
+        )
+        return await self._initialize_run(request)
+
+    async def update_run(
+        self,
+        run_id: str,
+        *,
+        output_data: dict[str, Any] | None = None,
+        context: dict[str, Any] | None = None,
+        duration_seconds: float | None = None,
+    ) -> None:
+        """Set the given fields of a run; ``None`` leaves a field as it is."""
+        self._check_open()
+        run_id = check_name(run_id, "run_id")
+        output = dump_object(output_data, "output_data")
+        context_text = dump_object(context, "context")
+        duration = check_duration(duration_seconds, "duration_seconds")
+        await self._update_run(run_id, output, context_text, duration, self._now())
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        self._check_open()
+        return await self._get_run(check_name(run_id, "run_id"))
+
+    async def list_runs(self, session_id: str) -> list[RunRecord]:
+        """The runs of a session, oldest first."""
+        self._check_open()
+        return await self._list_runs(check_name(session_id, "session_id"))
+
+    # -- workflow state --------------------------------------------------------
+
+    async def save_state(self, run_id: str, state: WorkflowState) -> None:
+        """Store a copy of ``state`` for the run, replacing any earlier one."""
+        self._check_open()
+        run_id = check_name(run_id, "run_id")
+        if not isinstance(state, WorkflowState):
+            raise InvalidDataError("state", f"must be a WorkflowState, not {type(state).__name__}")
+        await self._save_state(run_id, state.to_json(), self._now())
+
+    async def load_state(self, run_id: str) -> WorkflowState | None:
+        self._check_open()
+        text = await self._load_state(check_name(run_id, "run_id"))
+        return None if text is None else WorkflowState.from_json(text)
+
+    # -- chat ------------------------------------------------------------------
+
+    async def add_chat_message(
+        self,
+        *,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+    ) -> ChatMsg:
+        """Append a message to the session; returns it with its ``seq``."""
+        self._check_open()
+        message = NewMessage(
+            agent_id=check_name(agent_id, "agent_id"),
+            session_id=check_name(session_id, "session_id"),
+            run_id=None if run_id is None else check_name(run_id, "run_id"),
+            role=check_name(role, "role"),
+            content=check_optional_text(content, "content"),
+            now=self._now(),
+        )
+        return await self._add_chat_message(message)
+
+    async def get_chat_history(
+        self,
+        session_id: str,
+        limit: int | None = 50,
+        *,
+        max_chars: int | None = None,
+        exclude_run_id: str | None = None,
+    ) -> list[ChatMsg]:
+        """The newest ``limit`` messages of a session, oldest first."""
+        self._check_open()
+        session_id = check_name(session_id, "session_id")
+        checked_limit = check_limit(limit)
+        checked_chars = check_limit(max_chars, "max_chars")
+        if exclude_run_id is not None:
+            exclude_run_id = check_name(exclude_run_id, "exclude_run_id")
+        if checked_limit == 0:
+            return []
+        messages = await self._get_chat_history(session_id, checked_limit, exclude_run_id)
+        if checked_chars is not None:
+            messages = trim_to_chars(messages, checked_chars)
+        return messages
+
+    # -- agents and sessions ---------------------------------------------------
+
+    async def list_agents(self) -> list[AgentRecord]:
+        """Every agent, by name."""
+        self._check_open()
+        return await self._list_agents()
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        self._check_open()
+        return await self._get_session(check_name(session_id, "session_id"))
+
+    async def list_sessions(
+        self,
+        *,
+        workflow_name: str | None = None,
+        external_id: str | None = None,
+        limit: int | None = 50,
+        before: str | None = None,
+    ) -> list[SessionRecord]:
+        """Sessions, most recent activity first. ``before`` is the id of the last session
+        of the previous page."""
+        self._check_open()
+        if workflow_name is not None:
+            workflow_name = check_name(workflow_name, "workflow_name")
+        external_id = check_optional_text(external_id, "external_id")
+        checked_limit = check_limit(limit)
+        if before is not None:
+            before = check_name(before, "before")
+        if checked_limit == 0:
+            return []
+        return await self._list_sessions(workflow_name, external_id, checked_limit, before)
+
+    async def delete_session(self, session_id: str) -> None:
+        """Delete a session with its runs, states and messages."""
+        self._check_open()
+        await self._delete_session(check_name(session_id, "session_id"))
+
+    async def delete_agent(self, workflow_name: str) -> None:
+        """Delete an agent with all its sessions."""
+        self._check_open()
+        await self._delete_agent(check_name(workflow_name, "workflow_name"))
+
+    async def purge_sessions(self, older_than: datetime) -> int:
+        """Delete sessions whose last activity is before ``older_than``; returns how many."""
+        self._check_open()
+        return await self._purge_sessions(check_aware(older_than, "older_than"))
+
+    # -- export / import -------------------------------------------------------
+
+    async def export_data(self, session_id: str | None = None) -> dict[str, Any]:
+        """A JSON-serialisable document of the whole store, or of one session."""
+        self._check_open()
+        if session_id is not None:
+            session_id = check_name(session_id, "session_id")
+        return _export.to_document(await self._export(session_id))
+
+    async def import_data(self, document: dict[str, Any]) -> None:
+        """Add what ``export_data`` produced. All or nothing: ids that exist already are
+        refused; an agent whose name exists already is merged into that agent."""
+        self._check_open()
+        dump = _export.from_document(document)
+        existing = {agent.name: agent.id for agent in await self._list_agents()}
+        await self._import(_export.merge_agents(dump, existing))
+        for session in dump.sessions:  # keep activity order exact after importing
+            self._last_now = max(self._last_now, session.updated_at.astimezone(UTC))
+
+    # -- hooks a backend implements ------------------------------------------
+
+    @abstractmethod
+    async def _close(self) -> None: ...
+
+    @abstractmethod
+    async def _initialize_run(self, request: NewRun) -> RunHandle: ...
+
+    @abstractmethod
+    async def _update_run(
+        self,
+        run_id: str,
+        output_data: str | None,
+        context: str | None,
+        duration_seconds: float | None,
+        now: datetime,
+    ) -> None: ...
+
+    @abstractmethod
+    async def _get_run(self, run_id: str) -> RunRecord | None: ...
+
+    @abstractmethod
+    async def _list_runs(self, session_id: str) -> list[RunRecord]: ...
+
+    @abstractmethod
+    async def _save_state(self, run_id: str, state: str, now: datetime) -> None: ...
+
+    @abstractmethod
+    async def _load_state(self, run_id: str) -> str | None: ...
+
+    @abstractmethod
+    async def _add_chat_message(self, message: NewMessage) -> ChatMsg: ...
+
+    @abstractmethod
+    async def _get_chat_history(
+        self, session_id: str, limit: int | None, exclude_run_id: str | None
+    ) -> list[ChatMsg]: ...
+
+    @abstractmethod
+    async def _list_agents(self) -> list[AgentRecord]: ...
+
+    @abstractmethod
+    async def _get_session(self, session_id: str) -> SessionRecord | None: ...
+
+    @abstractmethod
+    async def _list_sessions(
+        self,
+        workflow_name: str | None,
+        external_id: str | None,
+        limit: int | None,
+        before: str | None,
+    ) -> list[SessionRecord]: ...
+
+    @abstractmethod
+    async def _delete_session(self, session_id: str) -> None: ...
+
+    @abstractmethod
+    async def _delete_agent(self, workflow_name: str) -> None: ...
+
+    @abstractmethod
+    async def _purge_sessions(self, older_than: datetime) -> int: ...
+
+    @abstractmethod
+    async def _export(self, session_id: str | None) -> Dump: ...
+
+    @abstractmethod
+    async def _import(self, dump: Dump) -> None: ...
+
+
+__all__ = ["DataStorage", "Dump", "MessageRow", "NewMessage", "NewRun", "load_json"]

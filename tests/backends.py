@@ -1,0 +1,27 @@
+"""Backend factories: the one place that knows how to build each backend for the tests.
+
+A new backend is one entry here. ``make_store(name, tmp_path)`` returns a fresh, empty store.
+Which backends run is chosen with ``--backends`` (default: every one available here).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from runstore import DataStorage, InMemoryDataStorage
+
+Factory = Callable[[Path], Awaitable[DataStorage]]
+
+
+async def _memory(tmp_path: Path) -> DataStorage:
+    return InMemoryDataStorage()
+
+
+FACTORIES: dict[str, Factory] = {"memory": _memory}
+
+
+def default_backends() -> list[str]:
+    chosen = os.environ.get("RUNSTORE_BACKENDS")
+    return chosen.split(",") if chosen else list(FACTORIES)
