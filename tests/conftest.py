@@ -5,8 +5,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-
 from backends import FACTORIES, default_backends
+
 from runstore import DataStorage
 
 NewStore = Callable[[], Awaitable[DataStorage]]

@@ -34,18 +34,28 @@ def to_document(dump: Dump) -> dict[str, Any]:
         "format": FORMAT,
         "version": VERSION,
         "agents": [
-            {**_fields(agent), "created_at": _time(agent.created_at),
-             "updated_at": _time(agent.updated_at)}
+            {
+                **_fields(agent),
+                "created_at": _time(agent.created_at),
+                "updated_at": _time(agent.updated_at),
+            }
             for agent in dump.agents
         ],
         "sessions": [
-            {**_fields(session), "created_at": _time(session.created_at),
-             "updated_at": _time(session.updated_at)}
+            {
+                **_fields(session),
+                "created_at": _time(session.created_at),
+                "updated_at": _time(session.updated_at),
+            }
             for session in dump.sessions
         ],
         "runs": [
-            {**_fields(run), "state": load_json(dump.states.get(run.id)),
-             "created_at": _time(run.created_at), "updated_at": _time(run.updated_at)}
+            {
+                **_fields(run),
+                "state": load_json(dump.states.get(run.id)),
+                "created_at": _time(run.created_at),
+                "updated_at": _time(run.updated_at),
+            }
             for run in dump.runs
         ],
         "messages": [
@@ -121,9 +131,13 @@ def from_document(document: Any) -> Dump:
     for index, raw in enumerate(_items(document, "agents")):
         item = _Reader(raw, f"agents[{index}]")
         agent = AgentRecord(
-            id=item.name("id"), name=item.name("name"), description=item.text("description"),
-            input_schema=item.payload("input_schema"), output_schema=item.payload("output_schema"),
-            workflow=item.payload("workflow"), created_at=item.time("created_at"),
+            id=item.name("id"),
+            name=item.name("name"),
+            description=item.text("description"),
+            input_schema=item.payload("input_schema"),
+            output_schema=item.payload("output_schema"),
+            workflow=item.payload("workflow"),
+            created_at=item.time("created_at"),
             updated_at=item.time("updated_at"),
         )
         _unique(agent_names, agent.name, f"{item.where}.name")
@@ -137,8 +151,10 @@ def from_document(document: Any) -> Dump:
     for index, raw in enumerate(_items(document, "sessions")):
         item = _Reader(raw, f"sessions[{index}]")
         session = SessionRecord(
-            id=item.name("id"), agent_id=item.name("agent_id"),
-            external_id=item.text("external_id"), created_at=item.time("created_at"),
+            id=item.name("id"),
+            agent_id=item.name("agent_id"),
+            external_id=item.text("external_id"),
+            created_at=item.time("created_at"),
             updated_at=item.time("updated_at"),
         )
         if session.agent_id not in agent_ids:
@@ -154,13 +170,17 @@ def from_document(document: Any) -> Dump:
     for index, raw in enumerate(_items(document, "runs")):
         item = _Reader(raw, f"runs[{index}]")
         run = RunRecord(
-            id=item.name("id"), session_id=item.name("session_id"),
-            agent_id=item.name("agent_id"), input_data=item.payload("input_data"),
-            output_data=item.payload("output_data"), context=item.payload("context"),
+            id=item.name("id"),
+            session_id=item.name("session_id"),
+            agent_id=item.name("agent_id"),
+            input_data=item.payload("input_data"),
+            output_data=item.payload("output_data"),
+            context=item.payload("context"),
             duration_seconds=check_duration(
                 item.item.get("duration_seconds"), f"{item.where}.duration_seconds"
             ),
-            created_at=item.time("created_at"), updated_at=item.time("updated_at"),
+            created_at=item.time("created_at"),
+            updated_at=item.time("updated_at"),
         )
         if session_agent.get(run.session_id) is None:
             raise InvalidDataError(f"{item.where}.session_id", "names no session of the document")
@@ -186,9 +206,12 @@ def from_document(document: Any) -> Dump:
             raise InvalidDataError(f"{item.where}.seq", "must be a positive int")
         run_id = item.item.get("run_id")
         message = MessageRow(
-            agent_id=item.name("agent_id"), session_id=item.name("session_id"),
-            run_id=None if run_id is None else item.name("run_id"), seq=seq,
-            role=item.name("role"), content=item.text("content"),
+            agent_id=item.name("agent_id"),
+            session_id=item.name("session_id"),
+            run_id=None if run_id is None else item.name("run_id"),
+            seq=seq,
+            role=item.name("role"),
+            content=item.text("content"),
             created_at=item.time("created_at"),
         )
         if message.session_id not in session_agent:
@@ -208,9 +231,7 @@ def from_document(document: Any) -> Dump:
 def merge_agents(dump: Dump, existing: dict[str, str]) -> Dump:
     """Point the dump's records at agents that already exist under the same name, and keep
     only the agents that are new."""
-    renamed = {
-        agent.id: existing[agent.name] for agent in dump.agents if agent.name in existing
-    }
+    renamed = {agent.id: existing[agent.name] for agent in dump.agents if agent.name in existing}
     if not renamed:
         return dump
     dump.agents = [agent for agent in dump.agents if agent.name not in existing]

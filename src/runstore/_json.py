@@ -52,10 +52,20 @@ def _check(value: Any, field: str, depth: int) -> None:
         raise InvalidDataError(field, f"{type(value).__name__} is not JSON")
 
 
+def check_json(value: Any, field: str) -> None:
+    """Raise ``InvalidDataError`` naming the first part of ``value`` that is not plain JSON."""
+    _check(value, field, 0)
+
+
+def to_text(value: Any) -> str:
+    """JSON text of a value already checked by ``check_json``."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
 def dump_json(value: Any, field: str) -> str:
     """Check ``value`` is plain JSON and return its text."""
     _check(value, field, 0)
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return to_text(value)
 
 
 def dump_optional(value: Any, field: str) -> str | None:

@@ -25,8 +25,13 @@ class _Agent:
 
     def record(self) -> AgentRecord:
         return AgentRecord(
-            self.id, self.name, self.description, load_json(self.input_schema),
-            load_json(self.output_schema), load_json(self.workflow), self.created_at,
+            self.id,
+            self.name,
+            self.description,
+            load_json(self.input_schema),
+            load_json(self.output_schema),
+            load_json(self.workflow),
+            self.created_at,
             self.updated_at,
         )
 
@@ -62,9 +67,15 @@ class _Run:
 
     def record(self) -> RunRecord:
         return RunRecord(
-            self.id, self.session_id, self.agent_id, load_json(self.input_data),
-            load_json(self.output_data), load_json(self.context), self.duration_seconds,
-            self.created_at, self.updated_at,
+            self.id,
+            self.session_id,
+            self.agent_id,
+            load_json(self.input_data),
+            load_json(self.output_data),
+            load_json(self.context),
+            self.duration_seconds,
+            self.created_at,
+            self.updated_at,
         )
 
 
@@ -102,8 +113,14 @@ class InMemoryDataStorage(DataStorage):
         session = self._find_session(request, agent_id)  # raises before any change
         if agent is None:
             agent = _Agent(
-                agent_id, request.workflow_name, request.description, request.input_schema,
-                request.output_schema, request.workflow, now, now,
+                agent_id,
+                request.workflow_name,
+                request.description,
+                request.input_schema,
+                request.output_schema,
+                request.workflow,
+                now,
+                now,
             )
             self._agents[agent.name] = agent
             self._agent_names[agent.id] = agent.name
@@ -114,8 +131,15 @@ class InMemoryDataStorage(DataStorage):
             session = _Session(session_id, agent.id, request.external_id, now, now)
             self._sessions[session_id] = session
         run = _Run(
-            request.new_run_id, session.id, agent.id, request.input_data, None, None, None,
-            now, now,
+            request.new_run_id,
+            session.id,
+            agent.id,
+            request.input_data,
+            None,
+            None,
+            None,
+            now,
+            now,
         )
         self._runs[run.id] = run
         session.run_ids.append(run.id)
@@ -311,8 +335,15 @@ class InMemoryDataStorage(DataStorage):
             key=lambda r: (r.created_at, r.id),
         )
         messages = [
-            MessageRow(s.agent_id, s.id, m.run_id, m.seq or 0, m.role, m.content,
-                       m.created_at or s.created_at)
+            MessageRow(
+                s.agent_id,
+                s.id,
+                m.run_id,
+                m.seq or 0,
+                m.role,
+                m.content,
+                m.created_at or s.created_at,
+            )
             for s in sorted(sessions, key=lambda s: s.id)
             for m in s.messages
         ]
@@ -336,19 +367,32 @@ class InMemoryDataStorage(DataStorage):
                 raise InvalidDataError(f"runs[{index}].id", f"{run.id!r} exists already")
         for a in dump.agents:
             self._agents[a.name] = _Agent(
-                a.id, a.name, a.description, dump_optional(a.input_schema, "input_schema"),
+                a.id,
+                a.name,
+                a.description,
+                dump_optional(a.input_schema, "input_schema"),
                 dump_optional(a.output_schema, "output_schema"),
-                dump_optional(a.workflow, "workflow"), a.created_at, a.updated_at,
+                dump_optional(a.workflow, "workflow"),
+                a.created_at,
+                a.updated_at,
             )
             self._agent_names[a.id] = a.name
         for s in dump.sessions:
-            self._sessions[s.id] = _Session(s.id, s.agent_id, s.external_id, s.created_at,
-                                            s.updated_at)
+            self._sessions[s.id] = _Session(
+                s.id, s.agent_id, s.external_id, s.created_at, s.updated_at
+            )
         for r in dump.runs:
             self._runs[r.id] = _Run(
-                r.id, r.session_id, r.agent_id, dump_optional(r.input_data, "input_data"),
-                dump_optional(r.output_data, "output_data"), dump_optional(r.context, "context"),
-                r.duration_seconds, r.created_at, r.updated_at, dump.states.get(r.id),
+                r.id,
+                r.session_id,
+                r.agent_id,
+                dump_optional(r.input_data, "input_data"),
+                dump_optional(r.output_data, "output_data"),
+                dump_optional(r.context, "context"),
+                r.duration_seconds,
+                r.created_at,
+                r.updated_at,
+                dump.states.get(r.id),
             )
             self._sessions[r.session_id].run_ids.append(r.id)
         for m in dump.messages:  # sorted by (session, seq)

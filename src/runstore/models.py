@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
-from ._json import check_text, dump_json
+from ._json import check_json, check_text, to_text
 from .errors import InvalidDataError
 
 Status = Literal["pending", "running", "completed", "failed"]
@@ -62,7 +62,10 @@ class WorkflowState:
     def to_json(self) -> str:
         """Check every field and return the state as JSON text."""
         self.validate()
-        return dump_json(self.to_dict(), "state")
+        as_dict = self.to_dict()
+        for name, value in as_dict.items():
+            check_json(value, f"state.{name}")
+        return to_text(as_dict)
 
     @classmethod
     def from_dict(cls, raw: Any) -> WorkflowState:
