@@ -1,0 +1,303 @@
+#!/usr/bin/env python3
+"""Assemble an offline Pyodide distribution folder.
+
+Usage (run with the dev venv's Python, which has ``pip`` and ``packaging``)::
+
+    .venv/bin/python scripts/assemble_pyodide.py [--out DIR] [--packages a,b,...] [--wheel W ...]
+
+- ``--out DIR``: the folder to fill (default ``build/pyodide``). It gets the Pyodide core from
+  ``node_modules/pyodide`` (``npm ci`` is run when that is missing), the wheels of the chosen
+  packages and a rewritten ``pyodide-lock.json``. Serve DIR over http, or use it as Node's
+  ``indexURL``; ``loadPackage``/``micropip.install`` of a shipped package then works offline.
+- ``--packages a,b,...``: packages to ship (default: what ``tests/pyodide`` needs). An entry is a
+  name from Pyodide's lock (shipped at the lock's version) or ``name==version`` for a pure package
+  that the lock lacks (or to override its version). Each package brings its lock ``depends`` plus
+  the requirements in its wheel metadata (evaluated for Pyodide, no extras), recursively.
+- ``--wheel W.whl``: a local pure wheel (e.g. ``build/wheel/runstore-*.whl``) copied into DIR and
+  added to the lock under its project name; its requirements are resolved like the others.
+
+Wheels come from PyPI as ``py3-none-any`` files at the wanted version (``pip download``; sdist-only
+projects such as ``atomicwrites`` are built with ``pip wheel``) and are cached in ``build/cache/``,
+so a re-run is offline and fast. PyPI files differ from Pyodide's, so each shipped entry gets the
+real ``file_name`` and ``sha256``. Every lock entry that is not shipped is removed: a lock naming a
+missing wheel makes loads fail later. Re-running with the same arguments gives the same folder;
+wheels left from an earlier run that are no longer shipped are deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from email.parser import Parser
+from pathlib import Path
+from typing import Any
+
+from packaging.markers import default_environment
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name, parse_wheel_filename
+
+ROOT = Path(__file__).resolve().parent.parent
+NPM_PYODIDE = ROOT / "node_modules" / "pyodide"
+CACHE = ROOT / "build" / "cache" / "pyodide-wheels"
+PYODIDE_VERSION = "314.0.7"
+
+# What tests/pyodide needs: micropip, pytest + pytest-asyncio, hypothesis. Hypothesis is not in the
+# lock, and its releases after 6.155.7 ship only compiled wheels: 6.155.7 is the newest pure one.
+DEFAULT_PACKAGES = [
+    "micropip",
+    "packaging",
+    "pytest",
+    "pytest-asyncio",
+    "hypothesis==6.155.7",
+]
+
+
+@dataclass
+class Shipped:
+    """One package that goes into DIR: its wheel and its lock entry."""
+
+    key: str
+    wheel: Path
+    entry: dict[str, Any]
+    requires: list[str] = field(default_factory=list)
+
+
+def log(message: str) -> None:
+    print(f"[assemble_pyodide] {message}", file=sys.stderr, flush=True)
+
+
+def ensure_npm_pyodide() -> None:
+    meta = NPM_PYODIDE / "package.json"
+    if not meta.exists() or json.loads(meta.read_text())["version"] != PYODIDE_VERSION:
+        log("node_modules/pyodide missing or stale: running npm ci")
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=ROOT, check=True)
+    version = json.loads(meta.read_text())["version"]
+    if version != PYODIDE_VERSION:
+        sys.exit(f"node_modules/pyodide is {version}, expected {PYODIDE_VERSION} (package.json)")
+
+
+def pyodide_environment(lock_info: dict[str, str]) -> dict[str, str]:
+    """Marker environment of Pyodide, for evaluating Requires-Dist."""
+    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
+    python = lock_info["python"]
+    env.update(
+        sys_platform="emscripten",
+        platform_system="Emscripten",
+        os_name="posix",
+        platform_machine="wasm32",
+        implementation_name="cpython",
+        platform_python_implementation="CPython",
+        python_version=".".join(python.split(".")[:2]),
+        python_full_version=python,
+        implementation_version=python,
+    )
+    return env
+
+
+def wheel_metadata(wheel: Path) -> tuple[str, str, list[str], list[str]]:
+    """(name, version, Requires-Dist lines, top-level import names) of a wheel."""
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        meta_name = next(
+            n for n in names if n.endswith(".dist-info/METADATA") and n.count("/") == 1
+        )
+        meta = Parser().parsestr(zf.read(meta_name).decode("utf-8"))
+    tops: set[str] = set()
+    for name in names:
+        first, _, rest = name.partition("/")
+        if first.endswith((".dist-info", ".data")):
+            continue
+        if rest and rest == "__init__.py":
+            tops.add(first)
+        elif not rest and first.endswith(".py"):
+            tops.add(first[:-3])
+    return meta["Name"], meta["Version"], meta.get_all("Requires-Dist") or [], sorted(tops)
+
+
+def runtime_requires(requires: list[str], env: dict[str, str]) -> list[str]:
+    """Canonical names of the requirements that apply in Pyodide without extras."""
+    out: list[str] = []
+    for line in requires:
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({**env, "extra": ""}):
+            out.append(canonicalize_name(req.name))
+    return out
+
+
+def is_pure(wheel: Path) -> bool:
+    return all(
+        tag.abi == "none" and tag.platform == "any" for tag in parse_wheel_filename(wheel.name)[3]
+    )
+
+
+def cached_wheel(key: str, version: str) -> Path | None:
+    for wheel in CACHE.glob("*.whl"):
+        name, ver, _, _ = parse_wheel_filename(wheel.name)
+        if name == key and str(ver) == str(version) and is_pure(wheel):
+            return wheel
+    return None
+
+
+def fetch_wheel(key: str, version: str) -> Path:
+    """A pure wheel of key==version, from the cache or PyPI (built from the sdist if need be)."""
+    found = cached_wheel(key, version)
+    if found:
+        return found
+    CACHE.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    spec = f"{key}=={version}"
+    with tempfile.TemporaryDirectory() as tmp:
+        log(f"downloading {spec}")
+        got = subprocess.run(
+            [
+                *pip,
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--python-version",
+                "3.14",
+                "--platform",
+                "any",
+                "--dest",
+                tmp,
+                spec,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        if got.returncode != 0 or not list(Path(tmp).glob("*.whl")):
+            log(f"no pure wheel of {spec} on the index: building one with pip wheel")
+            subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", tmp, spec], check=True)
+        for wheel in Path(tmp).glob("*.whl"):
+            if is_pure(wheel):
+                shutil.move(str(wheel), CACHE / wheel.name)
+    found = cached_wheel(key, version)
+    if not found:
+        sys.exit(f"could not get a pure py3-none-any wheel of {spec}")
+    return found
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def make_entry(
+    base: dict[str, Any] | None, wheel: Path, imports: list[str], name: str, version: str
+) -> dict[str, Any]:
+    entry = dict(base or {})
+    entry.update(
+        name=entry.get("name", name),
+        version=version,
+        file_name=wheel.name,
+        sha256=sha256(wheel),
+        install_dir="site",
+        package_type="package",
+        imports=entry.get("imports") or imports,
+        unvendored_tests=False,
+        tool=entry.get("tool", {}),
+    )
+    entry.setdefault("depends", [])
+    return entry
+
+
+def resolve(
+    lock: dict[str, dict[str, Any]], wanted: list[str], local: list[Path], env: dict[str, str]
+) -> dict[str, Shipped]:
+    pins: dict[str, str] = {}
+    todo: list[str] = []
+    for item in wanted:
+        name, _, version = item.partition("==")
+        key: str = canonicalize_name(name.strip())
+        if version:
+            pins[key] = version.strip()
+        todo.append(key)
+    shipped: dict[str, Shipped] = {}
+    for path in local:
+        name, version, requires, imports = wheel_metadata(path)
+        key = canonicalize_name(name)
+        if not is_pure(path):
+            sys.exit(f"--wheel {path}: not a pure py3-none-any wheel")
+        deps = runtime_requires(requires, env)
+        entry = make_entry(None, path, imports, name, version)
+        entry["depends"] = sorted(set(deps))
+        shipped[key] = Shipped(key, path, entry, deps)
+        todo.extend(deps)
+    while todo:
+        key = todo.pop()
+        if key in shipped:
+            continue
+        base = lock.get(key)
+        version = pins.get(key) or (str(base["version"]) if base else "")
+        if not version:
+            sys.exit(
+                f"{key} is not in Pyodide's lock: pass it as {key}==VERSION in --packages "
+                f"(needed by {sorted(k for k, s in shipped.items() if key in s.requires)})"
+            )
+        if base and version != base["version"]:
+            base = {k: v for k, v in base.items() if k not in ("imports", "depends")}
+        wheel = fetch_wheel(key, version)
+        name, _, requires, imports = wheel_metadata(wheel)
+        deps = sorted(
+            set(runtime_requires(requires, env)) | set(base.get("depends", []) if base else [])
+        )
+        entry = make_entry(base, wheel, imports, name, version)
+        entry["depends"] = deps
+        shipped[key] = Shipped(key, wheel, entry, deps)
+        todo.extend(deps)
+    return shipped
+
+
+def assemble(out: Path, wanted: list[str], local: list[Path]) -> None:
+    ensure_npm_pyodide()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = json.loads((NPM_PYODIDE / "pyodide-lock.json").read_text())
+    env = pyodide_environment(lock["info"])
+    shipped = resolve(lock["packages"], wanted, local, env)
+
+    for item in NPM_PYODIDE.iterdir():
+        if item.is_file() and item.name not in ("package.json", "pyodide-lock.json"):
+            shutil.copy2(item, out / item.name)
+    keep = {s.wheel.name for s in shipped.values()}
+    for old in out.glob("*.whl"):
+        if old.name not in keep:
+            old.unlink()
+    for s in shipped.values():
+        target = out / s.wheel.name
+        if not target.exists() or sha256(target) != s.entry["sha256"]:
+            shutil.copy2(s.wheel, target)
+    lock["packages"] = {key: shipped[key].entry for key in sorted(shipped)}
+    (out / "pyodide-lock.json").write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n")
+    log(f"{out}: Pyodide {PYODIDE_VERSION} + {len(shipped)} packages: {', '.join(sorted(shipped))}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "pyodide")
+    parser.add_argument(
+        "--packages",
+        default=",".join(DEFAULT_PACKAGES),
+        help="comma-separated lock names or name==version (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--wheel",
+        type=Path,
+        nargs="*",
+        default=[],
+        action="extend",
+        help="local pure wheel(s) to ship and add to the lock",
+    )
+    args = parser.parse_args()
+    wanted = [p for p in args.packages.split(",") if p.strip()]
+    assemble(args.out.resolve(), wanted, [w.resolve() for w in args.wheel])
+
+
+if __name__ == "__main__":
+    main()
