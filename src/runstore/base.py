@@ -49,16 +49,6 @@ class NewRun:
 
 
 @dataclass(frozen=True, slots=True)
-class NewMessage:
-    agent_id: str
-    session_id: str
-    run_id: str | None
-    role: str
-    content: str | None
-    now: datetime
-
-
-@dataclass(frozen=True, slots=True)
 class MessageRow:
     """A stored message with the ids ``ChatMsg`` leaves out (used by export/import)."""
 
@@ -80,6 +70,9 @@ class Dump:
     runs: list[RunRecord]
     states: dict[str, str]
     messages: list[MessageRow]
+
+
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def new_id() -> str:
@@ -155,7 +148,7 @@ class DataStorage(ABC):
         """UTC now, strictly increasing within this store so activity order is exact."""
         now = datetime.now(UTC)
         if now <= self._last_now:
-            now = self._last_now + timedelta(microseconds=1)
+            now = self._last_now + _MICROSECOND
         self._last_now = now
         return now
 
@@ -244,15 +237,14 @@ class DataStorage(ABC):
     ) -> ChatMsg:
         """Append a message to the session; returns it with its ``seq``."""
         self._check_open()
-        message = NewMessage(
-            agent_id=check_name(agent_id, "agent_id"),
-            session_id=check_name(session_id, "session_id"),
-            run_id=None if run_id is None else check_name(run_id, "run_id"),
-            role=check_name(role, "role"),
-            content=check_optional_text(content, "content"),
-            now=self._now(),
+        return await self._add_chat_message(
+            check_name(agent_id, "agent_id"),
+            check_name(session_id, "session_id"),
+            None if run_id is None else check_name(run_id, "run_id"),
+            check_name(role, "role"),
+            check_optional_text(content, "content"),
+            self._now(),
         )
-        return await self._add_chat_message(message)
 
     async def get_chat_history(
         self,
@@ -373,7 +365,16 @@ class DataStorage(ABC):
     async def _load_state(self, run_id: str) -> str | None: ...
 
     @abstractmethod
-    async def _add_chat_message(self, message: NewMessage) -> ChatMsg: ...
+    async def _add_chat_message(
+        self,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+        now: datetime,
+    ) -> ChatMsg:
+        """Append a message with the next ``seq``; the checks are listed in docs/contract.md."""
 
     @abstractmethod
     async def _get_chat_history(
@@ -411,4 +412,4 @@ class DataStorage(ABC):
     async def _import(self, dump: Dump) -> None: ...
 
 
-__all__ = ["DataStorage", "Dump", "MessageRow", "NewMessage", "NewRun", "load_json"]
+__all__ = ["DataStorage", "Dump", "MessageRow", "NewRun", "load_json"]

@@ -7,9 +7,14 @@ from datetime import datetime
 from itertools import islice
 
 from ._json import dump_optional, load_json
-from .base import DataStorage, Dump, MessageRow, NewMessage, NewRun
+from .base import DataStorage, Dump, MessageRow, NewRun
 from .errors import InvalidDataError, NotFoundError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
+
+
+def _new_message(fields: tuple[str, str | None, int, str | None, datetime]) -> ChatMsg:
+    """``ChatMsg(*fields)`` without NamedTuple's Python-level ``__new__`` (hot path)."""
+    return tuple.__new__(ChatMsg, fields)  # type: ignore[type-var,no-any-return]
 
 
 @dataclass(slots=True)
@@ -220,19 +225,32 @@ class InMemoryDataStorage(DataStorage):
 
     # -- chat ------------------------------------------------------------------
 
-    async def _add_chat_message(self, message: NewMessage) -> ChatMsg:
-        session = self._sessions.get(message.session_id)
+    async def _add_chat_message(
+        self,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+        now: datetime,
+    ) -> ChatMsg:
+        session = self._sessions.get(session_id)
         if session is None:
-            raise NotFoundError(f"session_id: no session {message.session_id!r}")
-        if session.agent_id != message.agent_id:
+            raise NotFoundError(f"session_id: no session {session_id!r}")
+        if session.agent_id != agent_id:
             raise InvalidDataError("agent_id", "is not the agent of that session")
-        if message.run_id is not None and self._run(message.run_id).session_id != session.id:
-            raise InvalidDataError("run_id", "belongs to another session")
-        seq = session.messages[-1].seq + 1 if session.messages else 1  # type: ignore[operator]
-        stored = ChatMsg(message.role, message.content, seq, message.run_id, message.now)
-        session.messages.append(stored)
-        self._touch(session, message.now)
-        return stored  # frozen and holding only immutable values: safe to share
+        if run_id is not None:
+            run = self._runs.get(run_id)
+            if run is None:
+                raise NotFoundError(f"run_id: no run {run_id!r}")
+            if run.session_id != session_id:
+                raise InvalidDataError("run_id", "belongs to another session")
+        messages = session.messages
+        seq = messages[-1][2] + 1 if messages else 1
+        stored = _new_message((role, content, seq, run_id, now))
+        messages.append(stored)
+        self._touch(session, now)
+        return stored  # a tuple of immutable values: safe to share
 
     async def _get_chat_history(
         self, session_id: str, limit: int | None, exclude_run_id: str | None

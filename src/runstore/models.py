@@ -6,7 +6,7 @@ import json
 import math
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from ._json import check_json, check_text, to_text
 from .errors import InvalidDataError
@@ -97,9 +97,8 @@ class RunHandle:
     run_id: str
 
 
-@dataclass(frozen=True, slots=True)
-class ChatMsg:
-    """One chat message; ``seq`` orders the messages of a session."""
+class ChatMsg(NamedTuple):
+    """One chat message; ``seq`` orders the messages of a session. Immutable (a tuple)."""
 
     role: str
     content: str | None
@@ -146,6 +145,8 @@ class RunRecord:
 
 def check_name(value: Any, field_name: str) -> str:
     """A required, non-empty, storable string (workflow names, roles, ids)."""
+    if type(value) is str and value and value.isascii() and "\x00" not in value:
+        return value  # the common case, kept cheap: it is on every call's path
     if not isinstance(value, str) or not value:
         raise InvalidDataError(field_name, "must be a non-empty string")
     check_text(value, field_name)
@@ -166,6 +167,8 @@ def check_duration(value: Any, field_name: str) -> float | None:
 def check_optional_text(value: Any, field_name: str) -> str | None:
     if value is None:
         return None
+    if type(value) is str and value.isascii() and "\x00" not in value:
+        return value
     if not isinstance(value, str):
         raise InvalidDataError(field_name, f"must be a string or None, not {type(value).__name__}")
     check_text(value, field_name)
