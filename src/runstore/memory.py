@@ -14,7 +14,7 @@ from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
 def _new_message(fields: tuple[str, str | None, int, str | None, datetime]) -> ChatMsg:
     """``ChatMsg(*fields)`` without NamedTuple's Python-level ``__new__`` (hot path)."""
-    return tuple.__new__(ChatMsg, fields)  # type: ignore[type-var,no-any-return]
+    return tuple.__new__(ChatMsg, fields)
 
 
 @dataclass(slots=True)
@@ -49,6 +49,7 @@ class _Session:
     created_at: datetime
     updated_at: datetime
     messages: list[ChatMsg] = field(default_factory=list)  # append-only, seq order
+    last_seq: int = 0
     run_ids: list[str] = field(default_factory=list)
 
     def record(self) -> SessionRecord:
@@ -245,10 +246,9 @@ class InMemoryDataStorage(DataStorage):
                 raise NotFoundError(f"run_id: no run {run_id!r}")
             if run.session_id != session_id:
                 raise InvalidDataError("run_id", "belongs to another session")
-        messages = session.messages
-        seq = messages[-1][2] + 1 if messages else 1
-        stored = _new_message((role, content, seq, run_id, now))
-        messages.append(stored)
+        session.last_seq += 1
+        stored = _new_message((role, content, session.last_seq, run_id, now))
+        session.messages.append(stored)
         self._touch(session, now)
         return stored  # a tuple of immutable values: safe to share
 
@@ -414,8 +414,8 @@ class InMemoryDataStorage(DataStorage):
             )
             self._sessions[r.session_id].run_ids.append(r.id)
         for m in dump.messages:  # sorted by (session, seq)
-            self._sessions[m.session_id].messages.append(
-                ChatMsg(m.role, m.content, m.seq, m.run_id, m.created_at)
-            )
+            session = self._sessions[m.session_id]
+            session.messages.append(ChatMsg(m.role, m.content, m.seq, m.run_id, m.created_at))
+            session.last_seq = m.seq
         order = sorted(self._sessions.values(), key=lambda s: (s.updated_at, s.id))
         self._activity = dict.fromkeys(s.id for s in order)
