@@ -414,8 +414,8 @@ class InMemoryDataStorage(DataStorage):
             )
             self._sessions[r.session_id].run_ids.append(r.id)
         for m in dump.messages:  # sorted by (session, seq)
-            session = self._sessions[m.session_id]
-            session.messages.append(ChatMsg(m.role, m.content, m.seq, m.run_id, m.created_at))
-            session.last_seq = m.seq
+            target = self._sessions[m.session_id]
+            target.messages.append(ChatMsg(m.role, m.content, m.seq, m.run_id, m.created_at))
+            target.last_seq = m.seq
         order = sorted(self._sessions.values(), key=lambda s: (s.updated_at, s.id))
         self._activity = dict.fromkeys(s.id for s in order)
