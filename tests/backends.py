@@ -19,7 +19,23 @@ async def _memory(tmp_path: Path) -> DataStorage:
     return InMemoryDataStorage()
 
 
-FACTORIES: dict[str, Factory] = {"memory": _memory}
+async def _sqlite_sqlite3(tmp_path: Path) -> DataStorage:
+    from runstore import SqliteDataStorage
+
+    return await SqliteDataStorage(tmp_path / "runstore.db", driver="sqlite3").open()
+
+
+async def _sqlite_aiosqlite(tmp_path: Path) -> DataStorage:
+    from runstore import SqliteDataStorage
+
+    return await SqliteDataStorage(tmp_path / "runstore.db", driver="aiosqlite").open()
+
+
+FACTORIES: dict[str, Factory] = {
+    "memory": _memory,
+    "sqlite-sqlite3": _sqlite_sqlite3,
+    "sqlite-aiosqlite": _sqlite_aiosqlite,
+}
 
 
 def default_backends() -> list[str]:

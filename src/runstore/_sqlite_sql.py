@@ -1,0 +1,192 @@
+"""Every SQLite statement runstore runs: the schema, its migrations and the queries.
+
+Both drivers run exactly these statements. Timestamps are integer microseconds since the
+Unix epoch (UTC), so they round-trip exactly and sort correctly. Payloads are JSON text.
+Nothing here is ever assembled from user input: values are always bound parameters.
+"""
+
+from __future__ import annotations
+
+# ``PRAGMA application_id`` of a runstore database ("RSTO"): tells our files from others.
+APPLICATION_ID = 0x5253544F
+
+# -- schema migrations -----------------------------------------------------------------
+# MIGRATIONS[i] takes a database from ``PRAGMA user_version`` i to i + 1. Each is a tuple of
+# single statements, run in one transaction. Released migrations never change: add one.
+
+_V1: tuple[str, ...] = (
+    f"PRAGMA application_id = {APPLICATION_ID}",
+    """CREATE TABLE agents (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT,
+        input_schema TEXT,
+        output_schema TEXT,
+        workflow TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    )""",
+    """CREATE TABLE sessions (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL REFERENCES agents (id) ON DELETE CASCADE,
+        external_id TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    )""",
+    "CREATE INDEX sessions_by_activity ON sessions (updated_at, id)",
+    "CREATE INDEX sessions_by_agent ON sessions (agent_id, updated_at, id)",
+    """CREATE TABLE runs (
+        id TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        agent_id TEXT NOT NULL,
+        input_data TEXT,
+        output_data TEXT,
+        context TEXT,
+        duration_seconds REAL,
+        state TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    )""",
+    "CREATE INDEX runs_by_session ON runs (session_id, created_at, id)",
+    # run_id has no foreign key: runs are only ever deleted with their session, whose
+    # messages go too, and a key would need one more index to update on every insert.
+    """CREATE TABLE messages (
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        run_id TEXT,
+        role TEXT NOT NULL,
+        content TEXT,
+        created_at INTEGER NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX messages_by_seq ON messages (session_id, seq)",
+)
+
+# v2: ``seq`` comes from a per-session counter bumped by the insert itself (v1 computed
+# MAX(seq) + 1 in the application), and sessions can be found by external_id in O(log n).
+_V2: tuple[str, ...] = (
+    "ALTER TABLE sessions ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0",
+    """UPDATE sessions SET last_seq = coalesce(
+        (SELECT max(seq) FROM messages WHERE messages.session_id = sessions.id), 0)""",
+    """CREATE TRIGGER messages_bump_session AFTER INSERT ON messages
+    BEGIN
+        UPDATE sessions SET last_seq = NEW.seq, updated_at = NEW.created_at
+        WHERE id = NEW.session_id;
+    END""",
+    "CREATE INDEX sessions_by_external ON sessions (external_id, updated_at, id)",
+    """CREATE INDEX sessions_by_agent_external
+        ON sessions (agent_id, external_id, updated_at, id)""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# -- connection set-up -----------------------------------------------------------------
+
+READ_HEADER = """SELECT
+    (SELECT application_id FROM pragma_application_id()),
+    (SELECT user_version FROM pragma_user_version()),
+    (SELECT count(*) FROM sqlite_master)"""
+SET_USER_VERSION = "PRAGMA user_version = {version:d}"  # an int we choose, never user input
+WAL = "PRAGMA journal_mode = WAL"
+SYNCHRONOUS = "PRAGMA synchronous = NORMAL"
+FOREIGN_KEYS = "PRAGMA foreign_keys = ON"
+BEGIN_READ = "BEGIN"
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+COMMIT = "COMMIT"
+ROLLBACK = "ROLLBACK"
+INTEGRITY_CHECK = "PRAGMA integrity_check"
+
+# -- agents ----------------------------------------------------------------------------
+
+_AGENT = "id, name, description, input_schema, output_schema, workflow, created_at, updated_at"
+AGENT_BY_NAME = f"SELECT {_AGENT} FROM agents WHERE name = ?"
+AGENT_BY_ID = f"SELECT {_AGENT} FROM agents WHERE id = ?"
+AGENT_EXISTS = "SELECT 1 FROM agents WHERE id = ?"
+AGENT_ID_BY_NAME = "SELECT id FROM agents WHERE name = ?"
+LIST_AGENTS = f"SELECT {_AGENT} FROM agents ORDER BY name"
+INSERT_AGENT = f"INSERT INTO agents ({_AGENT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+UPDATE_AGENT = """UPDATE agents SET description = ?, input_schema = ?, output_schema = ?,
+    workflow = ?, updated_at = ? WHERE id = ?"""
+DELETE_AGENT = "DELETE FROM agents WHERE name = ? RETURNING id"
+
+# -- sessions --------------------------------------------------------------------------
+
+_SESSION = "id, agent_id, external_id, created_at, updated_at"
+GET_SESSION = f"SELECT {_SESSION} FROM sessions WHERE id = ?"
+SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = ?"
+SESSION_OWNER = "SELECT agent_id, external_id FROM sessions WHERE id = ?"
+LATEST_SESSION_BY_EXTERNAL_ID = """SELECT id FROM sessions
+    WHERE agent_id = ? AND external_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1"""
+INSERT_SESSION = f"INSERT INTO sessions ({_SESSION}) VALUES (?, ?, ?, ?, ?)"
+IMPORT_SESSION = f"INSERT INTO sessions ({_SESSION}, last_seq) VALUES (?, ?, ?, ?, ?, ?)"
+RESTORE_SESSION_ACTIVITY = "UPDATE sessions SET updated_at = ? WHERE id = ?"
+TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
+DELETE_SESSION = "DELETE FROM sessions WHERE id = ? RETURNING id"
+PURGE_SESSIONS = "DELETE FROM sessions WHERE updated_at < ? RETURNING id"
+EXPORT_SESSIONS = f"SELECT {_SESSION} FROM sessions ORDER BY created_at, id"
+
+
+def _list_sessions(where: str) -> str:
+    return f"""SELECT {_SESSION} FROM sessions {where}
+    ORDER BY updated_at DESC, id DESC LIMIT ?"""
+
+
+# list_sessions: one statement per filter combination, so that each one walks an index in
+# activity order and stops after ``limit`` rows. Keys: (by workflow name, by external_id,
+# after a session). Parameters, in order: workflow name, external_id, id of ``before``,
+# limit (-1 for none); a statement takes only those its key says. A workflow name or a
+# ``before`` that names nothing compares with NULL, so the page is empty.
+_BY_AGENT = "agent_id = (SELECT id FROM agents WHERE name = ?)"
+_BY_EXTERNAL = "external_id = ?"
+_AFTER = "(updated_at, id) < (SELECT updated_at, id FROM sessions WHERE id = ?)"
+LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
+    (False, False, False): _list_sessions(""),
+    (True, False, False): _list_sessions(f"WHERE {_BY_AGENT}"),
+    (False, True, False): _list_sessions(f"WHERE {_BY_EXTERNAL}"),
+    (True, True, False): _list_sessions(f"WHERE {_BY_AGENT} AND {_BY_EXTERNAL}"),
+    (False, False, True): _list_sessions(f"WHERE {_AFTER}"),
+    (True, False, True): _list_sessions(f"WHERE {_BY_AGENT} AND {_AFTER}"),
+    (False, True, True): _list_sessions(f"WHERE {_BY_EXTERNAL} AND {_AFTER}"),
+    (True, True, True): _list_sessions(f"WHERE {_BY_AGENT} AND {_BY_EXTERNAL} AND {_AFTER}"),
+}
+
+# -- runs and states -------------------------------------------------------------------
+
+_RUN = """id, session_id, agent_id, input_data, output_data, context, duration_seconds,
+    created_at, updated_at"""
+GET_RUN = f"SELECT {_RUN} FROM runs WHERE id = ?"
+RUN_EXISTS = "SELECT 1 FROM runs WHERE id = ?"
+RUN_SESSION = "SELECT session_id FROM runs WHERE id = ?"
+LIST_RUNS = f"SELECT {_RUN} FROM runs WHERE session_id = ? ORDER BY created_at, id"
+INSERT_RUN = f"INSERT INTO runs ({_RUN}) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ?)"
+IMPORT_RUN = f"INSERT INTO runs ({_RUN}, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+UPDATE_RUN = """UPDATE runs SET output_data = coalesce(?, output_data),
+    context = coalesce(?, context), duration_seconds = coalesce(?, duration_seconds),
+    updated_at = ? WHERE id = ? RETURNING session_id"""
+SAVE_STATE = "UPDATE runs SET state = ? WHERE id = ? RETURNING session_id"
+LOAD_STATE = "SELECT state FROM runs WHERE id = ?"
+EXPORT_RUNS = f"SELECT {_RUN}, state FROM runs ORDER BY created_at, id"
+EXPORT_SESSION_RUNS = f"SELECT {_RUN}, state FROM runs WHERE session_id = ? ORDER BY created_at, id"
+
+# -- chat messages ---------------------------------------------------------------------
+
+# One statement: checks the session's agent and the run, takes the next seq from the
+# session's counter and inserts; the trigger bumps the counter and the session's activity.
+# As a write statement it holds the write lock from start to end, so seq cannot race.
+# Parameters: ?1 session_id, ?2 agent_id, ?3 run_id, ?4 role, ?5 content, ?6 created_at.
+ADD_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at)
+    SELECT s.id, s.last_seq + 1, ?3, ?4, ?5, ?6 FROM sessions AS s
+    WHERE s.id = ?1 AND s.agent_id = ?2
+      AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs AS r WHERE r.id = ?3 AND r.session_id = ?1))
+    RETURNING seq"""
+_MESSAGE = "role, content, seq, run_id, created_at"
+HISTORY = f"""SELECT {_MESSAGE} FROM messages WHERE session_id = ?
+    ORDER BY seq DESC LIMIT ?"""
+HISTORY_EXCLUDING_RUN = f"""SELECT {_MESSAGE} FROM messages
+    WHERE session_id = ? AND run_id IS NOT ? ORDER BY seq DESC LIMIT ?"""
+_EXPORT_MESSAGE = """SELECT s.agent_id, m.session_id, m.run_id, m.seq, m.role, m.content,
+    m.created_at FROM messages AS m JOIN sessions AS s ON s.id = m.session_id"""
+EXPORT_MESSAGES = f"{_EXPORT_MESSAGE} ORDER BY m.session_id, m.seq"
+EXPORT_SESSION_MESSAGES = f"{_EXPORT_MESSAGE} WHERE m.session_id = ? ORDER BY m.seq"
+IMPORT_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at)
+    VALUES (?, ?, ?, ?, ?, ?)"""

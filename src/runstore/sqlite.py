@@ -1,0 +1,503 @@
+"""``SqliteDataStorage``: one SQLite file (or ``:memory:``), through either driver.
+
+Every contract call is one transaction: a single statement, or ``BEGIN IMMEDIATE`` ...
+``COMMIT`` when it takes several. Files use WAL with ``synchronous=NORMAL``: a committed
+call survives the process being killed; after a power loss the newest commits may be
+rolled back, never half-applied. The statements live in ``_sqlite_sql``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+from . import _sqlite_driver as driver
+from . import _sqlite_sql as sql
+from ._json import dump_optional, load_json
+from ._sqlite_driver import Connection, Row
+from .base import DataStorage, Dump, MessageRow, NewRun
+from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError
+from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_NO_LIMIT = -1  # SQLite's LIMIT -1
+
+
+def _to_db(value: datetime) -> int:
+    """Microseconds since the epoch: exact, and sorts like the datetimes."""
+    return (value - _EPOCH) // _MICROSECOND
+
+
+def _from_db(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def _new_message(fields: tuple[str, str | None, int, str | None, datetime]) -> ChatMsg:
+    """``ChatMsg(*fields)`` without NamedTuple's Python-level ``__new__`` (hot path)."""
+    return tuple.__new__(ChatMsg, fields)
+
+
+def _agent(row: Row) -> AgentRecord:
+    return AgentRecord(
+        row[0],
+        row[1],
+        row[2],
+        load_json(row[3]),
+        load_json(row[4]),
+        load_json(row[5]),
+        _from_db(row[6]),
+        _from_db(row[7]),
+    )
+
+
+def _session(row: Row) -> SessionRecord:
+    return SessionRecord(row[0], row[1], row[2], _from_db(row[3]), _from_db(row[4]))
+
+
+def _run(row: Row) -> RunRecord:
+    return RunRecord(
+        row[0],
+        row[1],
+        row[2],
+        load_json(row[3]),
+        load_json(row[4]),
+        load_json(row[5]),
+        row[6],
+        _from_db(row[7]),
+        _from_db(row[8]),
+    )
+
+
+def _is_file(path: str) -> bool:
+    return path not in ("", ":memory:") and not path.startswith("file:")
+
+
+class SqliteDataStorage(DataStorage):
+    """Stores everything in one SQLite database.
+
+    ``path`` is a file (created when missing) or ``":memory:"``. ``driver`` is
+    ``"sqlite3"`` (standard library, no thread: works in Pyodide), ``"aiosqlite"`` (extra
+    ``runstore[sqlite]``) or ``None`` for aiosqlite when it is installed and threads work.
+    The database is opened on first use, or by ``await store.open()``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, driver: str | None = None):
+        super().__init__()
+        self.path = os.fspath(path)
+        self.driver = _choose_driver(driver)
+        self._db: Connection | None = None
+        # One connection runs one transaction at a time: calls on this store take turns.
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> SqliteDataStorage:
+        """Open (creating or upgrading) the database now rather than on first use."""
+        async with self._lock:
+            await self._connection()
+        return self
+
+    async def _connection(self) -> Connection:
+        if self._db is None:
+            if self._closed:
+                raise StorageClosedError(f"{type(self).__name__} is closed")
+            self._db = await _open_database(self.path, self.driver)
+        return self._db
+
+    async def _close(self) -> None:
+        async with self._lock:
+            if self._db is not None:
+                db, self._db = self._db, None
+                await db.close()
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[Connection]:
+        """A connection for single-statement reads and writes (each is atomic on its own)."""
+        async with self._lock:
+            yield await self._connection()
+
+    @asynccontextmanager
+    async def _transaction(self, begin: str = sql.BEGIN_WRITE) -> AsyncIterator[Connection]:
+        """One transaction: committed if the block ends normally, else rolled back."""
+        async with self._lock:
+            db = await self._connection()
+            await db.execute(begin)
+            try:
+                yield db
+                await db.execute(sql.COMMIT)
+            except BaseException:
+                if db.in_transaction:
+                    await db.execute(sql.ROLLBACK)
+                raise
+
+    # -- runs ------------------------------------------------------------------
+
+    async def _initialize_run(self, request: NewRun) -> RunHandle:
+        now = _to_db(request.now)
+        async with self._transaction() as db:
+            agents = await db.fetchall(sql.AGENT_BY_NAME, (request.workflow_name,))
+            agent_id: str = agents[0][0] if agents else request.new_agent_id
+            session_id = await _find_session(db, request, agent_id)  # raises before writing
+            if not agents:
+                await db.execute(
+                    sql.INSERT_AGENT,
+                    (
+                        agent_id,
+                        request.workflow_name,
+                        request.description,
+                        request.input_schema,
+                        request.output_schema,
+                        request.workflow,
+                        now,
+                        now,
+                    ),
+                )
+            else:
+                stored = list(agents[0][2:6])
+                given = [
+                    request.description,
+                    request.input_schema,
+                    request.output_schema,
+                    request.workflow,
+                ]
+                merged = [
+                    new if new is not None else old for new, old in zip(given, stored, strict=True)
+                ]
+                if merged != stored:
+                    await db.execute(sql.UPDATE_AGENT, (*merged, now, agent_id))
+            if session_id is None:
+                session_id = request.session_id or request.new_session_id
+                await db.execute(
+                    sql.INSERT_SESSION, (session_id, agent_id, request.external_id, now, now)
+                )
+            else:
+                await db.execute(sql.TOUCH_SESSION, (now, session_id))
+            await db.execute(
+                sql.INSERT_RUN,
+                (request.new_run_id, session_id, agent_id, request.input_data, now, now),
+            )
+        return RunHandle(agent_id, session_id, request.new_run_id)
+
+    async def _update_run(
+        self,
+        run_id: str,
+        output_data: str | None,
+        context: str | None,
+        duration_seconds: float | None,
+        now: datetime,
+    ) -> None:
+        when = _to_db(now)
+        async with self._transaction() as db:
+            rows = await db.fetchall(
+                sql.UPDATE_RUN, (output_data, context, duration_seconds, when, run_id)
+            )
+            if not rows:
+                raise NotFoundError(f"run_id: no run {run_id!r}")
+            await db.execute(sql.TOUCH_SESSION, (when, rows[0][0]))
+
+    async def _get_run(self, run_id: str) -> RunRecord | None:
+        async with self._read() as db:
+            rows = await db.fetchall(sql.GET_RUN, (run_id,))
+        return _run(rows[0]) if rows else None
+
+    async def _list_runs(self, session_id: str) -> list[RunRecord]:
+        async with self._read() as db:
+            rows = await db.fetchall(sql.LIST_RUNS, (session_id,))
+        return [_run(row) for row in rows]
+
+    async def _save_state(self, run_id: str, state: str, now: datetime) -> None:
+        async with self._transaction() as db:
+            rows = await db.fetchall(sql.SAVE_STATE, (state, run_id))
+            if not rows:
+                raise NotFoundError(f"run_id: no run {run_id!r}")
+            await db.execute(sql.TOUCH_SESSION, (_to_db(now), rows[0][0]))
+
+    async def _load_state(self, run_id: str) -> str | None:
+        async with self._read() as db:
+            rows = await db.fetchall(sql.LOAD_STATE, (run_id,))
+        state: str | None = rows[0][0] if rows else None
+        return state
+
+    # -- chat ------------------------------------------------------------------
+
+    async def _add_chat_message(
+        self,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+        now: datetime,
+    ) -> ChatMsg:
+        params = (session_id, agent_id, run_id, role, content, _to_db(now))
+        async with self._read() as db:
+            rows = await db.fetchall(sql.ADD_MESSAGE, params)
+        if not rows:
+            # Refused: find out why, in a transaction so that the answer cannot go stale.
+            async with self._transaction() as db:
+                await _explain_refused_message(db, session_id, agent_id, run_id)
+                rows = await db.fetchall(sql.ADD_MESSAGE, params)
+        return _new_message((role, content, rows[0][0], run_id, now))
+
+    async def _get_chat_history(
+        self, session_id: str, limit: int | None, exclude_run_id: str | None
+    ) -> list[ChatMsg]:
+        count = _NO_LIMIT if limit is None else limit
+        async with self._read() as db:
+            if exclude_run_id is None:
+                rows = await db.fetchall(sql.HISTORY, (session_id, count))
+            else:
+                rows = await db.fetchall(
+                    sql.HISTORY_EXCLUDING_RUN, (session_id, exclude_run_id, count)
+                )
+        rows.reverse()
+        return [
+            _new_message((r[0], r[1], r[2], r[3], _EPOCH + timedelta(microseconds=r[4])))
+            for r in rows
+        ]
+
+    # -- agents and sessions ---------------------------------------------------
+
+    async def _list_agents(self) -> list[AgentRecord]:
+        async with self._read() as db:
+            rows = await db.fetchall(sql.LIST_AGENTS)
+        return [_agent(row) for row in rows]
+
+    async def _get_session(self, session_id: str) -> SessionRecord | None:
+        async with self._read() as db:
+            rows = await db.fetchall(sql.GET_SESSION, (session_id,))
+        return _session(rows[0]) if rows else None
+
+    async def _list_sessions(
+        self,
+        workflow_name: str | None,
+        external_id: str | None,
+        limit: int | None,
+        before: str | None,
+    ) -> list[SessionRecord]:
+        key = (workflow_name is not None, external_id is not None, before is not None)
+        params: list[str | int] = [v for v in (workflow_name, external_id, before) if v is not None]
+        params.append(_NO_LIMIT if limit is None else limit)
+        async with self._read() as db:
+            rows = await db.fetchall(sql.LIST_SESSIONS[key], params)
+        return [_session(row) for row in rows]
+
+    async def _delete_session(self, session_id: str) -> None:
+        async with self._read() as db:
+            rows = await db.fetchall(sql.DELETE_SESSION, (session_id,))
+        if not rows:
+            raise NotFoundError(f"session_id: no session {session_id!r}")
+
+    async def _delete_agent(self, workflow_name: str) -> None:
+        async with self._read() as db:
+            rows = await db.fetchall(sql.DELETE_AGENT, (workflow_name,))
+        if not rows:
+            raise NotFoundError(f"workflow_name: no agent {workflow_name!r}")
+
+    async def _purge_sessions(self, older_than: datetime) -> int:
+        async with self._read() as db:
+            rows = await db.fetchall(sql.PURGE_SESSIONS, (_to_db(older_than),))
+        return len(rows)
+
+    # -- export / import -------------------------------------------------------
+
+    async def _export(self, session_id: str | None) -> Dump:
+        async with self._transaction(sql.BEGIN_READ) as db:
+            if session_id is None:
+                agents = await db.fetchall(sql.LIST_AGENTS)
+                sessions = await db.fetchall(sql.EXPORT_SESSIONS)
+                runs = await db.fetchall(sql.EXPORT_RUNS)
+                messages = await db.fetchall(sql.EXPORT_MESSAGES)
+            else:
+                sessions = await db.fetchall(sql.GET_SESSION, (session_id,))
+                agents = []
+                if sessions:
+                    agents = await db.fetchall(sql.AGENT_BY_ID, (sessions[0][1],))
+                runs = await db.fetchall(sql.EXPORT_SESSION_RUNS, (session_id,))
+                messages = await db.fetchall(sql.EXPORT_SESSION_MESSAGES, (session_id,))
+        return Dump(
+            agents=[_agent(row) for row in agents],
+            sessions=[_session(row) for row in sessions],
+            runs=[_run(row) for row in runs],
+            states={row[0]: row[9] for row in runs if row[9] is not None},
+            messages=[
+                MessageRow(r[0], r[1], r[2], r[3], r[4], r[5], _from_db(r[6])) for r in messages
+            ],
+        )
+
+    async def _import(self, dump: Dump) -> None:
+        async with self._transaction() as db:
+            await _refuse_existing(db, dump)
+            await db.executemany(
+                sql.INSERT_AGENT,
+                [
+                    (
+                        a.id,
+                        a.name,
+                        a.description,
+                        dump_optional(a.input_schema, "input_schema"),
+                        dump_optional(a.output_schema, "output_schema"),
+                        dump_optional(a.workflow, "workflow"),
+                        _to_db(a.created_at),
+                        _to_db(a.updated_at),
+                    )
+                    for a in dump.agents
+                ],
+            )
+            await db.executemany(
+                sql.IMPORT_SESSION,
+                [
+                    (s.id, s.agent_id, s.external_id, _to_db(s.created_at), _to_db(s.updated_at), 0)
+                    for s in dump.sessions
+                ],
+            )
+            await db.executemany(
+                sql.IMPORT_RUN,
+                [
+                    (
+                        r.id,
+                        r.session_id,
+                        r.agent_id,
+                        dump_optional(r.input_data, "input_data"),
+                        dump_optional(r.output_data, "output_data"),
+                        dump_optional(r.context, "context"),
+                        r.duration_seconds,
+                        _to_db(r.created_at),
+                        _to_db(r.updated_at),
+                        dump.states.get(r.id),
+                    )
+                    for r in dump.runs
+                ],
+            )
+            # Messages come sorted by (session, seq), so the insert trigger leaves each
+            # session's counter at its highest seq; it also sets the activity time, which
+            # the next statement puts back.
+            await db.executemany(
+                sql.IMPORT_MESSAGE,
+                [
+                    (m.session_id, m.seq, m.run_id, m.role, m.content, _to_db(m.created_at))
+                    for m in dump.messages
+                ],
+            )
+            await db.executemany(
+                sql.RESTORE_SESSION_ACTIVITY, [(_to_db(s.updated_at), s.id) for s in dump.sessions]
+            )
+
+
+def _choose_driver(name: str | None) -> str:
+    if name is not None and not isinstance(name, str):
+        raise InvalidDataError("driver", f"must be a string or None, not {type(name).__name__}")
+    try:
+        return driver.choose(name)
+    except ValueError as exc:
+        raise InvalidDataError("driver", str(exc).removeprefix("driver: ")) from None
+
+
+async def _find_session(db: Connection, request: NewRun, agent_id: str) -> str | None:
+    """The existing session ``initialize_run`` continues, or None to create one."""
+    if request.session_id is not None:
+        rows = await db.fetchall(sql.SESSION_OWNER, (request.session_id,))
+        if not rows:
+            return None
+        owner, external_id = rows[0]
+        if owner != agent_id:
+            raise InvalidDataError("session_id", "belongs to another agent")
+        if request.external_id is not None and request.external_id != external_id:
+            raise InvalidDataError("external_id", "differs from the session's external_id")
+        return request.session_id
+    if request.external_id is None:
+        return None
+    rows = await db.fetchall(sql.LATEST_SESSION_BY_EXTERNAL_ID, (agent_id, request.external_id))
+    return rows[0][0] if rows else None
+
+
+async def _explain_refused_message(
+    db: Connection, session_id: str, agent_id: str, run_id: str | None
+) -> None:
+    """Raise the error the contract gives for this message, if any."""
+    rows = await db.fetchall(sql.SESSION_OWNER, (session_id,))
+    if not rows:
+        raise NotFoundError(f"session_id: no session {session_id!r}")
+    if rows[0][0] != agent_id:
+        raise InvalidDataError("agent_id", "is not the agent of that session")
+    if run_id is not None:
+        runs = await db.fetchall(sql.RUN_SESSION, (run_id,))
+        if not runs:
+            raise NotFoundError(f"run_id: no run {run_id!r}")
+        if runs[0][0] != session_id:
+            raise InvalidDataError("run_id", "belongs to another session")
+
+
+async def _refuse_existing(db: Connection, dump: Dump) -> None:
+    """Refuse an import that names an id (or agent name) this database has already."""
+    for index, agent in enumerate(dump.agents):
+        if await db.fetchall(sql.AGENT_EXISTS, (agent.id,)):
+            raise InvalidDataError(f"agents[{index}].id", f"{agent.id!r} exists already")
+    for index, session in enumerate(dump.sessions):
+        if await db.fetchall(sql.SESSION_EXISTS, (session.id,)):
+            raise InvalidDataError(f"sessions[{index}].id", f"{session.id!r} exists already")
+    for index, run in enumerate(dump.runs):
+        if await db.fetchall(sql.RUN_EXISTS, (run.id,)):
+            raise InvalidDataError(f"runs[{index}].id", f"{run.id!r} exists already")
+    for index, agent in enumerate(dump.agents):  # created by another process meanwhile
+        if await db.fetchall(sql.AGENT_ID_BY_NAME, (agent.name,)):
+            raise InvalidDataError(f"agents[{index}].name", f"{agent.name!r} exists already")
+
+
+# -- opening a database --------------------------------------------------------------
+
+
+async def _open_database(path: str, driver_name: str) -> Connection:
+    db = await driver.connect(path, driver_name)
+    try:
+        await _prepare(db, path)
+    except BaseException:
+        await db.close()
+        raise
+    return db
+
+
+async def _read_header(db: Connection, path: str) -> tuple[int, int]:
+    """(application_id, user_version); raise unless this is a runstore or empty database."""
+    try:
+        app_id, version, objects = (await db.fetchall(sql.READ_HEADER))[0]
+    except StorageError as exc:
+        raise StorageError(f"{path!r} is not a SQLite database ({exc})") from None
+    if app_id == sql.APPLICATION_ID and 0 < version <= sql.SCHEMA_VERSION:
+        return app_id, version
+    if app_id == sql.APPLICATION_ID and version > sql.SCHEMA_VERSION:
+        raise StorageError(
+            f"{path!r} was written by a newer runstore (schema version {version}; this "
+            f"version reads up to {sql.SCHEMA_VERSION}): upgrade runstore to open it"
+        )
+    if app_id == 0 and version == 0 and objects == 0:
+        return app_id, version  # empty: ours to create
+    raise StorageError(
+        f"{path!r} is not a runstore database (application_id {app_id}, user_version "
+        f"{version}); refusing to touch it"
+    )
+
+
+async def _prepare(db: Connection, path: str) -> None:
+    """Check the file is ours before changing anything, set it up, create or migrate it."""
+    _, version = await _read_header(db, path)
+    if _is_file(path):
+        await db.fetchall(sql.WAL)
+        await db.execute(sql.SYNCHRONOUS)
+    await db.execute(sql.FOREIGN_KEYS)
+    if version == sql.SCHEMA_VERSION:
+        return
+    await db.execute(sql.BEGIN_WRITE)
+    try:
+        _, version = await _read_header(db, path)  # another process may have migrated it
+        for step in sql.MIGRATIONS[version:]:
+            for statement in step:
+                await db.execute(statement)
+        await db.execute(sql.SET_USER_VERSION.format(version=sql.SCHEMA_VERSION))
+        await db.execute(sql.COMMIT)
+    except BaseException:
+        if db.in_transaction:
+            await db.execute(sql.ROLLBACK)
+        raise
