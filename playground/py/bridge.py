@@ -1,0 +1,182 @@
+"""What the page's worker calls: open a store, chat, inspect, export/import, run console code.
+
+Every function returns JSON text, so the worker hands plain strings to the page.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import dataclasses
+import inspect
+import io
+import json
+import traceback
+import uuid
+from datetime import datetime
+from typing import Any
+
+import runstore
+from chat_workflow import EXTERNAL_ID, WORKFLOW_NAME, chat_turn
+from runstore import DataStorage, InMemoryDataStorage
+
+PERSISTENT_PATH = "/persist/runstore.sqlite3"
+
+store: DataStorage | None = None
+mode = "memory"
+chat_session_id: str | None = None  # the session the chat panel shows and continues
+console_namespace: dict[str, Any] = {}
+
+
+def _live() -> DataStorage:
+    if store is None:
+        raise RuntimeError("no store is open")
+    return store
+
+
+async def open_store(new_mode: str) -> str:
+    """Close the current store and open an in-memory one or the SQLite file."""
+    global store, mode, chat_session_id
+    if store is not None:
+        await store.close()
+        store = None
+    if new_mode == "memory":
+        store = InMemoryDataStorage()
+    elif new_mode == "persistent":
+        store = runstore.SqliteDataStorage(PERSISTENT_PATH, driver="sqlite3")
+    else:
+        raise ValueError(f"mode: must be 'memory' or 'persistent', not {new_mode!r}")
+    mode = new_mode
+    chat_session_id = await _latest_chat_session()
+    console_namespace.clear()
+    console_namespace.update(
+        store=store, runstore=runstore, WorkflowState=runstore.WorkflowState, __name__="__console__"
+    )
+    return json.dumps({"mode": mode, "version": runstore.__version__})
+
+
+async def _latest_chat_session() -> str | None:
+    found = await _live().list_sessions(
+        workflow_name=WORKFLOW_NAME, external_id=EXTERNAL_ID, limit=1
+    )
+    return found[0].id if found else None
+
+
+async def send(text: str) -> str:
+    """One chat turn; continues the chat session, or starts it."""
+    global chat_session_id
+    turn = await chat_turn(_live(), text, session_id=chat_session_id)
+    chat_session_id = turn.session_id
+    return json.dumps({"reply": turn.reply, "turn": turn.turn, "session_id": turn.session_id})
+
+
+def new_conversation() -> str:
+    """The next message starts a new session (same user, same agent)."""
+    global chat_session_id
+    chat_session_id = str(uuid.uuid4())
+    return json.dumps({"session_id": chat_session_id})
+
+
+def select_chat_session(session_id: str) -> str:
+    global chat_session_id
+    chat_session_id = session_id
+    return json.dumps({"session_id": session_id})
+
+
+def _plain(value: Any) -> Any:
+    """Records as JSON-ready dicts (datetimes as ISO text)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _record(record: Any) -> dict[str, Any]:
+    return {f.name: _plain(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
+async def snapshot(selected: str | None) -> str:
+    """Agents, sessions (newest activity first), and the selected session's runs + messages."""
+    live = _live()
+    agents = await live.list_agents()
+    sessions = await live.list_sessions(limit=None)
+    known = {s.id for s in sessions}
+    if selected not in known:
+        selected = chat_session_id if chat_session_id in known else None
+    if selected is None and sessions:
+        selected = sessions[0].id
+    runs: list[dict[str, Any]] = []
+    messages: list[dict[str, Any]] = []
+    if selected is not None:
+        for run in await live.list_runs(selected):
+            state = await live.load_state(run.id)
+            runs.append({**_record(run), "state": None if state is None else state.to_dict()})
+        for message in await live.get_chat_history(selected, None):
+            messages.append(_plain(message._asdict()))
+    chat: list[dict[str, Any]] = []
+    if chat_session_id in known:
+        assert chat_session_id is not None
+        chat = [_plain(m._asdict()) for m in await live.get_chat_history(chat_session_id, None)]
+    return json.dumps(
+        {
+            "mode": mode,
+            "agents": [_record(a) for a in agents],
+            "sessions": [_record(s) for s in sessions],
+            "selected": selected,
+            "chat_session_id": chat_session_id,
+            "runs": runs,
+            "messages": messages,
+            "chat": chat,
+        }
+    )
+
+
+async def export_json() -> str:
+    return json.dumps(await _live().export_data(), indent=1)
+
+
+async def import_json(text: str) -> str:
+    """Import an export document; the chat then continues the newest imported conversation."""
+    global chat_session_id
+    document = json.loads(text)
+    await _live().import_data(document)
+    if chat_session_id is None or await _live().get_session(chat_session_id) is None:
+        chat_session_id = await _latest_chat_session()
+    sessions = document.get("sessions", []) if isinstance(document, dict) else []
+    return json.dumps({"sessions": len(sessions)})
+
+
+async def run_console(code: str) -> str:
+    """Run code against the live ``store`` (top-level ``await`` allowed); the value of a final
+    expression is printed like a REPL. Returns the output text and whether it raised."""
+    out = io.StringIO()
+    failed = False
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        try:
+            tree = ast.parse(code, "<console>", "exec")
+            last = None
+            if tree.body and isinstance(tree.body[-1], ast.Expr):
+                last = ast.Expression(tree.body.pop().value)
+            flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
+            compiled = compile(tree, "<console>", "exec", flags=flags)
+            result = eval(compiled, console_namespace)
+            if compiled.co_flags & inspect.CO_COROUTINE:  # the code awaits
+                await result
+            if last is not None:
+                compiled = compile(last, "<console>", "eval", flags=flags)
+                value = eval(compiled, console_namespace)
+                if compiled.co_flags & inspect.CO_COROUTINE:
+                    value = await value
+                if value is not None:
+                    print(repr(value))
+        except BaseException as exc:  # the user's code: show any error as text
+            failed = True
+            tb = exc.__traceback__
+            while tb is not None and tb.tb_frame.f_code.co_filename != "<console>":
+                tb = tb.tb_next  # hide this module's frames
+            traceback.print_exception(type(exc), exc, tb)
+    return json.dumps({"output": out.getvalue(), "error": failed})
+
