@@ -1,0 +1,64 @@
+"""``python -m bench [--quick] [--out DIR]``: every benchmark in one process, one run; writes
+DIR/benchmarks.md and DIR/benchmarks.png (DIR defaults to docs/)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from . import extras, pyodide
+from .postgres import Server, concurrency
+from .report import Results, markdown, plot
+from .timing import Settings
+from .turns import log, measure_all
+
+
+async def run(settings: Settings) -> Results:
+    started = time.perf_counter()
+    server = Server()
+    server.start()
+    try:
+        log(f"PostgreSQL: {server.dsn or server.why_not}")
+        log("== µs per chat turn")
+        results = Results(
+            settings,
+            datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            await measure_all(server.dsn, settings),
+        )
+        log("== PostgreSQL concurrency")
+        results.concurrency = await concurrency(server.dsn, server.why_not, settings)
+        log("== initialize_run")
+        results.initialize = await extras.initialize_run_costs(server.dsn, settings)
+    finally:
+        server.stop()
+    log("== one add vs one INSERT+COMMIT")
+    results.adds = await extras.single_adds(settings)
+    log("== memory per message")
+    results.memory = await extras.memory_per_message()
+    log("== history read at P = 1M")
+    results.huge = await extras.huge_reads(settings)
+    log("== Pyodide")
+    results.pyodide, results.pyodide_missing = await pyodide.measure(results)
+    results.seconds = time.perf_counter() - started
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="few repetitions (development)")
+    parser.add_argument("--out", type=Path, default=Path("docs"), help="where to write")
+    args = parser.parse_args()
+    settings = Settings.quick() if args.quick else Settings()
+    results = asyncio.run(run(settings))
+    args.out.mkdir(parents=True, exist_ok=True)
+    text = markdown(results)
+    (args.out / "benchmarks.md").write_text(text + "\n", encoding="utf-8")
+    plot(results, args.out / "benchmarks.png")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""Writing the results: the Markdown table (docs/benchmarks.md) and the plot (PNG)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .extras import Line
+from .postgres import CONCURRENCY, Concurrency
+from .timing import Figure, Settings, cell
+from .turns import Row
+from .workload import REPLY_TEXT, SIZES, USER_TEXT, WINDOW
+
+
+@dataclass
+class Results:
+    settings: Settings
+    started: str
+    rows: list[Row]
+    concurrency: list[Concurrency] = field(default_factory=list)
+    initialize: list[Line] = field(default_factory=list)
+    huge: list[Line] = field(default_factory=list)
+    memory: list[Line] = field(default_factory=list)
+    adds: list[Line] = field(default_factory=list)
+    pyodide: list[Line] = field(default_factory=list)
+    pyodide_missing: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class Target:
+    text: str
+    measured: str
+    met: bool | None  # None: not measured
+
+
+def _size(size: int) -> str:
+    return f"{size // 1000}k" if size >= 1000 else str(size)
+
+
+def _row(results: Results, name: str) -> Row | None:
+    return next((r for r in results.rows if r.name == name), None)
+
+
+def _ratio(top: Row | None, bottom: Row | None, size: int) -> float | None:
+    if top is None or bottom is None or size not in top.figures or size not in bottom.figures:
+        return None
+    return top.figures[size].median / bottom.figures[size].median
+
+
+def _growth(row: Row | None) -> float | None:
+    if row is None or SIZES[0] not in row.figures or SIZES[-1] not in row.figures:
+        return None
+    return row.figures[SIZES[-1]].median / row.figures[SIZES[0]].median
+
+
+def _ratios_text(ratios: list[float | None]) -> str:
+    return ", ".join("n/a" if r is None else f"{r:.2f}x" for r in ratios)
+
+
+def _check(ratios: list[float | None], ok: bool) -> bool | None:
+    return None if any(r is None for r in ratios) else ok
+
+
+def targets(results: Results) -> list[Target]:
+    found: list[Target] = []
+    bare = _row(results, "bare list")
+    memory = _row(results, "runstore in-memory")
+    langchain = _row(results, "LangChain InMemoryChatMessageHistory")
+    sizes = ", ".join(f"P={_size(s)}" for s in SIZES)
+
+    ratios = [_ratio(memory, bare, s) for s in SIZES]
+    found.append(
+        Target(
+            "in-memory <= 6x the bare list, at every P",
+            f"{_ratios_text(ratios)} ({sizes})",
+            _check(ratios, all(r is not None and r <= 6 for r in ratios)),
+        )
+    )
+    growth = _growth(memory)
+    found.append(
+        Target(
+            "in-memory flat: turn at 100k / turn at 100 <= 1.5",
+            "n/a" if growth is None else f"{growth:.2f}",
+            None if growth is None else growth <= 1.5,
+        )
+    )
+    ratios = [_ratio(memory, langchain, s) for s in SIZES]
+    found.append(
+        Target(
+            "in-memory faster than LangChain's in-memory history (which returns live objects)",
+            f"runstore / LangChain = {_ratios_text(ratios)}",
+            _check(ratios, all(r is not None and r < 1 for r in ratios)),
+        )
+    )
+    for driver, floor in (
+        ("sqlite3", "raw sqlite3 (WAL file)"),
+        ("aiosqlite", "raw aiosqlite (WAL file)"),
+    ):
+        store = _row(results, f"runstore SQLite, {driver} driver (WAL file)")
+        ratios = [_ratio(store, _row(results, floor), s) for s in SIZES]
+        found.append(
+            Target(
+                f"SQLite {driver} driver <= 1.3x {floor}, at every P",
+                f"{_ratios_text(ratios)} ({sizes})",
+                _check(ratios, all(r is not None and r <= 1.3 for r in ratios)),
+            )
+        )
+        growth = _growth(store)
+        found.append(
+            Target(
+                f"SQLite {driver} driver: turn at 100k / turn at 100 <= 1.5",
+                "n/a" if growth is None else f"{growth:.2f}",
+                None if growth is None else growth <= 1.5,
+            )
+        )
+    raw = next((c for c in results.concurrency if c.name == "raw asyncpg"), None)
+    ours = next((c for c in results.concurrency if c.name == "runstore Postgres"), None)
+    pg: list[float | None] = []
+    for count in CONCURRENCY:
+        if raw is None or ours is None or count not in raw.figures or count not in ours.figures:
+            pg.append(None)
+        else:
+            pg.append(ours.figures[count].median / raw.figures[count].median)
+    found.append(
+        Target(
+            "Postgres >= 0.8 of raw asyncpg turns/s at 1, 8, 32 concurrent sessions",
+            ", ".join("n/a" if r is None else f"{r:.2f}" for r in pg)
+            + ("" if ours is None or ours.missing is None else f" ({ours.missing})"),
+            _check(pg, all(r is not None and r >= 0.8 for r in pg)),
+        )
+    )
+    found.extend(pyodide_targets(results))
+    return found
+
+
+def pyodide_targets(results: Results) -> list[Target]:
+    values = {line.label: line for line in results.pyodide}
+    wheel = values.get("wheel size")
+    install = values.get("micropip.install + import")
+    boot = values.get("Pyodide boot (loadPyodide)")
+    found = [
+        Target(
+            "wheel < 60 KB",
+            "not run"
+            if wheel is None or wheel.figure is None
+            else f"{wheel.figure.median / 1024:.1f} KB",
+            None if wheel is None or wheel.figure is None else wheel.figure.median < 60 * 1024,
+        )
+    ]
+    if install and boot and install.figure and boot.figure:
+        share = install.figure.median / boot.figure.median
+        found.append(
+            Target(
+                "micropip install + import < 15% of Pyodide's boot time",
+                f"{share:.0%}",
+                share < 0.15,
+            )
+        )
+    else:
+        found.append(
+            Target(
+                "micropip install + import < 15% of Pyodide's boot time",
+                f"not run ({results.pyodide_missing or 'no measurement'})",
+                None,
+            )
+        )
+    return found
+
+
+def _verdict(met: bool | None) -> str:
+    return "not run" if met is None else ("**met**" if met else "**missed**")
+
+
+def _table(head: list[str], rows: Iterable[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def _line_rows(lines: list[Line]) -> list[list[str]]:
+    rows = []
+    for line in lines:
+        if line.figure is None:
+            rows.append([line.label, f"not available: {line.missing}", line.detail])
+        elif line.figure.unit == "bytes":
+            rows.append([line.label, f"{line.figure.median:,.0f} bytes", line.detail])
+        else:
+            rows.append([line.label, f"{cell(line.figure)} {line.figure.unit}", line.detail])
+    return rows
+
+
+def markdown(results: Results) -> str:
+    s = results.settings
+    out = [
+        "# Benchmarks",
+        "",
+        f"Generated by `scripts/bench` on {results.started} in {results.seconds:.0f} s: "
+        f"Python {platform.python_version()} on {platform.system()} {platform.machine()}, "
+        f"{os.cpu_count()} cores, one process, one run. Every figure is the median of "
+        f"{s.reps} repetitions (at least {s.min_reps} for the slowest stores) with (min-max) "
+        "beside it. The machine is shared and noisy: the claims are the ratios between "
+        "figures of this one run, not the absolute numbers.",
+        "",
+        f"**The chat turn**: add a user message, read the newest {WINDOW} (oldest first), add "
+        f"a reply, on a session already holding P messages (P = "
+        f"{', '.join(f'{p:,}' for p in SIZES)}). Every store gets the same texts "
+        f"({len(USER_TEXT)} and {len(REPLY_TEXT)} characters). Turns are spread over enough "
+        "pre-filled sessions that none grows by more than 10% while it is measured.",
+        "",
+        "## Targets",
+        "",
+    ]
+    out += _table(
+        ["target", "measured (this run)", "verdict"],
+        ([t.text, t.measured, _verdict(t.met)] for t in targets(results)),
+    )
+    out += ["", "## µs per chat turn", "", "![µs per turn vs P](benchmarks.png)", ""]
+    head = ["store", *(f"P={_size(p)}" for p in SIZES), f"{_size(SIZES[-1])}/{SIZES[0]}"]
+    rows = []
+    for row in results.rows:
+        if row.missing is not None:
+            rows.append([row.name, f"not available: {row.missing}", *[""] * len(SIZES)])
+            continue
+        growth = _growth(row)
+        rows.append(
+            [
+                row.name,
+                *(cell(row.figures[p]) if p in row.figures else "n/a" for p in SIZES),
+                "n/a" if growth is None else f"{growth:.2f}",
+            ]
+        )
+    out += _table(head, rows)
+    out += ["", "## Ratio to the floor (median / median, same run)", ""]
+    bare = _row(results, "bare list")
+    rows = []
+    for row in results.rows:
+        if row.floor is None or row.missing is not None:
+            continue
+        floor = _row(results, row.floor)
+        ratios = [_ratio(row, floor, p) for p in SIZES]
+        bare_ratios = [_ratio(row, bare, p) for p in SIZES]
+        rows.append(
+            [
+                row.name,
+                row.floor,
+                *("n/a" if r is None else f"{r:,.2f}x" for r in ratios),
+                _ratios_text(bare_ratios) if row.floor != "bare list" else "",
+            ]
+        )
+    out += _table(["store", "floor", *(f"P={_size(p)}" for p in SIZES), "x bare list"], rows)
+    out += concurrency_section(results)
+    out += [
+        "",
+        "## initialize_run",
+        "",
+        "µs per call, agent already known, small `input_data`.",
+        "",
+    ]
+    out += _table(["call", "µs", ""], _line_rows(results.initialize))
+    out += [
+        "",
+        "## History read at P = 1,000,000",
+        "",
+        f"µs per `get_chat_history(session_id, {WINDOW})`, next to the same read on a "
+        "100-message session of the same store.",
+        "",
+    ]
+    out += _table(["read", "µs", "note"], _line_rows(results.huge))
+    out += [
+        "",
+        "## Memory per stored message (in-memory store)",
+        "",
+        "tracemalloc, 20,000 messages added with `add_chat_message`; the content strings "
+        "were made beforehand and are not counted (the store keeps a reference).",
+        "",
+    ]
+    out += _table(["store", "per message", ""], _line_rows(results.memory))
+    out += ["", "## One add next to one INSERT+COMMIT (same driver, WAL file)", ""]
+    out += _table(["call", "µs", ""], _line_rows(results.adds))
+    out += ["", "## Pyodide (Node) next to native CPython", ""]
+    if results.pyodide:
+        out += _table(["figure", "value", "note"], _line_rows(results.pyodide))
+    else:
+        out.append(f"Not run: {results.pyodide_missing}.")
+    out += [
+        "",
+        "## How each store is modelled",
+        "",
+        "Floors: `bench/floors.py`; runstore: `bench/runstore_stores.py`; peers: "
+        "`bench/peers.py`. Each file's docstring says exactly which public calls make a turn. "
+        "Peer versions: `bench/requirements.txt`.",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def concurrency_section(results: Results) -> list[str]:
+    out = ["", "## PostgreSQL: turns/s at 1, 8 and 32 concurrent sessions", ""]
+    if not results.concurrency or all(c.missing for c in results.concurrency):
+        missing = results.concurrency[0].missing if results.concurrency else "not run"
+        return [*out, f"Not run ({missing})."]
+    rows = []
+    for conc in results.concurrency:
+        rows.append(
+            [
+                conc.name,
+                *(
+                    f"{cell(conc.figures[c])}" if c in conc.figures else f"n/a {conc.missing or ''}"
+                    for c in CONCURRENCY
+                ),
+            ]
+        )
+    out += _table(["turns/s", *(f"{c} sessions" for c in CONCURRENCY)], rows)
+    return out
+
+
+def plot(results: Results, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(10, 6.5))
+    styles = {"floor": ":", "runstore": "-", "peer": "--"}
+    for row in results.rows:
+        sizes = [p for p in SIZES if p in row.figures]
+        if not sizes:
+            continue
+        figs: list[Figure] = [row.figures[p] for p in sizes]
+        medians = [f.median for f in figs]
+        errors = [
+            [m - f.low for m, f in zip(medians, figs, strict=True)],
+            [f.high - m for m, f in zip(medians, figs, strict=True)],
+        ]
+        axes.errorbar(
+            sizes,
+            medians,
+            yerr=errors,
+            label=row.name,
+            linestyle=styles.get(row.group, "-"),
+            marker="o",
+            capsize=3,
+            linewidth=2 if row.group == "runstore" else 1.2,
+        )
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xticks(list(SIZES), [f"{p:,}" for p in SIZES])
+    axes.set_xlabel("messages already in the session (P)")
+    axes.set_ylabel("µs per chat turn (median, min-max bars)")
+    axes.set_title("Chat turn cost vs session size (lower is better)")
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def python_line() -> str:
+    return sys.version.split()[0]
