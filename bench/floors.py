@@ -5,7 +5,8 @@
   with ``synchronous=NORMAL`` (runstore's durability setting); each add is one INSERT that
   takes ``seq`` in the same statement, in its own transaction (autocommit: INSERT+COMMIT);
   the read is one ``ORDER BY seq DESC LIMIT 50`` query, reversed to oldest first.
-- raw asyncpg: the same statements on PostgreSQL, through an asyncpg pool.
+- raw asyncpg: the same statements on PostgreSQL, through an asyncpg pool of the size
+  runstore's Postgres store uses by default (1 to 10 connections).
 """
 
 from __future__ import annotations
@@ -185,9 +186,7 @@ class RawAsyncpg(Subject):
             import asyncpg
         except ImportError as exc:
             raise Unavailable(f"asyncpg is not installed ({exc})") from None
-        self.pool = await asyncpg.create_pool(
-            self._dsn, min_size=self._pool_size, max_size=self._pool_size
-        )
+        self.pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._pool_size)
         await self.pool.execute(PG_SCHEMA)
 
     async def add_sessions(self, count: int, size: int) -> list[Any]:

@@ -1,17 +1,21 @@
 """PostgreSQL: finding a server, and turns/s at 1, 8 and 32 concurrent sessions.
 
-The server is the one ``RUNSTORE_BENCH_DSN`` names, else a throwaway cluster started with
-``scripts/pg_cluster start`` (and stopped at the end) when that script exists; else the
-Postgres rows say "not run". Each concurrent session is one task doing turns on its own
-session (pre-filled with 100 messages) for a fixed time; turns/s counts every task's turns.
+The server is the one ``RUNSTORE_BENCH_DSN`` (or ``RUNSTORE_PG_DSN``) names, else a throwaway
+loopback cluster started with the tests' ``tests/pg_server.py`` (and stopped at the end) when
+PostgreSQL is installed; else the Postgres rows say "not run". That cluster runs with
+``fsync=off``: both runstore and the raw asyncpg floor see the same server. Each concurrent
+session is one task doing turns on its own session (pre-filled with 100 messages) for a fixed
+time; turns/s counts every task's turns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import re
+import shutil
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +29,7 @@ from .turns import log
 from .workload import Subject, Unavailable
 
 ROOT = Path(__file__).resolve().parent.parent
-CLUSTER = ROOT / "scripts" / "pg_cluster"
+PG_SERVER = ROOT / "tests" / "pg_server.py"
 CONCURRENCY = (1, 8, 32)
 
 
@@ -35,28 +39,41 @@ class Server:
     def __init__(self) -> None:
         self.dsn: str | None = None
         self.why_not = ""
-        self._started = False
+        self._state: Path | None = None
 
     def start(self) -> None:
-        self.dsn = os.environ.get("RUNSTORE_BENCH_DSN") or None
-        if self.dsn is not None:
+        self.dsn = os.environ.get("RUNSTORE_BENCH_DSN") or os.environ.get("RUNSTORE_PG_DSN")
+        if self.dsn:
             return
-        if not CLUSTER.exists():
-            self.why_not = "not run: no server (scripts/pg_cluster is missing)"
+        self.dsn = None
+        if not PG_SERVER.exists():
+            self.why_not = "no server (tests/pg_server.py is missing)"
             return
+        state = Path(tempfile.mkdtemp(prefix="runstore-bench-pg-"))
         done = subprocess.run(
-            [str(CLUSTER), "start"], capture_output=True, text=True, timeout=300, check=False
+            [sys.executable, str(PG_SERVER), "start", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
         )
-        found = re.findall(r"postgres(?:ql)?://\S+", done.stdout)
-        if done.returncode != 0 or not found:
-            self.why_not = f"not run: scripts/pg_cluster start failed: {done.stderr[-300:]}"
+        if done.returncode != 0 or not (state / "dsn").exists():
+            self.why_not = f"no server: {(done.stderr or done.stdout).strip()[-300:]}"
+            shutil.rmtree(state, ignore_errors=True)
             return
-        self.dsn = found[-1]
-        self._started = True
+        self.dsn = (state / "dsn").read_text().strip()
+        self._state = state
 
     def stop(self) -> None:
-        if self._started:
-            subprocess.run([str(CLUSTER), "stop"], capture_output=True, timeout=120, check=False)
+        if self._state is not None:
+            subprocess.run(
+                [sys.executable, str(PG_SERVER), "stop", str(self._state)],
+                capture_output=True,
+                timeout=120,
+                check=False,
+            )
+            shutil.rmtree(self._state, ignore_errors=True)
+            self._state = None
 
 
 @dataclass

@@ -100,38 +100,49 @@ class RunstoreSqlite(RunstoreSubject):
         return sqlite_store(workdir / f"runstore-{self.driver}.sqlite3", self.driver)
 
 
-def postgres_store(dsn: str | None) -> DataStorage:
+def postgres_store(dsn: str | None, schema: str) -> DataStorage:
     if dsn is None:
         raise Unavailable("no PostgreSQL server")
     try:
         from runstore import PostgresDataStorage
     except (ImportError, AttributeError) as exc:
         raise Unavailable(f"runstore.PostgresDataStorage is missing ({exc})") from None
-    store: DataStorage = PostgresDataStorage(dsn)
+    store: DataStorage = PostgresDataStorage(dsn, schema=schema)
     return store
 
 
-async def reset_postgres(dsn: str) -> None:
-    """Drop what an earlier run left: every runstore table lives in the ``public`` schema."""
+async def drop_schema(dsn: str, schema: str) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
 
 
+_schemas = itertools.count()
+
+
 class RunstorePostgres(RunstoreSubject):
+    """``PostgresDataStorage(dsn, schema=...)`` with its default pool (10 connections), in a
+    schema of its own that is dropped afterwards."""
+
     name = "runstore Postgres"
     floor = "raw asyncpg"
 
     def __init__(self, dsn: str | None) -> None:
         super().__init__()
         self.dsn = dsn
+        self.schema = f"runstore_bench_{next(_schemas)}"
 
     async def make(self, workdir: Path) -> DataStorage:
-        store = postgres_store(self.dsn)
+        store = postgres_store(self.dsn, self.schema)
         assert self.dsn is not None
-        await reset_postgres(self.dsn)
+        await drop_schema(self.dsn, self.schema)
         return store
+
+    async def close(self) -> None:
+        await super().close()
+        if self.store is not None and self.dsn is not None:
+            await drop_schema(self.dsn, self.schema)
