@@ -48,13 +48,15 @@ NPM_PYODIDE = ROOT / "node_modules" / "pyodide"
 CACHE = ROOT / "build" / "cache" / "pyodide-wheels"
 PYODIDE_VERSION = "314.0.7"
 
-# What tests/pyodide needs: micropip, pytest + pytest-asyncio, hypothesis. Hypothesis is not in the
-# lock, and its releases after 6.155.7 ship only compiled wheels: 6.155.7 is the newest pure one.
+# What tests/pyodide needs. pytest and pytest-asyncio are pinned to the native versions of
+# requirements-test.txt (the lock has pytest 9.0.2 + pytest-asyncio 0.25.3, which lacks the
+# loop-factory hook the tests use). Hypothesis is not in the lock, and its releases after 6.155.7
+# ship only compiled wheels: 6.155.7 is the newest pure one.
 DEFAULT_PACKAGES = [
     "micropip",
     "packaging",
-    "pytest",
-    "pytest-asyncio",
+    "pytest==8.4.2",
+    "pytest-asyncio==1.5.0",
     "hypothesis==6.155.7",
 ]
 
@@ -118,7 +120,8 @@ def wheel_metadata(wheel: Path) -> tuple[str, str, list[str], list[str]]:
             tops.add(first)
         elif not rest and first.endswith(".py"):
             tops.add(first[:-3])
-    return meta["Name"], meta["Version"], meta.get_all("Requires-Dist") or [], sorted(tops)
+    public = sorted(t for t in tops if not t.startswith("_")) or sorted(tops)
+    return meta["Name"], meta["Version"], meta.get_all("Requires-Dist") or [], public
 
 
 def runtime_requires(requires: list[str], env: dict[str, str]) -> list[str]:
@@ -231,7 +234,7 @@ def resolve(
         shipped[key] = Shipped(key, path, entry, deps)
         todo.extend(deps)
     while todo:
-        key = todo.pop()
+        key = canonicalize_name(todo.pop())  # lock depends are not all canonical
         if key in shipped:
             continue
         base = lock.get(key)
@@ -246,7 +249,8 @@ def resolve(
         wheel = fetch_wheel(key, version)
         name, _, requires, imports = wheel_metadata(wheel)
         deps = sorted(
-            set(runtime_requires(requires, env)) | set(base.get("depends", []) if base else [])
+            set(runtime_requires(requires, env))
+            | {canonicalize_name(d) for d in (base.get("depends", []) if base else [])}
         )
         entry = make_entry(base, wheel, imports, name, version)
         entry["depends"] = deps
