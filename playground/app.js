@@ -231,8 +231,10 @@ async function runConsole() {
 }
 
 async function newConversation() {
-  await call("newConversation").catch(report("Could not start a conversation"));
-  await refresh();
+  await busy(async () => {
+    await call("newConversation").catch(report("Could not start a conversation"));
+    await refresh();
+  });
   $("chat-input").focus();
 }
 

@@ -16,8 +16,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import runstore
 from chat_workflow import EXTERNAL_ID, WORKFLOW_NAME, chat_turn
+
+import runstore
 from runstore import DataStorage, InMemoryDataStorage
 
 PERSISTENT_PATH = "/persist/runstore.sqlite3"
@@ -158,8 +159,10 @@ async def run_console(code: str) -> str:
         try:
             tree = ast.parse(code, "<console>", "exec")
             last = None
-            if tree.body and isinstance(tree.body[-1], ast.Expr):
-                last = ast.Expression(tree.body.pop().value)
+            final = tree.body[-1] if tree.body else None
+            if isinstance(final, ast.Expr):
+                tree.body.pop()
+                last = ast.Expression(final.value)
             flags = ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
             compiled = compile(tree, "<console>", "exec", flags=flags)
             result = eval(compiled, console_namespace)
@@ -179,4 +182,3 @@ async def run_console(code: str) -> str:
                 tb = tb.tb_next  # hide this module's frames
             traceback.print_exception(type(exc), exc, tb)
     return json.dumps({"output": out.getvalue(), "error": failed})
-

@@ -178,7 +178,9 @@ async def chat_turn(store: DataStorage, text: str, *, session_id: str | None = N
         intent = _intent(text)
         await step("understand", intent=intent, name=name, facts=facts)
 
-        reply = _compose(intent, text, turn, {"name": name, "facts": facts}, history, previous_state)
+        reply = _compose(
+            intent, text, turn, {"name": name, "facts": facts}, history, previous_state
+        )
         await store.add_chat_message(
             agent_id=handle.agent_id,
             session_id=handle.session_id,
