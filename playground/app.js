@@ -8,6 +8,7 @@ const worker = new Worker(new URL("worker.js", import.meta.url), { type: "module
 const pending = new Map();
 let nextId = 1;
 let selected = null; // session shown in the inspector
+const openRuns = new Set(); // runs whose state data is unfolded, kept across re-renders
 let mode = localStorage.getItem(MODE_KEY) === "persistent" ? "persistent" : "memory";
 
 function call(op, args) {
@@ -140,8 +141,12 @@ function renderRuns(runs) {
         el("dt", { text: "trace" }), el("dd", { class: "trace" },
           ...(state ? state.trace.map((t) => el("span", { text: t })) : [])),
         ...(state?.error ? [el("dt", { text: "error" }), el("dd", { text: state.error })] : [])),
-      el("details", {}, el("summary", { text: "state data" }),
+      el("details", { open: openRuns.has(run.id) }, el("summary", { text: "state data" }),
         el("pre", { text: json(state ? state.data : null) })));
+    item.querySelector("details").addEventListener("toggle", (event) => {
+      if (event.target.open) openRuns.add(run.id);
+      else openRuns.delete(run.id);
+    });
     return item;
   }));
 }

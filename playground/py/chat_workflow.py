@@ -22,7 +22,7 @@ HISTORY_LIMIT = 50
 
 _NAME = re.compile(r"\b(?:my name is|call me|i am|i'm)\s+([A-Za-z][\w'-]{0,39})", re.I)
 _NOT_NAMES = {"a", "an", "the", "not", "so", "very", "here", "fine", "good", "ok", "okay"}
-_LIKE = re.compile(r"\bi (?:like|love|enjoy)\s+([^.!?\n]{1,60})", re.I)
+_LIKE = re.compile(r"\bi (?:also |really )?(?:like|love|enjoy)\s+([^.!?,\n]{1,60})", re.I)
 _ASK_NAME = re.compile(r"\b(?:what(?:'s| is) my name|who am i)\b", re.I)
 _ASK_FACTS = re.compile(r"\bwhat do you (?:know|remember)\b", re.I)
 _ASK_LAST_RUN = re.compile(r"\b(?:previous|last) (?:run|turn|state)\b", re.I)

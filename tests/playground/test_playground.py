@@ -241,9 +241,12 @@ def test_screenshot_after_a_conversation(visit: Visit) -> None:
     page = open_page(visit)
     say(page, "Hi, my name is Ada and I like chess")
     say(page, "I also like long walks")
-    say(page, "What do you know?")
+    assert "you like chess; you like long walks" in say(page, "What do you know?")
     say(page, "what was the previous run?")
-    page.locator("#runs details").last.click()  # open the last run's state data
+    page.click("#console-run")  # the example code in the console
+    expect(page.locator("#console-output")).to_contain_text("playground-user")
+    page.locator("#runs details summary").last.click()  # the last run's state data
+    expect(page.locator("#runs details pre").last).to_contain_text('"intent": "ask_last_run"')
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "playground.png"
     page.screenshot(path=str(shot), full_page=True)
