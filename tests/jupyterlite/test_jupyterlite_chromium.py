@@ -1,0 +1,79 @@
+"""The example notebook runs in a real JupyterLite kernel, in headless Chromium, offline.
+
+The REPL app runs each ``code`` URL parameter in turn; they are the notebook's code cells, so
+the first is ``%pip install runstore`` from the site's own index. A failed install prints no
+error (later cells just never run), so the test asserts on what the cells print.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode, urlsplit
+
+from example_notebook import INSTALL, code_cells, exported_path, match_output
+from playwright.sync_api import Browser, Page
+
+# Cold start (Pyodide, the kernel's packages, the install) took 7-10 s here; be generous.
+RUN_TIMEOUT_MS = 180_000
+
+
+def repl_url(site_url: str, cells: list[str]) -> str:
+    query = urlencode([("kernel", "python"), *(("code", cell) for cell in cells)])
+    return f"{site_url}repl/index.html?{query}"
+
+
+OUTPUTS_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-output'))
+    .map(element => element.innerText).join('\\n')"""
+
+
+def run_cells(page: Page, url: str, last_line: str) -> str:
+    """Open the REPL on ``url``; return the cells' printed output once it has ``last_line``."""
+    page.goto(url)
+    try:
+        page.wait_for_function(
+            f"text => ({OUTPUTS_JS})().includes(text)", arg=last_line, timeout=RUN_TIMEOUT_MS
+        )
+    except Exception as exc:
+        page_text = page.inner_text("body")
+        raise AssertionError(f"{last_line!r} never printed; page:\n{page_text}") from exc
+    output: str = page.evaluate(OUTPUTS_JS)
+    return output
+
+
+def test_example_notebook_runs_in_jupyterlite(browser: Browser, site_url: str) -> None:
+    context = browser.new_context()
+    requests: list[str] = []
+    context.on("request", lambda request: requests.append(request.url))
+    page = context.new_page()
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
+    cells = code_cells()
+    assert cells[0].strip() == INSTALL
+
+    text = run_cells(page, repl_url(site_url, cells), "state: completed")
+    try:
+        found = match_output(text)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\nbrowser console:\n" + "\n".join(console)) from None
+    # The export went to the notebook's folder on JupyterLite's drive.
+    assert exported_path(found).startswith("/drive/"), text
+
+    # A new kernel (a fresh page) reads the export back from the drive: the data outlived
+    # the kernel that wrote it.
+    reader = context.new_page()
+    reread = [
+        INSTALL,
+        "import json\nfrom runstore import InMemoryDataStorage\n"
+        "with open('runstore-export.json', encoding='utf-8') as file:\n"
+        "    saved = json.load(file)\n"
+        "store = InMemoryDataStorage()\n"
+        "await store.import_data(saved)\n"
+        "sessions = await store.list_sessions()\n"
+        "print('reloaded sessions:', sorted(s.external_id for s in sessions))",
+    ]
+    text = run_cells(reader, repl_url(site_url, reread), "reloaded sessions:")
+    assert "reloaded sessions: ['ada', 'grace']" in text, text
+
+    # Everything came from the site: no CDN, no PyPI.
+    hosts = {urlsplit(url).hostname for url in requests if url.startswith(("http:", "https:"))}
+    assert hosts == {"127.0.0.1"}, sorted(hosts)
+    context.close()
