@@ -210,3 +210,22 @@ def test_micropip_installs_the_wheel_from_emfs(selenium_standalone: Any, wheel: 
         + ROUND_TRIP,
     )
     check_round_trip(json.loads(report))
+
+
+def test_wheel_is_pure_small_and_dependency_free(wheel: Path) -> None:
+    assert wheel.name.endswith("-py3-none-any.whl")
+    assert wheel.stat().st_size < 60_000  # issue 5: under 60 KB
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
+        requires = [
+            line.split(":", 1)[1].strip()
+            for line in archive.read(metadata).decode().splitlines()
+            if line.startswith("Requires-Dist:")
+        ]
+    assert "runstore/__init__.py" in names and "runstore/py.typed" in names
+    assert all(n.startswith("runstore/") or ".dist-info/" in n for n in names), names
+    # Only the optional native drivers, never needed (nor fetched) in Pyodide.
+    assert requires and all(
+        "extra ==" in r and "sys_platform != 'emscripten'" in r for r in requires
+    ), requires
