@@ -62,8 +62,24 @@ _V1: tuple[str, ...] = (
 )
 
 # v2: ``seq`` comes from a per-session counter bumped by the insert itself (v1 computed
-# MAX(seq) + 1 in the application), and sessions can be found by external_id in O(log n).
+# MAX(seq) + 1 in the application); messages are stored clustered by (session_id, seq), so
+# an insert writes one b-tree and the newest messages of a session are adjacent; sessions
+# are found by external_id through an index. Indexes that hold ``updated_at`` are rewritten
+# on every message (activity), so only the two that list_sessions' ordering needs do.
 _V2: tuple[str, ...] = (
+    """CREATE TABLE messages_v2 (
+        session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        run_id TEXT,
+        role TEXT NOT NULL,
+        content TEXT,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID""",
+    """INSERT INTO messages_v2 (session_id, seq, run_id, role, content, created_at)
+        SELECT session_id, seq, run_id, role, content, created_at FROM messages""",
+    "DROP TABLE messages",
+    "ALTER TABLE messages_v2 RENAME TO messages",
     "ALTER TABLE sessions ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0",
     """UPDATE sessions SET last_seq = coalesce(
         (SELECT max(seq) FROM messages WHERE messages.session_id = sessions.id), 0)""",
@@ -72,9 +88,8 @@ _V2: tuple[str, ...] = (
         UPDATE sessions SET last_seq = NEW.seq, updated_at = NEW.created_at
         WHERE id = NEW.session_id;
     END""",
-    "CREATE INDEX sessions_by_external ON sessions (external_id, updated_at, id)",
-    """CREATE INDEX sessions_by_agent_external
-        ON sessions (agent_id, external_id, updated_at, id)""",
+    "CREATE INDEX sessions_by_agent_external ON sessions (agent_id, external_id)",
+    "CREATE INDEX sessions_by_external ON sessions (external_id)",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
@@ -115,7 +130,9 @@ _SESSION = "id, agent_id, external_id, created_at, updated_at"
 GET_SESSION = f"SELECT {_SESSION} FROM sessions WHERE id = ?"
 SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = ?"
 SESSION_OWNER = "SELECT agent_id, external_id FROM sessions WHERE id = ?"
-LATEST_SESSION_BY_EXTERNAL_ID = """SELECT id FROM sessions
+# INDEXED BY: the few sessions of one (agent, external_id), sorted, rather than the planner's
+# other choice of walking all of the agent's sessions in activity order.
+LATEST_SESSION_BY_EXTERNAL_ID = """SELECT id FROM sessions INDEXED BY sessions_by_agent_external
     WHERE agent_id = ? AND external_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1"""
 INSERT_SESSION = f"INSERT INTO sessions ({_SESSION}) VALUES (?, ?, ?, ?, ?)"
 IMPORT_SESSION = f"INSERT INTO sessions ({_SESSION}, last_seq) VALUES (?, ?, ?, ?, ?, ?)"
@@ -126,8 +143,8 @@ PURGE_SESSIONS = "DELETE FROM sessions WHERE updated_at < ? RETURNING id"
 EXPORT_SESSIONS = f"SELECT {_SESSION} FROM sessions ORDER BY created_at, id"
 
 
-def _list_sessions(where: str) -> str:
-    return f"""SELECT {_SESSION} FROM sessions {where}
+def _list_sessions(where: str, index: str = "") -> str:
+    return f"""SELECT {_SESSION} FROM sessions {index} {where}
     ORDER BY updated_at DESC, id DESC LIMIT ?"""
 
 
@@ -138,16 +155,17 @@ def _list_sessions(where: str) -> str:
 # ``before`` that names nothing compares with NULL, so the page is empty.
 _BY_AGENT = "agent_id = (SELECT id FROM agents WHERE name = ?)"
 _BY_EXTERNAL = "external_id = ?"
+_BOTH = "INDEXED BY sessions_by_agent_external"  # as for LATEST_SESSION_BY_EXTERNAL_ID
 _AFTER = "(updated_at, id) < (SELECT updated_at, id FROM sessions WHERE id = ?)"
 LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
     (False, False, False): _list_sessions(""),
     (True, False, False): _list_sessions(f"WHERE {_BY_AGENT}"),
     (False, True, False): _list_sessions(f"WHERE {_BY_EXTERNAL}"),
-    (True, True, False): _list_sessions(f"WHERE {_BY_AGENT} AND {_BY_EXTERNAL}"),
+    (True, True, False): _list_sessions(f"WHERE {_BY_AGENT} AND {_BY_EXTERNAL}", _BOTH),
     (False, False, True): _list_sessions(f"WHERE {_AFTER}"),
     (True, False, True): _list_sessions(f"WHERE {_BY_AGENT} AND {_AFTER}"),
     (False, True, True): _list_sessions(f"WHERE {_BY_EXTERNAL} AND {_AFTER}"),
-    (True, True, True): _list_sessions(f"WHERE {_BY_AGENT} AND {_BY_EXTERNAL} AND {_AFTER}"),
+    (True, True, True): _list_sessions(f"WHERE {_BY_AGENT} AND {_BY_EXTERNAL} AND {_AFTER}", _BOTH),
 }
 
 # -- runs and states -------------------------------------------------------------------

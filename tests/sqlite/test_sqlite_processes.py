@@ -6,7 +6,7 @@ import random
 import signal
 from pathlib import Path
 
-from helpers import acknowledged, go, history, integrity, start_writer, stored
+from sqlite_helpers import acknowledged, go, history, integrity, start_writer, stored
 
 DRIVERS = ("sqlite3", "aiosqlite")
 
