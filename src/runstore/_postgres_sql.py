@@ -1,0 +1,414 @@
+"""Every PostgreSQL statement of ``PostgresDataStorage``: schema, migrations and queries.
+
+Statements name their tables as ``{s}.table``; ``Statements(schema)`` puts the quoted,
+validated schema name there once. Nothing else is ever formatted into SQL: every value is a
+bind parameter. Ids, names and external ids use ``COLLATE "C"`` so ordering is by code point
+(as in the in-memory store) whatever the database's locale.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InvalidDataError
+
+# SQLSTATEs raised by the ``initialize_run`` function; message = field, detail = problem.
+INVALID_DATA = "RSINV"
+
+_SCHEMA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+
+
+def quote_schema(name: str) -> str:
+    """The schema name as a quoted identifier, after checking it is a plain identifier."""
+    if not isinstance(name, str) or not _SCHEMA_NAME.fullmatch(name):
+        raise InvalidDataError(
+            "schema", "must be 1-63 characters: letters, digits or _, not starting with a digit"
+        )
+    return f'"{name}"'
+
+
+# -- migrations ----------------------------------------------------------------
+
+# Taken (per schema, hashed) around every migration, so concurrent first uses by several
+# processes apply each migration once.
+MIGRATION_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('runstore.migrate:' || $1, 0))"
+
+MIGRATIONS_TABLE = """
+CREATE SCHEMA IF NOT EXISTS {s};
+CREATE TABLE IF NOT EXISTS {s}.runstore_migrations (
+    version integer PRIMARY KEY,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+APPLIED_VERSION = "SELECT coalesce(max(version), 0) FROM {s}.runstore_migrations"
+
+RECORD_MIGRATION = "INSERT INTO {s}.runstore_migrations (version) VALUES ($1)"
+
+_V1_TABLES = """
+CREATE TABLE {s}.agents (
+    id text COLLATE "C" PRIMARY KEY,
+    name text COLLATE "C" NOT NULL UNIQUE,
+    description text,
+    input_schema jsonb,
+    output_schema jsonb,
+    workflow jsonb,
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL
+);
+
+CREATE TABLE {s}.sessions (
+    id text COLLATE "C" PRIMARY KEY,
+    agent_id text COLLATE "C" NOT NULL REFERENCES {s}.agents (id) ON DELETE CASCADE,
+    external_id text COLLATE "C",
+    last_seq bigint NOT NULL DEFAULT 0,  -- seq of the newest message
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL      -- last activity
+);
+CREATE INDEX sessions_by_activity ON {s}.sessions (updated_at, id);
+CREATE INDEX sessions_by_agent ON {s}.sessions (agent_id, updated_at, id);
+CREATE INDEX sessions_by_external_id ON {s}.sessions (external_id, updated_at, id)
+    WHERE external_id IS NOT NULL;
+
+CREATE TABLE {s}.runs (
+    id text COLLATE "C" PRIMARY KEY,
+    session_id text COLLATE "C" NOT NULL REFERENCES {s}.sessions (id) ON DELETE CASCADE,
+    agent_id text COLLATE "C" NOT NULL,  -- always the session's agent
+    input_data jsonb,
+    output_data jsonb,
+    context jsonb,
+    duration_seconds double precision,
+    state jsonb,                         -- the WorkflowState (TOASTed apart from the row)
+    created_at timestamptz NOT NULL,
+    updated_at timestamptz NOT NULL,
+    UNIQUE (session_id, id)
+);
+
+-- run_id has no foreign key: runs go only with their session (whose cascade takes the
+-- messages), and add_chat_message checks the run in the statement that inserts.
+CREATE TABLE {s}.chat_messages (
+    session_id text COLLATE "C" NOT NULL REFERENCES {s}.sessions (id) ON DELETE CASCADE,
+    seq bigint NOT NULL,
+    agent_id text COLLATE "C" NOT NULL,
+    run_id text COLLATE "C",
+    role text NOT NULL,
+    content text,
+    created_at timestamptz NOT NULL,
+    PRIMARY KEY (session_id, seq)
+);
+"""
+
+# One round trip, race-free: each statement of a PL/pgSQL function sees what committed
+# before it, the agent is created with ON CONFLICT, a pinned session id with ON CONFLICT,
+# and the reuse-by-external-id lookup is serialised per (agent, external id) by a
+# transaction advisory lock. A refusal raises, which rolls back everything (even a new agent).
+_V1_INITIALIZE_RUN = """
+CREATE FUNCTION {s}.initialize_run(
+    p_name text, p_description text, p_input_schema jsonb, p_output_schema jsonb,
+    p_workflow jsonb, p_session_id text, p_external_id text, p_input_data jsonb,
+    p_now timestamptz, p_new_agent_id text, p_new_session_id text, p_new_run_id text,
+    OUT out_agent_id text, OUT out_session_id text
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_agent text;
+    v_external text;
+BEGIN
+    SELECT a.id INTO out_agent_id FROM {s}.agents a WHERE a.name = p_name;
+    IF out_agent_id IS NULL THEN
+        INSERT INTO {s}.agents AS a (id, name, description, input_schema, output_schema,
+                                     workflow, created_at, updated_at)
+        VALUES (p_new_agent_id, p_name, p_description, p_input_schema, p_output_schema,
+                p_workflow, p_now, p_now)
+        ON CONFLICT (name) DO NOTHING
+        RETURNING a.id INTO out_agent_id;
+        IF out_agent_id IS NULL THEN  -- another transaction created it just now
+            SELECT a.id INTO STRICT out_agent_id FROM {s}.agents a WHERE a.name = p_name;
+        END IF;
+    END IF;
+    IF p_description IS NOT NULL OR p_input_schema IS NOT NULL
+       OR p_output_schema IS NOT NULL OR p_workflow IS NOT NULL THEN
+        UPDATE {s}.agents a SET
+            description = coalesce(p_description, a.description),
+            input_schema = coalesce(p_input_schema, a.input_schema),
+            output_schema = coalesce(p_output_schema, a.output_schema),
+            workflow = coalesce(p_workflow, a.workflow),
+            updated_at = p_now
+        WHERE a.id = out_agent_id AND (
+            (p_description IS NOT NULL AND p_description IS DISTINCT FROM a.description)
+            OR (p_input_schema IS NOT NULL
+                AND p_input_schema::text IS DISTINCT FROM a.input_schema::text)
+            OR (p_output_schema IS NOT NULL
+                AND p_output_schema::text IS DISTINCT FROM a.output_schema::text)
+            OR (p_workflow IS NOT NULL AND p_workflow::text IS DISTINCT FROM a.workflow::text));
+    END IF;
+
+    IF p_session_id IS NOT NULL THEN
+        LOOP
+            UPDATE {s}.sessions s SET updated_at = greatest(s.updated_at, p_now)
+            WHERE s.id = p_session_id
+            RETURNING s.agent_id, s.external_id INTO v_agent, v_external;
+            IF FOUND THEN
+                IF v_agent <> out_agent_id THEN
+                    RAISE EXCEPTION USING ERRCODE = 'RSINV', MESSAGE = 'session_id',
+                        DETAIL = 'belongs to another agent';
+                END IF;
+                IF p_external_id IS NOT NULL AND p_external_id IS DISTINCT FROM v_external THEN
+                    RAISE EXCEPTION USING ERRCODE = 'RSINV', MESSAGE = 'external_id',
+                        DETAIL = 'differs from the session''s external_id';
+                END IF;
+                EXIT;
+            END IF;
+            INSERT INTO {s}.sessions (id, agent_id, external_id, created_at, updated_at)
+            VALUES (p_session_id, out_agent_id, p_external_id, p_now, p_now)
+            ON CONFLICT (id) DO NOTHING;
+            EXIT WHEN FOUND;  -- else it was created meanwhile: check it as above
+        END LOOP;
+        out_session_id := p_session_id;
+    ELSE
+        IF p_external_id IS NOT NULL THEN
+            PERFORM pg_advisory_xact_lock(hashtext(out_agent_id), hashtext(p_external_id));
+            UPDATE {s}.sessions s SET updated_at = greatest(s.updated_at, p_now)
+            WHERE s.id = (
+                SELECT x.id FROM {s}.sessions x
+                WHERE x.external_id = p_external_id AND x.agent_id = out_agent_id
+                ORDER BY x.updated_at DESC, x.id DESC LIMIT 1)
+            RETURNING s.id INTO out_session_id;
+        END IF;
+        IF out_session_id IS NULL THEN
+            out_session_id := p_new_session_id;
+            INSERT INTO {s}.sessions (id, agent_id, external_id, created_at, updated_at)
+            VALUES (out_session_id, out_agent_id, p_external_id, p_now, p_now);
+        END IF;
+    END IF;
+
+    INSERT INTO {s}.runs (id, session_id, agent_id, input_data, created_at, updated_at)
+    VALUES (p_new_run_id, out_session_id, out_agent_id, p_input_data, p_now, p_now);
+END
+$fn$;
+"""
+
+# (version, SQL): append only; a released migration is never edited.
+MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1_TABLES + _V1_INITIALIZE_RUN),)
+
+# -- runs and state ---------------------------------------------------------------
+
+INITIALIZE_RUN = (
+    "SELECT out_agent_id, out_session_id"
+    " FROM {s}.initialize_run($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb,"
+    " $9, $10, $11, $12)"
+)
+
+UPDATE_RUN = """
+WITH run AS (
+    UPDATE {s}.runs SET
+        output_data = coalesce($2::jsonb, output_data),
+        context = coalesce($3::jsonb, context),
+        duration_seconds = coalesce($4::float8, duration_seconds),
+        updated_at = $5
+    WHERE id = $1
+    RETURNING session_id
+)
+UPDATE {s}.sessions s SET updated_at = greatest(s.updated_at, $5)
+FROM run WHERE s.id = run.session_id
+RETURNING 1
+"""
+
+_RUN_COLUMNS = (
+    "id, session_id, agent_id, input_data, output_data, context, duration_seconds,"
+    " created_at, updated_at"
+)
+
+GET_RUN = f"SELECT {_RUN_COLUMNS} FROM {{s}}.runs WHERE id = $1"
+
+LIST_RUNS = f"SELECT {_RUN_COLUMNS} FROM {{s}}.runs WHERE session_id = $1 ORDER BY created_at, id"
+
+SAVE_STATE = """
+WITH run AS (UPDATE {s}.runs SET state = $2::jsonb WHERE id = $1 RETURNING session_id)
+UPDATE {s}.sessions s SET updated_at = greatest(s.updated_at, $3)
+FROM run WHERE s.id = run.session_id
+RETURNING 1
+"""
+
+LOAD_STATE = "SELECT state FROM {s}.runs WHERE id = $1"
+
+# -- chat -------------------------------------------------------------------------
+
+# One statement: the seq comes from the session row's counter, bumped under its row lock,
+# so concurrent appends (any number of processes) get distinct, increasing seqs. When
+# nothing is inserted, the last two columns tell the caller which check failed.
+ADD_CHAT_MESSAGE = """
+WITH bumped AS (
+    UPDATE {s}.sessions s SET last_seq = s.last_seq + 1, updated_at = greatest(s.updated_at, $6)
+    WHERE s.id = $2 AND s.agent_id = $1
+      AND ($3::text IS NULL
+           OR EXISTS (SELECT 1 FROM {s}.runs r WHERE r.id = $3 AND r.session_id = $2))
+    RETURNING s.last_seq
+), added AS (
+    INSERT INTO {s}.chat_messages (session_id, seq, agent_id, run_id, role, content, created_at)
+    SELECT $2, last_seq, $1, $3, $4, $5, $6 FROM bumped
+    RETURNING seq
+)
+SELECT seq, NULL::text, NULL::text FROM added
+UNION ALL
+SELECT NULL, (SELECT agent_id FROM {s}.sessions WHERE id = $2),
+       (SELECT session_id FROM {s}.runs WHERE id = $3)
+WHERE NOT EXISTS (SELECT FROM added)
+"""
+
+_MESSAGE_COLUMNS = "role, content, seq, run_id, created_at"
+
+# Newest first (the caller reverses); LIMIT NULL means no limit.
+CHAT_HISTORY = (
+    f"SELECT {_MESSAGE_COLUMNS} FROM {{s}}.chat_messages WHERE session_id = $1"
+    " ORDER BY seq DESC LIMIT $2"
+)
+
+CHAT_HISTORY_EXCLUDING_RUN = (
+    f"SELECT {_MESSAGE_COLUMNS} FROM {{s}}.chat_messages"
+    " WHERE session_id = $1 AND run_id IS DISTINCT FROM $3 ORDER BY seq DESC LIMIT $2"
+)
+
+# -- agents and sessions -----------------------------------------------------------
+
+_AGENT_COLUMNS = (
+    "id, name, description, input_schema, output_schema, workflow, created_at, updated_at"
+)
+
+LIST_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM {{s}}.agents ORDER BY name"
+
+_SESSION_COLUMNS = "s.id, s.agent_id, s.external_id, s.created_at, s.updated_at"
+
+GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM {{s}}.sessions s WHERE s.id = $1"
+
+
+def _list_sessions(by_agent: bool, by_external_id: bool, after: bool) -> str:
+    """One fixed statement per filter combination, so each can use its index. Parameters:
+    $1 limit, then the workflow name, the external id and the ``before`` id that are given."""
+    where = []
+    number = 1
+    if by_agent:
+        number += 1
+        where.append(f"s.agent_id = (SELECT a.id FROM {{s}}.agents a WHERE a.name = ${number})")
+    if by_external_id:
+        number += 1
+        where.append(f"s.external_id = ${number}")
+    if after:
+        number += 1
+        where.append(
+            "(s.updated_at, s.id)"
+            f" < (SELECT b.updated_at, b.id FROM {{s}}.sessions b WHERE b.id = ${number})"
+        )
+    return (
+        f"SELECT {_SESSION_COLUMNS} FROM {{s}}.sessions s"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY s.updated_at DESC, s.id DESC LIMIT $1"
+    )
+
+
+# Keyed by (workflow_name given, external_id given, before given).
+LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
+    (a, e, b): _list_sessions(a, e, b)
+    for a in (False, True)
+    for e in (False, True)
+    for b in (False, True)
+}
+
+DELETE_SESSION = "DELETE FROM {s}.sessions WHERE id = $1 RETURNING 1"
+
+DELETE_AGENT = "DELETE FROM {s}.agents WHERE name = $1 RETURNING 1"
+
+PURGE_SESSIONS = (
+    "WITH gone AS (DELETE FROM {s}.sessions WHERE updated_at < $1 RETURNING 1)"
+    " SELECT count(*) FROM gone"
+)
+
+# -- export / import ---------------------------------------------------------------
+
+EXPORT_AGENTS = LIST_AGENTS
+EXPORT_SESSIONS = f"SELECT {_SESSION_COLUMNS} FROM {{s}}.sessions s ORDER BY s.created_at, s.id"
+EXPORT_RUNS = f"SELECT {_RUN_COLUMNS}, state FROM {{s}}.runs ORDER BY created_at, id"
+EXPORT_MESSAGES = (
+    "SELECT agent_id, session_id, run_id, seq, role, content, created_at"
+    " FROM {s}.chat_messages ORDER BY session_id, seq"
+)
+
+EXPORT_SESSION_AGENTS = (
+    f"SELECT {_AGENT_COLUMNS} FROM {{s}}.agents"
+    " WHERE id = (SELECT agent_id FROM {s}.sessions WHERE id = $1)"
+)
+EXPORT_SESSION_SESSIONS = GET_SESSION
+EXPORT_SESSION_RUNS = (
+    f"SELECT {_RUN_COLUMNS}, state FROM {{s}}.runs WHERE session_id = $1 ORDER BY created_at, id"
+)
+EXPORT_SESSION_MESSAGES = (
+    "SELECT agent_id, session_id, run_id, seq, role, content, created_at"
+    " FROM {s}.chat_messages WHERE session_id = $1 ORDER BY seq"
+)
+
+EXISTING_IDS = """
+SELECT array(SELECT id FROM {s}.agents WHERE id = ANY($1::text[])),
+       array(SELECT id FROM {s}.sessions WHERE id = ANY($2::text[])),
+       array(SELECT id FROM {s}.runs WHERE id = ANY($3::text[]))
+"""
+
+IMPORT_AGENT = (
+    f"INSERT INTO {{s}}.agents ({_AGENT_COLUMNS})"
+    " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8)"
+)
+IMPORT_SESSION = (
+    "INSERT INTO {s}.sessions (id, agent_id, external_id, created_at, updated_at, last_seq)"
+    " VALUES ($1, $2, $3, $4, $5, $6)"
+)
+IMPORT_RUN = (
+    f"INSERT INTO {{s}}.runs ({_RUN_COLUMNS}, state)"
+    " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10::jsonb)"
+)
+IMPORT_MESSAGE = (
+    "INSERT INTO {s}.chat_messages (agent_id, session_id, run_id, seq, role, content, created_at)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
+)
+
+
+class Statements:
+    """The statements above with the schema filled in (attribute = constant name, lowered)."""
+
+    initialize_run: str
+    update_run: str
+    get_run: str
+    list_runs: str
+    save_state: str
+    load_state: str
+    add_chat_message: str
+    chat_history: str
+    chat_history_excluding_run: str
+    list_agents: str
+    get_session: str
+    delete_session: str
+    delete_agent: str
+    purge_sessions: str
+    export_agents: str
+    export_sessions: str
+    export_runs: str
+    export_messages: str
+    export_session_agents: str
+    export_session_sessions: str
+    export_session_runs: str
+    export_session_messages: str
+    existing_ids: str
+    import_agent: str
+    import_session: str
+    import_run: str
+    import_message: str
+    migration_lock: str
+    migrations_table: str
+    applied_version: str
+    record_migration: str
+
+    def __init__(self, schema: str) -> None:
+        quoted = quote_schema(schema)
+        self.schema = schema
+        constants = globals()
+        for name in self.__annotations__:
+            setattr(self, name, constants[name.upper()].replace("{s}", quoted))
+        self.migrations = tuple((v, sql.replace("{s}", quoted)) for v, sql in MIGRATIONS)
+        self.list_sessions = {key: sql.replace("{s}", quoted) for key, sql in LIST_SESSIONS.items()}

@@ -1,0 +1,465 @@
+"""``PostgresDataStorage``: the production backend, on asyncpg (``pip install runstore[postgres]``).
+
+Every statement lives in ``_postgres_sql``. Each call is one round trip (export and import
+excepted); payloads travel as JSON text into ``jsonb`` columns. The schema is created and
+migrated on first use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, NoReturn
+
+import asyncpg
+
+from . import _postgres_sql as sql
+from ._json import dump_optional, load_json
+from .base import DataStorage, Dump, MessageRow, NewRun
+from .errors import InvalidDataError, NotFoundError, StorageError
+from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
+
+# Errors that mean "the server cannot be reached (now)"; anything else from asyncpg is a
+# failed statement.
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.OperatorInterventionError,
+)
+
+# A JSON string, or a number written with a positive exponent ("1e+20"). jsonb keeps numbers
+# as numeric and prints them without exponent, so "1e+20" would come back as an int.
+_STRING_OR_BIG_FLOAT = re.compile(r'"(?:[^"\\]++|\\.)*+"|(-?\d+(?:\.\d+)?e\+\d+)')
+
+
+def _positional(match: re.Match[str]) -> str:
+    number = match.group(1)
+    if number is None:
+        return match.group(0)
+    digits = format(Decimal(number), "f")
+    return digits + ".0"  # the value of a float written with e+ is a whole number
+
+
+def to_jsonb(text: str | None) -> str | None:
+    """JSON text whose floats survive jsonb: a float with a positive exponent is written out
+    in full with a ``.0`` (its exact value, which parses back to the same float)."""
+    if text is None or "e+" not in text:
+        return text
+    return _STRING_OR_BIG_FLOAT.sub(_positional, text)
+
+
+def _unavailable(exc: BaseException) -> StorageError:
+    return StorageError(f"PostgreSQL is unavailable: {type(exc).__name__}: {exc}")
+
+
+def _failed(exc: asyncpg.PostgresError) -> NoReturn:
+    if exc.sqlstate == sql.INVALID_DATA:
+        raise InvalidDataError(str(exc.message), str(exc.detail)) from None
+    raise StorageError(f"PostgreSQL error {exc.sqlstate}: {exc}") from exc
+
+
+def _agent(row: Any) -> AgentRecord:
+    return AgentRecord(
+        row[0],
+        row[1],
+        row[2],
+        load_json(row[3]),
+        load_json(row[4]),
+        load_json(row[5]),
+        row[6],
+        row[7],
+    )
+
+
+def _session(row: Any) -> SessionRecord:
+    return SessionRecord(row[0], row[1], row[2], row[3], row[4])
+
+
+def _run(row: Any) -> RunRecord:
+    return RunRecord(
+        row[0],
+        row[1],
+        row[2],
+        load_json(row[3]),
+        load_json(row[4]),
+        load_json(row[5]),
+        row[6],
+        row[7],
+        row[8],
+    )
+
+
+class PostgresDataStorage(DataStorage):
+    """Stores everything in PostgreSQL (asyncpg), in ``schema`` (default ``public``).
+
+    ``dsn_or_pool`` is a DSN (the store owns a pool and closes it) or an ``asyncpg.Pool``
+    (left open on ``close()``). While the server is unreachable, calls raise
+    ``StorageError`` within ``connect_timeout`` seconds (a statement that started gives up
+    after ``command_timeout``); once it is back, the same store works again.
+    """
+
+    def __init__(
+        self,
+        dsn_or_pool: str | asyncpg.Pool,
+        *,
+        schema: str | None = None,
+        connect_timeout: float = 5.0,
+        command_timeout: float = 60.0,
+        max_connections: int = 10,
+    ) -> None:
+        super().__init__()
+        self._sql = sql.Statements("public" if schema is None else schema)
+        if isinstance(dsn_or_pool, str):
+            self._dsn: str | None = dsn_or_pool
+            self._pool: asyncpg.Pool | None = None
+        elif isinstance(dsn_or_pool, asyncpg.Pool):
+            self._dsn = None
+            self._pool = dsn_or_pool
+        else:
+            raise InvalidDataError("dsn_or_pool", "must be a DSN string or an asyncpg.Pool")
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+        self._max_connections = max_connections
+        self._ready = False
+        self._starting: asyncio.Lock | None = None
+
+    async def open(self) -> PostgresDataStorage:
+        """Connect and migrate now rather than on first use; returns the store."""
+        self._check_open()
+        await self._get_pool()
+        return self
+
+    # -- connection, migrations, errors -----------------------------------------
+
+    async def _get_pool(self) -> asyncpg.Pool:
+        """The pool, with the schema migrated (done once, on first use)."""
+        if self._ready and self._pool is not None:
+            return self._pool
+        if self._starting is None:
+            self._starting = asyncio.Lock()
+        async with self._starting:
+            if self._pool is None:
+                assert self._dsn is not None
+                try:
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._max_connections,
+                        timeout=self._connect_timeout,
+                        command_timeout=self._command_timeout,
+                    )
+                except _UNAVAILABLE as exc:
+                    raise _unavailable(exc) from exc
+                except asyncpg.PostgresError as exc:
+                    _failed(exc)
+            if not self._ready:
+                await self._migrate(self._pool)
+                self._ready = True
+        return self._pool
+
+    async def _migrate(self, pool: asyncpg.Pool) -> None:
+        """Apply the missing migrations, each in its own transaction, under an advisory lock
+        so that processes starting together apply each one once."""
+        q = self._sql
+        latest = q.migrations[-1][0]
+        try:
+            async with pool.acquire(timeout=self._connect_timeout) as conn:
+                try:
+                    if await conn.fetchval(q.applied_version) == latest:
+                        return
+                except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+                    pass
+                for version, migration in q.migrations:
+                    async with conn.transaction():
+                        await conn.execute(q.migration_lock, q.schema)
+                        await conn.execute(q.migrations_table)
+                        applied = await conn.fetchval(q.applied_version)
+                        if applied > latest:
+                            raise StorageError(
+                                f"schema {q.schema!r} is at version {applied}; this runstore "
+                                f"knows versions up to {latest}: upgrade runstore"
+                            )
+                        if applied < version:
+                            await conn.execute(migration)
+                            await conn.execute(q.record_migration, version)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        except asyncpg.PostgresError as exc:
+            _failed(exc)
+
+    async def _fetch(self, query: str, *args: Any) -> list[Any]:
+        pool = self._pool if self._ready and self._pool is not None else await self._get_pool()
+        try:
+            rows: list[Any] = await pool.fetch(query, *args)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        except asyncpg.PostgresError as exc:
+            _failed(exc)
+        return rows
+
+    async def _fetchrow(self, query: str, *args: Any) -> Any:
+        pool = self._pool if self._ready and self._pool is not None else await self._get_pool()
+        try:
+            return await pool.fetchrow(query, *args)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        except asyncpg.PostgresError as exc:
+            _failed(exc)
+
+    async def _fetchval(self, query: str, *args: Any) -> Any:
+        pool = self._pool if self._ready and self._pool is not None else await self._get_pool()
+        try:
+            return await pool.fetchval(query, *args)
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        except asyncpg.PostgresError as exc:
+            _failed(exc)
+
+    async def _close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None or self._dsn is None:
+            return  # a pool we were given stays open
+        try:
+            await asyncio.wait_for(pool.close(), self._connect_timeout)
+        except _UNAVAILABLE:  # includes TimeoutError
+            pool.terminate()
+
+    # -- runs ------------------------------------------------------------------
+
+    async def _initialize_run(self, request: NewRun) -> RunHandle:
+        row = await self._fetchrow(
+            self._sql.initialize_run,
+            request.workflow_name,
+            request.description,
+            to_jsonb(request.input_schema),
+            to_jsonb(request.output_schema),
+            to_jsonb(request.workflow),
+            request.session_id,
+            request.external_id,
+            to_jsonb(request.input_data),
+            request.now,
+            request.new_agent_id,
+            request.new_session_id,
+            request.new_run_id,
+        )
+        return RunHandle(row[0], row[1], request.new_run_id)
+
+    async def _update_run(
+        self,
+        run_id: str,
+        output_data: str | None,
+        context: str | None,
+        duration_seconds: float | None,
+        now: datetime,
+    ) -> None:
+        done = await self._fetchval(
+            self._sql.update_run,
+            run_id,
+            to_jsonb(output_data),
+            to_jsonb(context),
+            duration_seconds,
+            now,
+        )
+        if done is None:
+            raise NotFoundError(f"run_id: no run {run_id!r}")
+
+    async def _get_run(self, run_id: str) -> RunRecord | None:
+        row = await self._fetchrow(self._sql.get_run, run_id)
+        return None if row is None else _run(row)
+
+    async def _list_runs(self, session_id: str) -> list[RunRecord]:
+        return [_run(row) for row in await self._fetch(self._sql.list_runs, session_id)]
+
+    async def _save_state(self, run_id: str, state: str, now: datetime) -> None:
+        if await self._fetchval(self._sql.save_state, run_id, to_jsonb(state), now) is None:
+            raise NotFoundError(f"run_id: no run {run_id!r}")
+
+    async def _load_state(self, run_id: str) -> str | None:
+        state: str | None = await self._fetchval(self._sql.load_state, run_id)
+        return state
+
+    # -- chat ------------------------------------------------------------------
+
+    async def _add_chat_message(
+        self,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+        now: datetime,
+    ) -> ChatMsg:
+        seq, session_agent, run_session = await self._fetchrow(
+            self._sql.add_chat_message, agent_id, session_id, run_id, role, content, now
+        )
+        if seq is not None:
+            return ChatMsg(role, content, seq, run_id, now)
+        if session_agent is None:
+            raise NotFoundError(f"session_id: no session {session_id!r}")
+        if session_agent != agent_id:
+            raise InvalidDataError("agent_id", "is not the agent of that session")
+        if run_id is not None and run_session is None:
+            raise NotFoundError(f"run_id: no run {run_id!r}")
+        if run_id is not None and run_session != session_id:
+            raise InvalidDataError("run_id", "belongs to another session")
+        raise NotFoundError(f"session_id: session {session_id!r} was deleted meanwhile")
+
+    async def _get_chat_history(
+        self, session_id: str, limit: int | None, exclude_run_id: str | None
+    ) -> list[ChatMsg]:
+        if exclude_run_id is None:
+            rows = await self._fetch(self._sql.chat_history, session_id, limit)
+        else:
+            rows = await self._fetch(
+                self._sql.chat_history_excluding_run, session_id, limit, exclude_run_id
+            )
+        rows.reverse()
+        return [ChatMsg(*row) for row in rows]
+
+    # -- agents and sessions ---------------------------------------------------
+
+    async def _list_agents(self) -> list[AgentRecord]:
+        return [_agent(row) for row in await self._fetch(self._sql.list_agents)]
+
+    async def _get_session(self, session_id: str) -> SessionRecord | None:
+        row = await self._fetchrow(self._sql.get_session, session_id)
+        return None if row is None else _session(row)
+
+    async def _list_sessions(
+        self,
+        workflow_name: str | None,
+        external_id: str | None,
+        limit: int | None,
+        before: str | None,
+    ) -> list[SessionRecord]:
+        filters = (workflow_name, external_id, before)
+        query = self._sql.list_sessions[
+            (workflow_name is not None, external_id is not None, before is not None)
+        ]
+        rows = await self._fetch(query, limit, *(f for f in filters if f is not None))
+        return [_session(row) for row in rows]
+
+    async def _delete_session(self, session_id: str) -> None:
+        if await self._fetchval(self._sql.delete_session, session_id) is None:
+            raise NotFoundError(f"session_id: no session {session_id!r}")
+
+    async def _delete_agent(self, workflow_name: str) -> None:
+        if await self._fetchval(self._sql.delete_agent, workflow_name) is None:
+            raise NotFoundError(f"workflow_name: no agent {workflow_name!r}")
+
+    async def _purge_sessions(self, older_than: datetime) -> int:
+        count: int = await self._fetchval(self._sql.purge_sessions, older_than)
+        return count
+
+    # -- export / import -------------------------------------------------------
+
+    async def _export(self, session_id: str | None) -> Dump:
+        q = self._sql
+        if session_id is None:
+            queries: list[tuple[str, ...]] = [
+                (q.export_agents,),
+                (q.export_sessions,),
+                (q.export_runs,),
+                (q.export_messages,),
+            ]
+        else:
+            queries = [
+                (q.export_session_agents, session_id),
+                (q.export_session_sessions, session_id),
+                (q.export_session_runs, session_id),
+                (q.export_session_messages, session_id),
+            ]
+        pool = await self._get_pool()
+        try:
+            async with (
+                pool.acquire(timeout=self._connect_timeout) as conn,
+                conn.transaction(isolation="repeatable_read", readonly=True),
+            ):
+                agents, sessions, runs, messages = [await conn.fetch(*query) for query in queries]
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        except asyncpg.PostgresError as exc:
+            _failed(exc)
+        return Dump(
+            agents=[_agent(row) for row in agents],
+            sessions=[_session(row) for row in sessions],
+            runs=[_run(row) for row in runs],
+            states={row[0]: row[9] for row in runs if row[9] is not None},
+            messages=[MessageRow(*row) for row in messages],
+        )
+
+    async def _import(self, dump: Dump) -> None:
+        pool = await self._get_pool()
+        try:
+            async with pool.acquire(timeout=self._connect_timeout) as conn, conn.transaction():
+                await self._insert_dump(conn, dump)
+        except asyncpg.UniqueViolationError as exc:  # a concurrent writer took an id
+            detail = f"an id or name exists already: {exc.detail}"
+            raise InvalidDataError("document", detail) from None
+        except _UNAVAILABLE as exc:
+            raise _unavailable(exc) from exc
+        except asyncpg.PostgresError as exc:
+            _failed(exc)
+
+    async def _insert_dump(self, conn: Any, dump: Dump) -> None:
+        q = self._sql
+        taken = await conn.fetchrow(
+            q.existing_ids,
+            [a.id for a in dump.agents],
+            [s.id for s in dump.sessions],
+            [r.id for r in dump.runs],
+        )
+        _refuse_taken(dump, set(taken[0]), set(taken[1]), set(taken[2]))
+        last_seq: dict[str, int] = {}
+        for m in dump.messages:
+            last_seq[m.session_id] = max(last_seq.get(m.session_id, 0), m.seq)
+        agents = [
+            (a.id, a.name, a.description, _payload(a.input_schema, "input_schema"),
+             _payload(a.output_schema, "output_schema"), _payload(a.workflow, "workflow"),
+             a.created_at, a.updated_at)
+            for a in dump.agents
+        ]  # fmt: skip
+        sessions = [
+            (s.id, s.agent_id, s.external_id, s.created_at, s.updated_at, last_seq.get(s.id, 0))
+            for s in dump.sessions
+        ]
+        runs = [
+            (r.id, r.session_id, r.agent_id, _payload(r.input_data, "input_data"),
+             _payload(r.output_data, "output_data"), _payload(r.context, "context"),
+             r.duration_seconds, r.created_at, r.updated_at, to_jsonb(dump.states.get(r.id)))
+            for r in dump.runs
+        ]  # fmt: skip
+        messages = [
+            (m.agent_id, m.session_id, m.run_id, m.seq, m.role, m.content, m.created_at)
+            for m in dump.messages
+        ]
+        for statement, rows in [
+            (q.import_agent, agents),
+            (q.import_session, sessions),
+            (q.import_run, runs),
+            (q.import_message, messages),
+        ]:
+            if rows:
+                await conn.executemany(statement, rows)
+
+
+def _payload(value: dict[str, Any] | None, field: str) -> str | None:
+    return to_jsonb(dump_optional(value, field))
+
+
+def _refuse_taken(dump: Dump, agents: set[str], sessions: set[str], runs: set[str]) -> None:
+    """Name the first id of the document that exists already, in the in-memory order."""
+    for index, agent in enumerate(dump.agents):
+        if agent.id in agents:
+            raise InvalidDataError(f"agents[{index}].id", f"{agent.id!r} exists already")
+    for index, session in enumerate(dump.sessions):
+        if session.id in sessions:
+            raise InvalidDataError(f"sessions[{index}].id", f"{session.id!r} exists already")
+    for index, run in enumerate(dump.runs):
+        if run.id in runs:
+            raise InvalidDataError(f"runs[{index}].id", f"{run.id!r} exists already")
