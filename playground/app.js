@@ -190,6 +190,7 @@ async function send(event) {
 
 async function switchMode() {
   const wanted = $("mode-select").value;
+  if (wanted === mode) return; // reopening would empty an in-memory store
   await busy(async () => {
     const opened = await call("open", { mode: wanted }).catch(report("Could not open the store"));
     if (opened) {
