@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncpg
-from conftest import Workers
+from pg_helpers import Workers
 
 from runstore import PostgresDataStorage
 

@@ -1,7 +1,7 @@
 """A separate process that uses one PostgreSQL store, for the multi-process tests.
 
-    python worker.py BARRIER DSN SCHEMA append SESSION_ID AGENT_ID TASKS COUNT TAG
-    python worker.py BARRIER DSN SCHEMA open
+    python pg_worker.py BARRIER DSN SCHEMA append SESSION_ID AGENT_ID TASKS COUNT TAG
+    python pg_worker.py BARRIER DSN SCHEMA open
 
 Each worker first waits on a shared advisory lock (key BARRIER) that the test holds, so all
 workers start at once when the test lets go. ``append`` runs TASKS concurrent tasks that each
