@@ -32,8 +32,19 @@ def _to_db(value: datetime) -> int:
     return (value - _EPOCH) // _MICROSECOND
 
 
+# Stored times -> datetimes, remembered: a chat reads the same newest messages turn after
+# turn, and building a datetime costs far more than the lookup. Datetimes are immutable.
+_TIMES: dict[int, datetime] = {}
+_TIMES_KEPT = 8192
+
+
 def _from_db(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
+    when = _TIMES.get(value)
+    if when is None:
+        if len(_TIMES) >= _TIMES_KEPT:
+            _TIMES.clear()
+        when = _TIMES[value] = _EPOCH + timedelta(microseconds=value)
+    return when
 
 
 def _new_message(fields: tuple[str, str | None, int, str | None, datetime]) -> ChatMsg:
@@ -253,9 +264,9 @@ class SqliteDataStorage(DataStorage):
                     sql.HISTORY_EXCLUDING_RUN, (session_id, exclude_run_id, count)
                 )
         rows.reverse()
+        times = _TIMES
         return [
-            _new_message((r[0], r[1], r[2], r[3], _EPOCH + timedelta(microseconds=r[4])))
-            for r in rows
+            _new_message((r[0], r[1], r[2], r[3], times.get(r[4]) or _from_db(r[4]))) for r in rows
         ]
 
     # -- agents and sessions ---------------------------------------------------
