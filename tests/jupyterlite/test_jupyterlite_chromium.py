@@ -12,7 +12,8 @@ from urllib.parse import urlencode, urlsplit
 from example_notebook import INSTALL, code_cells, exported_path, match_output
 from playwright.sync_api import Browser, Page
 
-# Cold start (Pyodide, the kernel's packages, the install) took 7-10 s here; be generous.
+# A cold start (Pyodide, the kernel's packages, the install) takes 7-10 s on an idle machine and
+# over a minute on a busy one: wait generously.
 RUN_TIMEOUT_MS = 180_000
 
 
@@ -27,6 +28,8 @@ OUTPUTS_JS = """() => Array.from(document.querySelectorAll('.jp-OutputArea-outpu
 
 def run_cells(page: Page, url: str, last_line: str) -> str:
     """Open the REPL on ``url``; return the cells' printed output once it has ``last_line``."""
+    console: list[str] = []
+    page.on("console", lambda message: console.append(message.text))
     page.goto(url)
     try:
         page.wait_for_function(
@@ -34,7 +37,10 @@ def run_cells(page: Page, url: str, last_line: str) -> str:
         )
     except Exception as exc:
         page_text = page.inner_text("body")
-        raise AssertionError(f"{last_line!r} never printed; page:\n{page_text}") from exc
+        logged = "\n".join(console[-40:])
+        raise AssertionError(
+            f"{last_line!r} never printed; page:\n{page_text}\nbrowser console:\n{logged}"
+        ) from exc
     output: str = page.evaluate(OUTPUTS_JS)
     return output
 
@@ -44,16 +50,11 @@ def test_example_notebook_runs_in_jupyterlite(browser: Browser, site_url: str) -
     requests: list[str] = []
     context.on("request", lambda request: requests.append(request.url))
     page = context.new_page()
-    console: list[str] = []
-    page.on("console", lambda message: console.append(message.text))
     cells = code_cells()
     assert cells[0].strip() == INSTALL
 
     text = run_cells(page, repl_url(site_url, cells), "state: completed")
-    try:
-        found = match_output(text)
-    except AssertionError as exc:
-        raise AssertionError(f"{exc}\nbrowser console:\n" + "\n".join(console)) from None
+    found = match_output(text)
     # The export went to the notebook's folder on JupyterLite's drive.
     assert exported_path(found).startswith("/drive/"), text
 
