@@ -11,8 +11,14 @@ let bridge = null;
 let mounted = false;
 let queue = Promise.resolve();
 
-function progress(step, label) {
-  postMessage({ type: "progress", step, total: BOOT_STEPS, label });
+// Runs one boot step after announcing it; an error names the step that failed.
+async function step(number, label, work) {
+  postMessage({ type: "progress", step: number, total: BOOT_STEPS, label });
+  try {
+    return await work();
+  } catch (error) {
+    throw Object.assign(error instanceof Error ? error : new Error(String(error)), { step: label });
+  }
 }
 
 function syncfs(populate) {
@@ -31,27 +37,28 @@ async function mountPersistent() {
 
 async function boot(mode) {
   const here = new URL(".", import.meta.url);
-  progress(1, "Starting Pyodide (Python in WebAssembly)");
-  pyodide = await loadPyodide({ indexURL: new URL("pyodide/", here).href });
-  progress(2, "Loading micropip");
-  await pyodide.loadPackage("micropip", { messageCallback: () => {} });
-  const site = await (await fetch(new URL("site.json", here))).json();
-  progress(3, `Installing ${site.wheel} with micropip`);
-  const micropip = pyodide.pyimport("micropip");
-  await micropip.install(new URL(`wheels/${site.wheel}`, here).href);
-  micropip.destroy();
-  progress(4, "Loading the chat workflow");
-  const dir = "/home/pyodide/playground";
-  pyodide.FS.mkdirTree(dir);
-  for (const name of PY_FILES) {
-    const response = await fetch(new URL(`py/${name}`, here));
-    if (!response.ok) throw new Error(`could not fetch py/${name}: HTTP ${response.status}`);
-    pyodide.FS.writeFile(`${dir}/${name}`, await response.text());
-  }
-  pyodide.runPython(`import sys; sys.path.insert(0, ${JSON.stringify(dir)})`);
-  bridge = pyodide.pyimport("bridge");
-  progress(5, `Opening the ${mode === "persistent" ? "persistent" : "in-memory"} store`);
-  return openStore(mode);
+  pyodide = await step(1, "Starting Pyodide (Python in WebAssembly)", () =>
+    loadPyodide({ indexURL: new URL("pyodide/", here).href }));
+  await step(2, "Loading micropip", () => pyodide.loadPackage("micropip", { messageCallback: () => {} }));
+  await step(3, "Installing the runstore wheel with micropip", async () => {
+    const site = await (await fetch(new URL("site.json", here))).json();
+    const micropip = pyodide.pyimport("micropip");
+    await micropip.install(new URL(`wheels/${site.wheel}`, here).href);
+    micropip.destroy();
+  });
+  bridge = await step(4, "Loading the chat workflow", async () => {
+    const dir = "/home/pyodide/playground";
+    pyodide.FS.mkdirTree(dir);
+    for (const name of PY_FILES) {
+      const response = await fetch(new URL(`py/${name}`, here));
+      if (!response.ok) throw new Error(`could not fetch py/${name}: HTTP ${response.status}`);
+      pyodide.FS.writeFile(`${dir}/${name}`, await response.text());
+    }
+    pyodide.runPython(`import sys; sys.path.insert(0, ${JSON.stringify(dir)})`);
+    return pyodide.pyimport("bridge");
+  });
+  const label = `Opening the ${mode === "persistent" ? "persistent" : "in-memory"} store`;
+  return step(5, label, () => openStore(mode));
 }
 
 async function openStore(mode) {
@@ -94,7 +101,8 @@ function describe(error) {
   // A Python exception's message is its traceback: the last line names the error.
   const text = String(error && error.message ? error.message : error).trim();
   const lines = text.split("\n");
-  return { message: lines[lines.length - 1], detail: text };
+  const last = lines[lines.length - 1];
+  return { message: error && error.step ? `${error.step} failed: ${last}` : last, detail: text };
 }
 
 self.onmessage = (event) => {

@@ -251,3 +251,16 @@ def test_screenshot_after_a_conversation(visit: Visit) -> None:
     shot = ARTIFACTS / "playground.png"
     page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 10_000
+
+
+def test_a_failed_boot_is_shown_as_an_error(visit: Visit) -> None:
+    visit.context.route("**/wheels/*.whl", lambda route: route.fulfill(status=404))
+    page = visit.page()
+    page.goto(visit.url)
+    expect(page.locator("#status")).to_have_attribute(
+        "data-state", "error", timeout=BOOT_TIMEOUT_MS
+    )
+    expect(page.locator("#error")).to_be_visible()
+    title = page.locator("#error-title").inner_text()  # names the step that failed
+    assert title.startswith("Startup failed: Installing the runstore wheel with micropip failed")
+    expect(page.locator("#chat-input")).to_be_disabled()
