@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import sqlite3
 import sys
 import threading
@@ -58,11 +59,7 @@ def threads_work() -> bool:
 
 
 def _aiosqlite_missing() -> bool:
-    try:
-        import aiosqlite  # noqa: F401
-    except ImportError:
-        return True
-    return False
+    return importlib.util.find_spec("aiosqlite") is None  # looks without importing it
 
 
 def choose(driver: str | None) -> str:

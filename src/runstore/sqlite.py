@@ -84,7 +84,7 @@ def _run(row: Row) -> RunRecord:
 
 
 def _is_file(path: str) -> bool:
-    return path not in ("", ":memory:") and not path.startswith("file:")
+    return path not in ("", ":memory:")  # "" is SQLite's private temporary database
 
 
 class SqliteDataStorage(DataStorage):
