@@ -31,10 +31,23 @@ async def _sqlite_aiosqlite(tmp_path: Path) -> DataStorage:
     return await SqliteDataStorage(tmp_path / "runstore.db", driver="aiosqlite").open()
 
 
+async def _postgres(tmp_path: Path) -> DataStorage:
+    """A fresh schema per store in the throwaway cluster (or the server of $RUNSTORE_PG_DSN)."""
+    import uuid
+
+    from pg_server import shared_dsn
+
+    from runstore import PostgresDataStorage
+
+    schema = f"test_{uuid.uuid4().hex[:20]}"
+    return await PostgresDataStorage(shared_dsn(), schema=schema).open()
+
+
 FACTORIES: dict[str, Factory] = {
     "memory": _memory,
     "sqlite-sqlite3": _sqlite_sqlite3,
     "sqlite-aiosqlite": _sqlite_aiosqlite,
+    "postgres": _postgres,
 }
 
 
