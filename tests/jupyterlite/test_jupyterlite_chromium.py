@@ -7,6 +7,7 @@ error (later cells just never run), so the test asserts on what the cells print.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode, urlsplit
 
 from example_notebook import INSTALL, code_cells, exported_path, match_output
@@ -74,7 +75,9 @@ def test_example_notebook_runs_in_jupyterlite(browser: Browser, site_url: str) -
     text = run_cells(reader, repl_url(site_url, reread), "reloaded sessions:")
     assert "reloaded sessions: ['ada', 'grace']" in text, text
 
-    # Everything came from the site: no CDN, no PyPI.
+    # Everything came from the site: no CDN, no PyPI; runstore from the site's piplite index.
     hosts = {urlsplit(url).hostname for url in requests if url.startswith(("http:", "https:"))}
     assert hosts == {"127.0.0.1"}, sorted(hosts)
+    wheel = re.compile(r"/pypi/runstore-[^/]+-py3-none-any\.whl")
+    assert any(wheel.fullmatch(urlsplit(url).path) for url in requests), requests
     context.close()
