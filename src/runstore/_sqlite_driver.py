@@ -158,9 +158,13 @@ async def connect(path: str, driver: str) -> Connection:
             return InlineConnection(_connect_sqlite3(path))
         import aiosqlite
 
-        connection = await aiosqlite.connect(
-            path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
-        )
+        connection = aiosqlite.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        # aiosqlite's worker thread would keep the interpreter from exiting if a store is never
+        # closed. As a daemon it just stops at exit: every call that returned was committed.
+        worker = getattr(connection, "_thread", None)
+        if isinstance(worker, threading.Thread) and not worker.is_alive():
+            worker.daemon = True
+        await connection
     except sqlite3.Error as exc:
         raise _failure(exc) from exc
     return ThreadConnection(connection)

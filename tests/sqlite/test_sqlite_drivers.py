@@ -14,7 +14,11 @@ from runstore import InvalidDataError, SqliteDataStorage
 
 def run_python(script: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, check=False
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
@@ -86,3 +90,16 @@ def test_sqlite3_driver_needs_no_thread_and_no_event_loop(tmp_path: Path) -> Non
         """
     )
     assert output.splitlines() == ["sqlite3", "1"]
+
+
+async def test_a_store_never_closed_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    path = tmp_path / "x.db"
+    run_python(  # raises subprocess.TimeoutExpired if aiosqlite's thread kept it running
+        f"""
+        import asyncio, runstore
+        store = runstore.SqliteDataStorage({str(path)!r}, driver="aiosqlite")
+        asyncio.run(store.initialize_run(workflow_name="kept"))
+        """
+    )
+    async with SqliteDataStorage(path, driver="sqlite3") as store:
+        assert [agent.name for agent in await store.list_agents()] == ["kept"]
