@@ -98,33 +98,40 @@ async def _turns_per_second(subject: Subject, sessions: list[Any], seconds: floa
 
 
 async def concurrency(dsn: str | None, why_not: str, settings: Settings) -> list[Concurrency]:
-    factories: list[tuple[str, Callable[[], Subject]]] = [
-        ("raw asyncpg", lambda: RawAsyncpg(dsn)),
-        ("runstore Postgres", lambda: RunstorePostgres(dsn)),
+    """turns/s of runstore's Postgres store and of the raw asyncpg floor, their repetitions
+    interleaved at each level of concurrency."""
+    factories: list[Callable[[], Subject]] = [
+        lambda: RawAsyncpg(dsn),
+        lambda: RunstorePostgres(dsn),
     ]
-    seconds = max(0.2, settings.budget * 2.5)
-    rows = []
-    for name, factory in factories:
-        row = Concurrency(name)
-        rows.append(row)
-        if dsn is None:
+    rows = [Concurrency("raw asyncpg"), Concurrency("runstore Postgres")]
+    if dsn is None:
+        for row in rows:
             row.missing = why_not
-            continue
-        for count in CONCURRENCY:
-            subject = factory()
-            try:
+        return rows
+    seconds = max(0.2, settings.budget * 2.5)
+    for count in CONCURRENCY:
+        opened: list[Subject] = []
+        try:
+            prepared = []
+            for row, factory in zip(rows, factories, strict=True):
+                subject = factory()
+                opened.append(subject)
                 await subject.open(Path("."))
                 sessions = await subject.add_sessions(count, 100)
                 await _turns_per_second(subject, sessions, seconds / 4)  # warm the pool
-                samples = [
-                    await _turns_per_second(subject, sessions, seconds)
-                    for _ in range(settings.reps)
-                ]
-                row.figures[count] = Figure(samples, unit="turns/s")
-            except Unavailable as exc:
+                prepared.append((row, subject, sessions, []))
+            for _ in range(settings.reps):
+                for _, subject, sessions, samples in prepared:
+                    samples.append(await _turns_per_second(subject, sessions, seconds))
+        except Unavailable as exc:
+            for row in rows:
                 row.missing = str(exc)
-                break
-            finally:
+            return rows
+        finally:
+            for subject in opened:
                 await subject.close()
-            log(f"  {name} x{count}: {row.figures[count].median:,.0f} turns/s")
+        for row, _, _, samples in prepared:
+            row.figures[count] = Figure(samples, unit="turns/s")
+            log(f"  {row.name} x{count}: {row.figures[count].median:,.0f} turns/s")
     return rows

@@ -40,7 +40,7 @@ def _prepare() -> Path:
     """Build the wheel and assemble the Pyodide folder; returns the wheel's path."""
     if shutil.which("node") is None:
         raise RuntimeError("node is not installed")
-    wheel = Path(_run([str(ROOT / "scripts" / "build_wheel")], 300).strip().splitlines()[-1])
+    built = Path(_run([str(ROOT / "scripts" / "build_wheel")], 300).strip().splitlines()[-1])
     _run(
         [
             sys.executable,
@@ -50,11 +50,11 @@ def _prepare() -> Path:
             "--packages",
             "micropip",
             "--wheel",
-            str(wheel),
+            str(built),
         ],
         900,
     )
-    return wheel
+    return DIST / built.name  # the copy: build/wheel/ is shared with other scripts
 
 
 async def measure(results: Results) -> tuple[list[Line], str | None]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .extras import Line
 from .postgres import CONCURRENCY, Concurrency
-from .timing import Figure, Settings, cell
+from .timing import Figure, Settings, cell, ratio
 from .turns import Row
 from .workload import REPLY_TEXT, SIZES, USER_TEXT, WINDOW
 
@@ -49,7 +49,7 @@ def _row(results: Results, name: str) -> Row | None:
 def _ratio(top: Row | None, bottom: Row | None, size: int) -> float | None:
     if top is None or bottom is None or size not in top.figures or size not in bottom.figures:
         return None
-    return top.figures[size].median / bottom.figures[size].median
+    return ratio(top.figures[size], bottom.figures[size])
 
 
 def _growth(row: Row | None) -> float | None:
@@ -125,7 +125,7 @@ def targets(results: Results) -> list[Target]:
         if raw is None or ours is None or count not in raw.figures or count not in ours.figures:
             pg.append(None)
         else:
-            pg.append(ours.figures[count].median / raw.figures[count].median)
+            pg.append(ratio(ours.figures[count], raw.figures[count]))
     found.append(
         Target(
             "Postgres >= 0.8 of raw asyncpg turns/s at 1, 8, 32 concurrent sessions",
@@ -204,7 +204,10 @@ def markdown(results: Results) -> str:
         f"{os.cpu_count()} cores, one process, one run. Every figure is the median of "
         f"{s.reps} repetitions (at least {s.min_reps} for the slowest stores) with (min-max) "
         "beside it. The machine is shared and noisy: the claims are the ratios between "
-        "figures of this one run, not the absolute numbers.",
+        "figures of this one run, not the absolute numbers. For each P every store is "
+        "pre-filled first, then the repetitions run in rounds (one of each store per round), "
+        "so a change in load hits all stores alike; a ratio is the median of the per-round "
+        "ratios.",
         "",
         f"**The chat turn**: add a user message, read the newest {WINDOW} (oldest first), add "
         f"a reply, on a session already holding P messages (P = "
@@ -235,7 +238,7 @@ def markdown(results: Results) -> str:
             ]
         )
     out += _table(head, rows)
-    out += ["", "## Ratio to the floor (median / median, same run)", ""]
+    out += ["", "## Ratio to the floor (same run, median of the per-round ratios)", ""]
     bare = _row(results, "bare list")
     rows = []
     for row in results.rows:

@@ -73,8 +73,30 @@ async def _run(subject: Subject, handles: list[Any]) -> float:
     return time.perf_counter() - start
 
 
-async def measure_turns(subject: Subject, size: int, settings: Settings) -> Figure:
-    """µs per turn on sessions holding ``size`` messages.
+@dataclass
+class Plan:
+    """A calibrated, pre-filled measurement of one subject at one size: ``reps`` repetitions
+    of ``per_rep`` turns each, spread round-robin over ``sessions``."""
+
+    subject: Subject
+    sessions: list[Any]
+    per_rep: int
+    reps: int
+    samples: list[float] = field(default_factory=list)
+
+    async def run_rep(self) -> None:
+        rep, count = len(self.samples), len(self.sessions)
+        order = [self.sessions[(rep * self.per_rep + i) % count] for i in range(self.per_rep)]
+        gc.collect()
+        self.samples.append(await _run(self.subject, order) / self.per_rep * 1e6)
+
+    def figure(self) -> Figure:
+        notes = {"turns": self.per_rep, "reps": self.reps, "sessions": len(self.sessions)}
+        return Figure(self.samples, notes=notes)
+
+
+async def prepare(subject: Subject, size: int, settings: Settings) -> Plan:
+    """Calibrate and pre-fill for µs per turn on sessions holding ``size`` messages.
 
     A calibration session sets how many turns a repetition runs. The turns are then spread
     round-robin over enough fresh sessions that none grows by more than 10% (at least 20
@@ -97,13 +119,32 @@ async def measure_turns(subject: Subject, size: int, settings: Settings) -> Figu
     turns_per_session = max(1, growth // 2)
     per_rep = max(1, min(per_rep, subject.max_sessions * turns_per_session // reps))
     count = math.ceil(per_rep * reps / turns_per_session)
-    sessions = await subject.add_sessions(count, size)
-    samples: list[float] = []
-    for rep in range(reps):
-        order = [sessions[(rep * per_rep + i) % count] for i in range(per_rep)]
-        gc.collect()
-        samples.append(await _run(subject, order) / per_rep * 1e6)
-    return Figure(samples, notes={"turns": per_rep, "reps": reps, "sessions": count})
+    return Plan(subject, await subject.add_sessions(count, size), per_rep, reps)
+
+
+async def measure_turns(subject: Subject, size: int, settings: Settings) -> Figure:
+    """µs per turn for one subject alone (see ``prepare``)."""
+    plan = await prepare(subject, size, settings)
+    for _ in range(plan.reps):
+        await plan.run_rep()
+    return plan.figure()
+
+
+async def interleave(plans: list[Plan]) -> None:
+    """Run the plans' repetitions in rounds (one repetition of each per round), so that a
+    change in the machine's load hits every store alike and ratios stay fair."""
+    for rep in range(max((p.reps for p in plans), default=0)):
+        for plan in plans:
+            if rep < plan.reps:
+                await plan.run_rep()
+
+
+def ratio(top: Figure, bottom: Figure) -> float:
+    """top / bottom: the median of the per-round ratios when both were measured in the same
+    rounds, else the ratio of the medians."""
+    if len(top.samples) == len(bottom.samples):
+        return statistics.median(t / b for t, b in zip(top.samples, bottom.samples, strict=True))
+    return top.median / bottom.median
 
 
 async def measure_calls(

@@ -12,7 +12,7 @@ from pathlib import Path
 from .floors import BareList, RawAiosqlite, RawAsyncpg, RawSqlite3
 from .peers import AdkSessions, AgentsSqliteSession, LangChainHistory, LangGraphSaver
 from .runstore_stores import RunstoreMemory, RunstorePostgres, RunstoreSqlite
-from .timing import Figure, Settings, cell, measure_turns
+from .timing import Figure, Plan, Settings, cell, interleave, prepare
 from .workload import SIZES, Subject, Unavailable
 
 
@@ -51,24 +51,36 @@ def log(message: str) -> None:
 async def measure_all(
     dsn: str | None, settings: Settings, sizes: tuple[int, ...] = SIZES
 ) -> list[Row]:
+    """Every store at every size. Per size, all stores are opened and pre-filled first, then
+    their repetitions run interleaved (``timing.interleave``)."""
+    factories = subjects(dsn)
     rows: list[Row] = []
-    for group, factory in subjects(dsn):
+    for group, factory in factories:
         probe = factory()
-        row = Row(probe.name, probe.floor, group=group)
-        rows.append(row)
-        for size in sizes:
-            subject = factory() if size != sizes[0] else probe
-            workdir = Path(tempfile.mkdtemp(prefix="runstore-bench-"))
-            try:
-                await subject.open(workdir)
-                figure = await measure_turns(subject, size, settings)
-            except Unavailable as exc:
-                row.missing = str(exc)
-                log(f"  {row.name}: not available: {exc}")
-                break
-            finally:
+        rows.append(Row(probe.name, probe.floor, group=group))
+    for size in sizes:
+        log(f"-- P = {size:,}")
+        opened: list[tuple[Row, Subject, Path]] = []
+        plans: list[tuple[Row, Plan]] = []
+        try:
+            for row, (_, factory) in zip(rows, factories, strict=True):
+                if row.missing is not None:
+                    continue
+                subject = factory()
+                workdir = Path(tempfile.mkdtemp(prefix="runstore-bench-"))
+                opened.append((row, subject, workdir))
+                try:
+                    await subject.open(workdir)
+                    plans.append((row, await prepare(subject, size, settings)))
+                except Unavailable as exc:
+                    row.missing = str(exc)
+                    log(f"  {row.name}: not available: {exc}")
+            await interleave([plan for _, plan in plans])
+        finally:
+            for _, subject, workdir in opened:
                 await subject.close()
                 shutil.rmtree(workdir, ignore_errors=True)
-            row.figures[size] = figure
+        for row, plan in plans:
+            row.figures[size] = figure = plan.figure()
             log(f"  {row.name:<45} P={size:>7,}: {cell(figure)} µs/turn {figure.notes}")
     return rows
