@@ -98,6 +98,8 @@ class SqliteDataStorage(DataStorage):
 
     def __init__(self, path: str | os.PathLike[str] = ":memory:", *, driver: str | None = None):
         super().__init__()
+        if not isinstance(path, str | os.PathLike):
+            raise InvalidDataError("path", f"must be a str or a path, not {type(path).__name__}")
         self.path = os.fspath(path)
         self.driver = _choose_driver(driver)
         self._db: Connection | None = None
@@ -124,8 +126,8 @@ class SqliteDataStorage(DataStorage):
                 await db.close()
 
     @asynccontextmanager
-    async def _read(self) -> AsyncIterator[Connection]:
-        """A connection for single-statement reads and writes (each is atomic on its own)."""
+    async def _statement(self) -> AsyncIterator[Connection]:
+        """The connection, for one statement: a read, or a write that is atomic on its own."""
         async with self._lock:
             yield await self._connection()
 
@@ -209,12 +211,12 @@ class SqliteDataStorage(DataStorage):
             await db.execute(sql.TOUCH_SESSION, (when, rows[0][0]))
 
     async def _get_run(self, run_id: str) -> RunRecord | None:
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.GET_RUN, (run_id,))
         return _run(rows[0]) if rows else None
 
     async def _list_runs(self, session_id: str) -> list[RunRecord]:
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.LIST_RUNS, (session_id,))
         return [_run(row) for row in rows]
 
@@ -226,7 +228,7 @@ class SqliteDataStorage(DataStorage):
             await db.execute(sql.TOUCH_SESSION, (_to_db(now), rows[0][0]))
 
     async def _load_state(self, run_id: str) -> str | None:
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.LOAD_STATE, (run_id,))
         state: str | None = rows[0][0] if rows else None
         return state
@@ -243,7 +245,7 @@ class SqliteDataStorage(DataStorage):
         now: datetime,
     ) -> ChatMsg:
         params = (session_id, agent_id, run_id, role, content, _to_db(now))
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.ADD_MESSAGE, params)
         if not rows:
             # Refused: find out why, in a transaction so that the answer cannot go stale.
@@ -256,7 +258,7 @@ class SqliteDataStorage(DataStorage):
         self, session_id: str, limit: int | None, exclude_run_id: str | None
     ) -> list[ChatMsg]:
         count = _NO_LIMIT if limit is None else limit
-        async with self._read() as db:
+        async with self._statement() as db:
             if exclude_run_id is None:
                 rows = await db.fetchall(sql.HISTORY, (session_id, count))
             else:
@@ -272,12 +274,12 @@ class SqliteDataStorage(DataStorage):
     # -- agents and sessions ---------------------------------------------------
 
     async def _list_agents(self) -> list[AgentRecord]:
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.LIST_AGENTS)
         return [_agent(row) for row in rows]
 
     async def _get_session(self, session_id: str) -> SessionRecord | None:
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.GET_SESSION, (session_id,))
         return _session(rows[0]) if rows else None
 
@@ -291,24 +293,24 @@ class SqliteDataStorage(DataStorage):
         key = (workflow_name is not None, external_id is not None, before is not None)
         params: list[str | int] = [v for v in (workflow_name, external_id, before) if v is not None]
         params.append(_NO_LIMIT if limit is None else limit)
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.LIST_SESSIONS[key], params)
         return [_session(row) for row in rows]
 
     async def _delete_session(self, session_id: str) -> None:
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.DELETE_SESSION, (session_id,))
         if not rows:
             raise NotFoundError(f"session_id: no session {session_id!r}")
 
     async def _delete_agent(self, workflow_name: str) -> None:
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.DELETE_AGENT, (workflow_name,))
         if not rows:
             raise NotFoundError(f"workflow_name: no agent {workflow_name!r}")
 
     async def _purge_sessions(self, older_than: datetime) -> int:
-        async with self._read() as db:
+        async with self._statement() as db:
             rows = await db.fetchall(sql.PURGE_SESSIONS, (_to_db(older_than),))
         return len(rows)
 

@@ -24,10 +24,13 @@ def run_python(script: str) -> str:
     return result.stdout.strip()
 
 
-def test_an_unknown_driver_is_refused() -> None:
+def test_an_unknown_driver_or_a_path_that_is_not_one_is_refused() -> None:
     with pytest.raises(InvalidDataError) as caught:
         SqliteDataStorage(driver="postgres")
     assert caught.value.field == "driver"
+    with pytest.raises(InvalidDataError) as caught:
+        SqliteDataStorage(42)  # type: ignore[arg-type]
+    assert caught.value.field == "path"
 
 
 async def test_no_driver_means_aiosqlite_when_it_is_installed(tmp_path: Path) -> None:
