@@ -76,7 +76,9 @@ def test_example_notebook_runs_in_jupyterlite(browser: Browser, site_url: str) -
     assert "reloaded sessions: ['ada', 'grace']" in text, text
 
     # Everything came from the site: no CDN, no PyPI; runstore from the site's piplite index.
-    hosts = {urlsplit(url).hostname for url in requests if url.startswith(("http:", "https:"))}
+    hosts = {
+        urlsplit(url).hostname or "" for url in requests if url.startswith(("http:", "https:"))
+    }
     assert hosts == {"127.0.0.1"}, sorted(hosts)
     wheel = re.compile(r"/pypi/runstore-[^/]+-py3-none-any\.whl")
     assert any(wheel.fullmatch(urlsplit(url).path) for url in requests), requests
