@@ -245,7 +245,8 @@ class SqliteDataStorage(DataStorage):
         now: datetime,
     ) -> ChatMsg:
         params = (session_id, agent_id, run_id, role, content, _to_db(now))
-        async with self._statement() as db:
+        async with self._lock:  # the hot path: _statement() without contextlib's cost
+            db = self._db or await self._connection()
             rows = await db.fetchall(sql.ADD_MESSAGE, params)
         if not rows:
             # Refused: find out why, in a transaction so that the answer cannot go stale.
@@ -258,7 +259,8 @@ class SqliteDataStorage(DataStorage):
         self, session_id: str, limit: int | None, exclude_run_id: str | None
     ) -> list[ChatMsg]:
         count = _NO_LIMIT if limit is None else limit
-        async with self._statement() as db:
+        async with self._lock:  # the hot path: _statement() without contextlib's cost
+            db = self._db or await self._connection()
             if exclude_run_id is None:
                 rows = await db.fetchall(sql.HISTORY, (session_id, count))
             else:
@@ -266,10 +268,8 @@ class SqliteDataStorage(DataStorage):
                     sql.HISTORY_EXCLUDING_RUN, (session_id, exclude_run_id, count)
                 )
         rows.reverse()
-        times = _TIMES
-        return [
-            _new_message((r[0], r[1], r[2], r[3], times.get(r[4]) or _from_db(r[4]))) for r in rows
-        ]
+        times, new = _TIMES, tuple.__new__  # ChatMsg(*fields) minus NamedTuple's __new__
+        return [new(ChatMsg, (*r[:4], times.get(r[4]) or _from_db(r[4]))) for r in rows]
 
     # -- agents and sessions ---------------------------------------------------
 
