@@ -103,7 +103,7 @@ CREATE TABLE {s}.chat_messages (
 # and the reuse-by-external-id lookup is serialised per (agent, external id) by a
 # transaction advisory lock. A refusal raises, which rolls back everything (even a new agent).
 _V1_INITIALIZE_RUN = """
-CREATE FUNCTION {s}.initialize_run(
+CREATE FUNCTION {s}.runstore_initialize_run(
     p_name text, p_description text, p_input_schema jsonb, p_output_schema jsonb,
     p_workflow jsonb, p_session_id text, p_external_id text, p_input_data jsonb,
     p_now timestamptz, p_new_agent_id text, p_new_session_id text, p_new_run_id text,
@@ -194,7 +194,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1_TABLES + _V1_INITIALIZE_RUN),
 
 INITIALIZE_RUN = (
     "SELECT out_agent_id, out_session_id"
-    " FROM {s}.initialize_run($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb,"
+    " FROM {s}.runstore_initialize_run($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb,"
     " $9, $10, $11, $12)"
 )
 

@@ -21,6 +21,8 @@ from .base import DataStorage, Dump, MessageRow, NewRun
 from .errors import InvalidDataError, NotFoundError, StorageError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
+DEFAULT_SCHEMA = "runstore"
+
 # Errors that mean "the server cannot be reached (now)"; anything else from asyncpg is a
 # failed statement.
 _UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -95,7 +97,8 @@ def _run(row: Any) -> RunRecord:
 
 
 class PostgresDataStorage(DataStorage):
-    """Stores everything in PostgreSQL (asyncpg), in ``schema`` (default ``public``).
+    """Stores everything in PostgreSQL (asyncpg), in ``schema`` (default ``runstore``; created
+    if missing), so several apps can share one database.
 
     ``dsn_or_pool`` is a DSN (the store owns a pool and closes it) or an ``asyncpg.Pool``
     (left open on ``close()``). While the server is unreachable, calls raise
@@ -113,7 +116,7 @@ class PostgresDataStorage(DataStorage):
         max_connections: int = 10,
     ) -> None:
         super().__init__()
-        self._sql = sql.Statements("public" if schema is None else schema)
+        self._sql = sql.Statements(DEFAULT_SCHEMA if schema is None else schema)
         if isinstance(dsn_or_pool, str):
             self._dsn: str | None = dsn_or_pool
             self._pool: asyncpg.Pool | None = None

@@ -10,8 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from pg_server import shared_dsn
 
 WORKER = Path(__file__).with_name("pg_worker.py")
+
+
+def new_schema() -> str:
+    """A schema name no other test uses (the store creates it on first use)."""
+    return f"pgtest_{uuid.uuid4().hex[:20]}"
+
+
+def server() -> tuple[str, str]:
+    """The test server's DSN and a fresh schema name."""
+    return shared_dsn(), new_schema()
 
 
 class Workers:

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import asyncpg
-from pg_helpers import Workers
+from pg_helpers import Workers, server
 
 from runstore import PostgresDataStorage
 
 PROCESSES, TASKS, MESSAGES = 4, 8, 25
 
 
-async def test_four_processes_of_eight_tasks_append_to_one_session(
-    dsn: str, schema: str, workers: Workers
-) -> None:
+async def test_four_processes_of_eight_tasks_append_to_one_session() -> None:
+    dsn, schema = server()
+    workers = Workers(dsn)
     async with PostgresDataStorage(dsn, schema=schema) as store:
         run = await store.initialize_run(workflow_name="chat")
     commands = [
@@ -33,9 +33,9 @@ async def test_four_processes_of_eight_tasks_append_to_one_session(
             assert mine == sorted(mine) and len(mine) == MESSAGES
 
 
-async def test_concurrent_first_use_applies_each_migration_once(
-    dsn: str, schema: str, workers: Workers
-) -> None:
+async def test_concurrent_first_use_applies_each_migration_once() -> None:
+    dsn, schema = server()
+    workers = Workers(dsn)
     sessions = await workers.run(*([schema, "open"] for _ in range(6)))
     assert len(set(sessions)) == 6
     conn = await asyncpg.connect(dsn)

@@ -10,22 +10,23 @@ import asyncpg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pg_server import free_port
+from pg_helpers import server
+from pg_server import free_port, shared_dsn
 
 from runstore import InvalidDataError, PostgresDataStorage, StorageError
 from runstore._postgres_sql import MIGRATIONS, Statements
 
 
 @pytest.mark.parametrize("bad", ["", "1abc", 'x"; DROP TABLE agents; --', "a-b", "é", "x" * 64])
-def test_schema_must_be_a_plain_identifier(dsn: str, bad: str) -> None:
+def test_schema_must_be_a_plain_identifier(bad: str) -> None:
+    dsn = shared_dsn()
     with pytest.raises(InvalidDataError) as caught:
         PostgresDataStorage(dsn, schema=bad)
     assert caught.value.field == "schema"
 
 
-async def test_schemas_keep_apps_apart_and_stores_on_one_schema_share(
-    dsn: str, schema: str
-) -> None:
+async def test_schemas_keep_apps_apart_and_stores_on_one_schema_share() -> None:
+    dsn, schema = server()
     async with (
         PostgresDataStorage(dsn, schema=schema) as first,
         PostgresDataStorage(dsn, schema=schema + "_other") as other,
@@ -41,7 +42,8 @@ async def test_schemas_keep_apps_apart_and_stores_on_one_schema_share(
         assert await same.list_agents() == await first.list_agents()
 
 
-async def test_a_given_pool_is_used_and_left_open(dsn: str, schema: str) -> None:
+async def test_a_given_pool_is_used_and_left_open() -> None:
+    dsn, schema = server()
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         store = PostgresDataStorage(pool, schema=schema)
@@ -58,7 +60,8 @@ def test_dsn_or_pool_is_checked() -> None:
     assert caught.value.field == "dsn_or_pool"
 
 
-async def test_reopening_a_schema_keeps_data_and_migrations(dsn: str, schema: str) -> None:
+async def test_reopening_a_schema_keeps_data_and_migrations() -> None:
+    dsn, schema = server()
     async with PostgresDataStorage(dsn, schema=schema) as store:
         run = await store.initialize_run(workflow_name="chat")
     async with PostgresDataStorage(dsn, schema=schema) as store:
@@ -71,7 +74,8 @@ async def test_reopening_a_schema_keeps_data_and_migrations(dsn: str, schema: st
         assert [row[0] for row in rows] == [version for version, _ in MIGRATIONS]
 
 
-async def test_a_schema_from_a_newer_runstore_is_refused(dsn: str, schema: str) -> None:
+async def test_a_schema_from_a_newer_runstore_is_refused() -> None:
+    dsn, schema = server()
     async with PostgresDataStorage(dsn, schema=schema) as store:
         await store.list_agents()
     conn = await asyncpg.connect(dsn)
@@ -108,7 +112,8 @@ def _bits(value: Any) -> Any:
 NUMBERS = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**60), 10**60)
 
 
-async def test_numbers_round_trip_exactly_through_jsonb(dsn: str, schema: str) -> None:
+async def test_numbers_round_trip_exactly_through_jsonb() -> None:
+    dsn, schema = server()
     async with PostgresDataStorage(dsn, schema=schema) as store:
         extremes = [5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
                     -1.7976931348623157e308, 1e16, 1e22, 123456789.0, 0.1, 2**53 + 1.0,
@@ -129,8 +134,9 @@ async def test_numbers_round_trip_exactly_through_jsonb(dsn: str, schema: str) -
             assert _bits(record.input_data) == _bits(payload)
 
 
-async def test_contract_reads_use_indexes(dsn: str, schema: str) -> None:
+async def test_contract_reads_use_indexes() -> None:
     """With sequential scans priced out, every hot read still finds an index plan."""
+    dsn, schema = server()
     async with PostgresDataStorage(dsn, schema=schema) as store:
         run = await store.initialize_run(workflow_name="chat", external_id="u")
         for i in range(3):
@@ -162,5 +168,18 @@ async def test_contract_reads_use_indexes(dsn: str, schema: str) -> None:
         for statement, args in reads:
             plan = "\n".join(row[0] for row in await conn.fetch("EXPLAIN " + statement, *args))
             assert "Seq Scan" not in plan, f"{statement}\n{plan}"
+    finally:
+        await conn.close()
+
+
+async def test_default_schema_is_runstore() -> None:
+    dsn = shared_dsn()
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS runstore CASCADE")
+        async with PostgresDataStorage(dsn) as store:
+            await store.initialize_run(workflow_name="default schema")
+        assert await conn.fetchval("SELECT name FROM runstore.agents") == "default schema"
+        await conn.execute("DROP SCHEMA runstore CASCADE")
     finally:
         await conn.close()
