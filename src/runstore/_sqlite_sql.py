@@ -116,8 +116,6 @@ INTEGRITY_CHECK = "PRAGMA integrity_check"
 _AGENT = "id, name, description, input_schema, output_schema, workflow, created_at, updated_at"
 AGENT_BY_NAME = f"SELECT {_AGENT} FROM agents WHERE name = ?"
 AGENT_BY_ID = f"SELECT {_AGENT} FROM agents WHERE id = ?"
-AGENT_EXISTS = "SELECT 1 FROM agents WHERE id = ?"
-AGENT_ID_BY_NAME = "SELECT id FROM agents WHERE name = ?"
 LIST_AGENTS = f"SELECT {_AGENT} FROM agents ORDER BY name"
 INSERT_AGENT = f"INSERT INTO agents ({_AGENT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 UPDATE_AGENT = """UPDATE agents SET description = ?, input_schema = ?, output_schema = ?,
@@ -128,7 +126,6 @@ DELETE_AGENT = "DELETE FROM agents WHERE name = ? RETURNING id"
 
 _SESSION = "id, agent_id, external_id, created_at, updated_at"
 GET_SESSION = f"SELECT {_SESSION} FROM sessions WHERE id = ?"
-SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = ?"
 SESSION_OWNER = "SELECT agent_id, external_id FROM sessions WHERE id = ?"
 # INDEXED BY: the few sessions of one (agent, external_id), sorted, rather than the planner's
 # other choice of walking all of the agent's sessions in activity order.
@@ -173,7 +170,6 @@ LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
 _RUN = """id, session_id, agent_id, input_data, output_data, context, duration_seconds,
     created_at, updated_at"""
 GET_RUN = f"SELECT {_RUN} FROM runs WHERE id = ?"
-RUN_EXISTS = "SELECT 1 FROM runs WHERE id = ?"
 RUN_SESSION = "SELECT session_id FROM runs WHERE id = ?"
 LIST_RUNS = f"SELECT {_RUN} FROM runs WHERE session_id = ? ORDER BY created_at, id"
 INSERT_RUN = f"INSERT INTO runs ({_RUN}) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ?)"
@@ -208,3 +204,12 @@ EXPORT_MESSAGES = f"{_EXPORT_MESSAGE} ORDER BY m.session_id, m.seq"
 EXPORT_SESSION_MESSAGES = f"{_EXPORT_MESSAGE} WHERE m.session_id = ? ORDER BY m.seq"
 IMPORT_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at)
     VALUES (?, ?, ?, ?, ?, ?)"""
+
+# -- import: the first of a JSON list of ids (or names) that exists already, by position ---
+
+_FIRST_TAKEN = """SELECT CAST(key AS INTEGER) FROM json_each(?)
+    WHERE value IN (SELECT {column} FROM {table}) ORDER BY CAST(key AS INTEGER) LIMIT 1"""
+FIRST_TAKEN_AGENT_ID = _FIRST_TAKEN.format(column="id", table="agents")
+FIRST_TAKEN_AGENT_NAME = _FIRST_TAKEN.format(column="name", table="agents")
+FIRST_TAKEN_SESSION_ID = _FIRST_TAKEN.format(column="id", table="sessions")
+FIRST_TAKEN_RUN_ID = _FIRST_TAKEN.format(column="id", table="runs")

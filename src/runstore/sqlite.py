@@ -9,6 +9,7 @@ rolled back, never half-applied. The statements live in ``_sqlite_sql``.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -445,18 +446,21 @@ async def _explain_refused_message(
 
 async def _refuse_existing(db: Connection, dump: Dump) -> None:
     """Refuse an import that names an id (or agent name) this database has already."""
-    for index, agent in enumerate(dump.agents):
-        if await db.fetchall(sql.AGENT_EXISTS, (agent.id,)):
-            raise InvalidDataError(f"agents[{index}].id", f"{agent.id!r} exists already")
-    for index, session in enumerate(dump.sessions):
-        if await db.fetchall(sql.SESSION_EXISTS, (session.id,)):
-            raise InvalidDataError(f"sessions[{index}].id", f"{session.id!r} exists already")
-    for index, run in enumerate(dump.runs):
-        if await db.fetchall(sql.RUN_EXISTS, (run.id,)):
-            raise InvalidDataError(f"runs[{index}].id", f"{run.id!r} exists already")
-    for index, agent in enumerate(dump.agents):  # created by another process meanwhile
-        if await db.fetchall(sql.AGENT_ID_BY_NAME, (agent.name,)):
-            raise InvalidDataError(f"agents[{index}].name", f"{agent.name!r} exists already")
+    checks = (
+        (sql.FIRST_TAKEN_AGENT_ID, "agents", "id", [a.id for a in dump.agents]),
+        (sql.FIRST_TAKEN_SESSION_ID, "sessions", "id", [s.id for s in dump.sessions]),
+        (sql.FIRST_TAKEN_RUN_ID, "runs", "id", [r.id for r in dump.runs]),
+        # merged by name already; one may have been created by another process meanwhile
+        (sql.FIRST_TAKEN_AGENT_NAME, "agents", "name", [a.name for a in dump.agents]),
+    )
+    for statement, kind, key, values in checks:
+        if values:
+            rows = await db.fetchall(statement, (json.dumps(values),))
+            if rows:
+                index = rows[0][0]
+                raise InvalidDataError(
+                    f"{kind}[{index}].{key}", f"{values[index]!r} exists already"
+                )
 
 
 # -- opening a database --------------------------------------------------------------
