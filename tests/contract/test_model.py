@@ -29,10 +29,14 @@ NAMES = st.sampled_from(["alpha", "beta"])
 EXTERNAL = st.sampled_from([None, "u1", "u2"])
 TEXT = st.one_of(st.none(), st.text(CHARS, max_size=12))
 JSON_VALUE = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(CHARS, max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(CHARS, max_size=5), inner,
-                                                                 max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(CHARS, max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 PAYLOAD = st.dictionaries(st.text(CHARS, max_size=6), JSON_VALUE, max_size=3)
@@ -82,26 +86,41 @@ class StoreMachine(RuleBasedStateMachine):
         self.activity.append(session_id)
 
     def pick(self, data: st.DataObject, options: list[str], unknown: str) -> str:
-        return data.draw(st.sampled_from([*sorted(options), unknown]))
+        # Creation order, not id order: ids are random, so sorting them would make a replay
+        # pick different entities.
+        return data.draw(st.sampled_from([*options, unknown]))
 
-    @rule(name=NAMES, external_id=EXTERNAL, how=st.sampled_from(["new", "known", "pinned"]),
-          data=st.data(), payload=PAYLOAD)
-    def initialize_run(self, name: str, external_id: str | None, how: str, data: st.DataObject,
-                       payload: dict[str, Any]) -> None:
+    @rule(
+        name=NAMES,
+        external_id=EXTERNAL,
+        how=st.sampled_from(["new", "known", "pinned"]),
+        data=st.data(),
+        payload=PAYLOAD,
+    )
+    def initialize_run(
+        self,
+        name: str,
+        external_id: str | None,
+        how: str,
+        data: st.DataObject,
+        payload: dict[str, Any],
+    ) -> None:
         session_id: str | None = None
         if how == "known" and self.sessions:
-            session_id = data.draw(st.sampled_from(sorted(self.sessions)))
+            session_id = data.draw(st.sampled_from(list(self.sessions)))
         elif how == "pinned":
             self.pinned += 1
             session_id = f"pinned-{self.pinned}"
         expected_error: type[Exception] | None = None
         if session_id in self.sessions:
             known = self.sessions[session_id]
-            if known.agent != name or (external_id is not None
-                                       and external_id != known.external_id):
+            if known.agent != name or (
+                external_id is not None and external_id != known.external_id
+            ):
                 expected_error = InvalidDataError
-        call = self.store.initialize_run(workflow_name=name, session_id=session_id,
-                                         external_id=external_id, input_data=payload)
+        call = self.store.initialize_run(
+            workflow_name=name, session_id=session_id, external_id=external_id, input_data=payload
+        )
         if expected_error is not None:
             before = self.run(self.store.export_data())
             with pytest.raises(expected_error):
@@ -113,9 +132,11 @@ class StoreMachine(RuleBasedStateMachine):
             assert handle.agent_id == self.agents[name]
         self.agents[name] = handle.agent_id
         if session_id is None and external_id is not None:
-            matches = [s for s in reversed(self.activity)
-                       if self.sessions[s].agent == name
-                       and self.sessions[s].external_id == external_id]
+            matches = [
+                s
+                for s in reversed(self.activity)
+                if self.sessions[s].agent == name and self.sessions[s].external_id == external_id
+            ]
             if matches:
                 session_id = matches[0]
         if session_id is not None:
@@ -128,18 +149,24 @@ class StoreMachine(RuleBasedStateMachine):
         record = self.run(self.store.get_run(handle.run_id))
         assert record is not None and record.input_data == payload
 
-    @rule(data=st.data(), role=st.sampled_from(["user", "assistant"]), content=TEXT,
-          with_run=st.booleans())
-    def add_message(self, data: st.DataObject, role: str, content: str | None,
-                    with_run: bool) -> None:
+    @rule(
+        data=st.data(),
+        role=st.sampled_from(["user", "assistant"]),
+        content=TEXT,
+        with_run=st.booleans(),
+    )
+    def add_message(
+        self, data: st.DataObject, role: str, content: str | None, with_run: bool
+    ) -> None:
         session_id = self.pick(data, list(self.sessions), "no-such-session")
         session = self.sessions.get(session_id)
         run_id = None
         if with_run:
             run_id = self.pick(data, list(self.runs), "no-such-run")
         agent_id = self.agents[session.agent] if session else "no-agent"
-        call = self.store.add_chat_message(agent_id=agent_id, session_id=session_id,
-                                           run_id=run_id, role=role, content=content)
+        call = self.store.add_chat_message(
+            agent_id=agent_id, session_id=session_id, run_id=run_id, role=role, content=content
+        )
         if session is None:
             with pytest.raises(NotFoundError):
                 self.run(call)
@@ -157,19 +184,27 @@ class StoreMachine(RuleBasedStateMachine):
         assert message.seq == len(session.messages)
         self.touch(session_id)
 
-    @rule(data=st.data(), limit=st.one_of(st.none(), st.integers(0, 8)),
-          max_chars=st.one_of(st.none(), st.integers(0, 30)), exclude=st.booleans())
-    def read_history(self, data: st.DataObject, limit: int | None, max_chars: int | None,
-                     exclude: bool) -> None:
+    @rule(
+        data=st.data(),
+        limit=st.one_of(st.none(), st.integers(0, 8)),
+        max_chars=st.one_of(st.none(), st.integers(0, 30)),
+        exclude=st.booleans(),
+    )
+    def read_history(
+        self, data: st.DataObject, limit: int | None, max_chars: int | None, exclude: bool
+    ) -> None:
         session_id = self.pick(data, list(self.sessions), "no-such-session")
         exclude_run = self.pick(data, list(self.runs), "no-such-run") if exclude else None
-        got = self.run(self.store.get_chat_history(session_id, limit, max_chars=max_chars,
-                                                   exclude_run_id=exclude_run))
+        got = self.run(
+            self.store.get_chat_history(
+                session_id, limit, max_chars=max_chars, exclude_run_id=exclude_run
+            )
+        )
         session = self.sessions.get(session_id)
         numbered = list(enumerate(session.messages, 1)) if session else []
         kept = [(seq, m) for seq, m in numbered if exclude_run is None or m[2] != exclude_run]
         if limit is not None:
-            kept = kept[len(kept) - limit:] if limit else []
+            kept = kept[-limit:] if limit else []
         if max_chars is not None:
             window: list[tuple[int, tuple[str, str | None, str | None]]] = []
             total = 0
@@ -179,13 +214,14 @@ class StoreMachine(RuleBasedStateMachine):
                     break
                 window.insert(0, (seq, m))
             kept = window
-        assert [(m.seq, m.role, m.content, m.run_id) for m in got] == [
-            (seq, *m) for seq, m in kept]
+        assert [(m.seq, m.role, m.content, m.run_id) for m in got] == [(seq, *m) for seq, m in kept]
 
-    @rule(data=st.data(), output=st.one_of(st.none(), PAYLOAD),
-          context=st.one_of(st.none(), PAYLOAD))
-    def update_run(self, data: st.DataObject, output: dict[str, Any] | None,
-                   context: dict[str, Any] | None) -> None:
+    @rule(
+        data=st.data(), output=st.one_of(st.none(), PAYLOAD), context=st.one_of(st.none(), PAYLOAD)
+    )
+    def update_run(
+        self, data: st.DataObject, output: dict[str, Any] | None, context: dict[str, Any] | None
+    ) -> None:
         run_id = self.pick(data, list(self.runs), "no-such-run")
         call = self.store.update_run(run_id, output_data=output, context=context)
         if run_id not in self.runs:
@@ -199,12 +235,19 @@ class StoreMachine(RuleBasedStateMachine):
         self.touch(run.session)
         record = self.run(self.store.get_run(run_id))
         assert record is not None and (record.output_data, record.context) == (
-            run.output, run.context)
+            run.output,
+            run.context,
+        )
 
-    @rule(data=st.data(), status=st.sampled_from(["pending", "running", "completed", "failed"]),
-          payload=PAYLOAD, trace=st.lists(st.text(CHARS, max_size=5), max_size=3))
-    def save_and_load_state(self, data: st.DataObject, status: Any, payload: dict[str, Any],
-                            trace: list[str]) -> None:
+    @rule(
+        data=st.data(),
+        status=st.sampled_from(["pending", "running", "completed", "failed"]),
+        payload=PAYLOAD,
+        trace=st.lists(st.text(CHARS, max_size=5), max_size=3),
+    )
+    def save_and_load_state(
+        self, data: st.DataObject, status: Any, payload: dict[str, Any], trace: list[str]
+    ) -> None:
         run_id = self.pick(data, list(self.runs), "no-such-run")
         state = WorkflowState("wf", status=status, data=payload, trace=trace, run_id=run_id)
         if run_id not in self.runs:
@@ -255,7 +298,10 @@ def test_store_matches_the_model(backend: str, seed: int) -> None:
     run_state_machine_as_test(
         machine,
         settings=settings(
-            max_examples=40, stateful_step_count=25, deadline=None, derandomize=False,
+            max_examples=40,
+            stateful_step_count=25,
+            deadline=None,
+            derandomize=False,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         ),
     )
