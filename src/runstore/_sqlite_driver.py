@@ -41,6 +41,9 @@ class Connection(Protocol):
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> None: ...
 
+    async def settle(self) -> None:
+        """Wait until every statement sent so far, even by a cancelled call, has run."""
+
     async def close(self) -> None: ...
 
 
@@ -115,6 +118,9 @@ class InlineConnection:
         except sqlite3.Error as exc:
             raise _failure(exc) from exc
 
+    async def settle(self) -> None:
+        return  # every call has finished by the time it returns
+
     async def close(self) -> None:
         self._connection.close()
 
@@ -146,6 +152,10 @@ class ThreadConnection:
             await self._connection.executemany(sql, rows)
         except sqlite3.Error as exc:
             raise _failure(exc) from exc
+
+    async def settle(self) -> None:
+        # The worker runs requests in order: once this one is answered, all earlier ones are.
+        await self._connection.execute_fetchall("SELECT 1")
 
     async def close(self) -> None:
         await self._connection.close()

@@ -137,13 +137,12 @@ class SqliteDataStorage(DataStorage):
         """One transaction: committed if the block ends normally, else rolled back."""
         async with self._lock:
             db = await self._connection()
-            await db.execute(begin)
             try:
+                await db.execute(begin)
                 yield db
                 await db.execute(sql.COMMIT)
             except BaseException:
-                if db.in_transaction:
-                    await db.execute(sql.ROLLBACK)
+                await _roll_back(db)
                 raise
 
     # -- runs ------------------------------------------------------------------
@@ -400,6 +399,14 @@ class SqliteDataStorage(DataStorage):
             )
 
 
+async def _roll_back(db: Connection) -> None:
+    """After a failed or cancelled transaction: let what it sent finish (a cancelled call's
+    BEGIN or COMMIT may still be queued on aiosqlite's thread), then roll back if still open."""
+    await db.settle()
+    if db.in_transaction:
+        await db.execute(sql.ROLLBACK)
+
+
 def _choose_driver(name: str | None) -> str:
     if name is not None and not isinstance(name, str):
         raise InvalidDataError("driver", f"must be a string or None, not {type(name).__name__}")
@@ -506,8 +513,8 @@ async def _prepare(db: Connection, path: str) -> None:
     await db.execute(sql.FOREIGN_KEYS)
     if version == sql.SCHEMA_VERSION:
         return
-    await db.execute(sql.BEGIN_WRITE)
     try:
+        await db.execute(sql.BEGIN_WRITE)
         _, version = await _read_header(db, path)  # another process may have migrated it
         for step in sql.MIGRATIONS[version:]:
             for statement in step:
@@ -515,6 +522,5 @@ async def _prepare(db: Connection, path: str) -> None:
         await db.execute(sql.SET_USER_VERSION.format(version=sql.SCHEMA_VERSION))
         await db.execute(sql.COMMIT)
     except BaseException:
-        if db.in_transaction:
-            await db.execute(sql.ROLLBACK)
+        await _roll_back(db)
         raise
