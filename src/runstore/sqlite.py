@@ -267,9 +267,11 @@ class SqliteDataStorage(DataStorage):
                 rows = await db.fetchall(
                     sql.HISTORY_EXCLUDING_RUN, (session_id, exclude_run_id, count)
                 )
-        rows.reverse()
         times, new = _TIMES, tuple.__new__  # ChatMsg(*fields) minus NamedTuple's __new__
-        return [new(ChatMsg, (*r[:4], times.get(r[4]) or _from_db(r[4]))) for r in rows]
+        return [
+            new(ChatMsg, (role, content, seq, run_id, times.get(at) or _from_db(at)))
+            for role, content, seq, run_id, at in reversed(rows)
+        ]
 
     # -- agents and sessions ---------------------------------------------------
 
