@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -490,6 +491,9 @@ async def _read_header(db: Connection, path: str) -> tuple[int, int]:
     try:
         app_id, version, objects = (await db.fetchall(sql.READ_HEADER))[0]
     except StorageError as exc:
+        cause = exc.__cause__
+        if getattr(cause, "sqlite_errorcode", None) != sqlite3.SQLITE_NOTADB:
+            raise  # e.g. locked past the busy timeout: not a verdict on the file
         raise StorageError(f"{path!r} is not a SQLite database ({exc})") from None
     if app_id == sql.APPLICATION_ID and 0 < version <= sql.SCHEMA_VERSION:
         return app_id, version
