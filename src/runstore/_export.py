@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ._json import dump_object, load_json
@@ -99,7 +99,7 @@ class _Reader:
             raise InvalidDataError(field, "must be an ISO 8601 timestamp") from None
         if parsed.tzinfo is None:
             raise InvalidDataError(field, "must carry a UTC offset")
-        return parsed
+        return parsed.astimezone(UTC)
 
 
 def _items(document: dict[str, Any], key: str) -> list[Any]:

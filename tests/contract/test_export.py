@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -136,3 +137,19 @@ async def test_import_refuses_bad_documents(
         await target.import_data(broken(document, path, value))
     assert caught.value.field.startswith(field)
     assert await target.export_data() == EMPTY_EXPORT
+
+
+async def test_imported_times_are_kept_as_utc(new_store: NewStore) -> None:
+    source = await new_store()
+    await fill(source)
+    document = await source.export_data()
+    shifted = json.loads(json.dumps(document))
+    for kind in ("agents", "sessions", "runs", "messages"):
+        for item in shifted[kind]:
+            for key in ("created_at", "updated_at"):
+                if key in item:
+                    moment = datetime.fromisoformat(item[key])
+                    item[key] = moment.astimezone(timezone(timedelta(hours=2))).isoformat()
+    target = await new_store()
+    await target.import_data(shifted)
+    assert await target.export_data() == document
