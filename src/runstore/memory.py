@@ -9,12 +9,7 @@ from itertools import islice
 from ._json import dump_optional, load_json
 from .base import DataStorage, Dump, MessageRow, NewRun
 from .errors import InvalidDataError, NotFoundError
-from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
-
-
-def _new_message(fields: tuple[str, str | None, int, str | None, datetime]) -> ChatMsg:
-    """``ChatMsg(*fields)`` without NamedTuple's Python-level ``__new__`` (hot path)."""
-    return tuple.__new__(ChatMsg, fields)
+from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
 
 @dataclass(slots=True)
@@ -247,7 +242,7 @@ class InMemoryDataStorage(DataStorage):
             if run.session_id != session_id:
                 raise InvalidDataError("run_id", "belongs to another session")
         session.last_seq += 1
-        stored = _new_message((role, content, session.last_seq, run_id, now))
+        stored = chat_msg((role, content, session.last_seq, run_id, now))
         session.messages.append(stored)
         self._touch(session, now)
         return stored  # a tuple of immutable values: safe to share

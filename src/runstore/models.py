@@ -107,6 +107,11 @@ class ChatMsg(NamedTuple):
     created_at: datetime | None = None
 
 
+def chat_msg(fields: tuple[str, str | None, int, str | None, datetime]) -> ChatMsg:
+    """``ChatMsg(*fields)`` without NamedTuple's Python-level ``__new__`` (backends' hot path)."""
+    return tuple.__new__(ChatMsg, fields)
+
+
 @dataclass(frozen=True, slots=True)
 class AgentRecord:
     id: str

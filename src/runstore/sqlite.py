@@ -22,7 +22,7 @@ from ._json import dump_optional, load_json
 from ._sqlite_driver import Connection, Row
 from .base import DataStorage, Dump, MessageRow, NewRun
 from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError
-from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
+from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -47,11 +47,6 @@ def _from_db(value: int) -> datetime:
             _TIMES.clear()
         when = _TIMES[value] = _EPOCH + timedelta(microseconds=value)
     return when
-
-
-def _new_message(fields: tuple[str, str | None, int, str | None, datetime]) -> ChatMsg:
-    """``ChatMsg(*fields)`` without NamedTuple's Python-level ``__new__`` (hot path)."""
-    return tuple.__new__(ChatMsg, fields)
 
 
 def _agent(row: Row) -> AgentRecord:
@@ -254,7 +249,7 @@ class SqliteDataStorage(DataStorage):
             async with self._transaction() as db:
                 await _explain_refused_message(db, session_id, agent_id, run_id)
                 rows = await db.fetchall(sql.ADD_MESSAGE, params)
-        return _new_message((role, content, rows[0][0], run_id, now))
+        return chat_msg((role, content, rows[0][0], run_id, now))
 
     async def _get_chat_history(
         self, session_id: str, limit: int | None, exclude_run_id: str | None
