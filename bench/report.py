@@ -207,7 +207,8 @@ def markdown(results: Results) -> str:
         "figures of this one run, not the absolute numbers. For each P every store is "
         "pre-filled first, then the repetitions run in rounds (one of each store per round), "
         "so a change in load hits all stores alike; a ratio is the median of the per-round "
-        "ratios.",
+        "ratios. The pre-filled data is frozen out of the cyclic GC while turns are timed "
+        "(`gc.freeze`), since all stores share one heap.",
         "",
         f"**The chat turn**: add a user message, read the newest {WINDOW} (oldest first), add "
         f"a reply, on a session already holding P messages (P = "

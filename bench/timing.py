@@ -104,13 +104,10 @@ async def prepare(subject: Subject, size: int, settings: Settings) -> Plan:
     """
     (calibration,) = await subject.add_sessions(1, size)
     first = await _run(subject, [calibration])  # warm-up: caches, prepared statements
-    spent, turns = 0.0, 0
-    if first > settings.budget:  # a slow store: the warm-up turn calibrates too
-        spent, turns = first, 1
-    while turns < 5 and spent < settings.budget / 4:
-        spent += await _run(subject, [calibration])
-        turns += 1
-    per_turn = spent / turns
+    times = [first] if first > settings.budget else []  # a slow store: it calibrates too
+    while len(times) < 5 and sum(times) < settings.budget / 4:
+        times.append(await _run(subject, [calibration]))
+    per_turn = statistics.median(times)  # one hiccup does not set the repetition size
     per_rep = max(1, min(settings.max_turns, int(settings.budget / per_turn)))
     reps = settings.reps
     if per_turn * per_rep * reps > settings.max_seconds:
@@ -132,11 +129,20 @@ async def measure_turns(subject: Subject, size: int, settings: Settings) -> Figu
 
 async def interleave(plans: list[Plan]) -> None:
     """Run the plans' repetitions in rounds (one repetition of each per round), so that a
-    change in the machine's load hits every store alike and ratios stay fair."""
-    for rep in range(max((p.reps for p in plans), default=0)):
-        for plan in plans:
-            if rep < plan.reps:
-                await plan.run_rep()
+    change in the machine's load hits every store alike and ratios stay fair.
+
+    Every pre-filled object is frozen out of the cyclic GC meanwhile (``gc.freeze``): all
+    stores share one heap here, and a full collection over the others' pre-filled data must
+    not land on whichever store's turn triggers it."""
+    gc.collect()
+    gc.freeze()
+    try:
+        for rep in range(max((p.reps for p in plans), default=0)):
+            for plan in plans:
+                if rep < plan.reps:
+                    await plan.run_rep()
+    finally:
+        gc.unfreeze()
 
 
 def ratio(top: Figure, bottom: Figure) -> float:
