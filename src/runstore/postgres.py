@@ -55,6 +55,12 @@ def to_jsonb(text: str | None) -> str | None:
     return _STRING_OR_BIG_FLOAT.sub(_positional, text)
 
 
+async def _nothing_to_reset(conn: Any) -> None:
+    """Our pool's reset on release. The default runs a reset query (a second round trip per
+    call); runstore's statements leave no session state behind (no SET, LISTEN, cursor or
+    session-level lock; transactions always end), so there is nothing to reset."""
+
+
 def _unavailable(exc: BaseException) -> StorageError:
     return StorageError(f"PostgreSQL is unavailable: {type(exc).__name__}: {exc}")
 
@@ -155,6 +161,7 @@ class PostgresDataStorage(DataStorage):
                         max_size=self._max_connections,
                         timeout=self._connect_timeout,
                         command_timeout=self._command_timeout,
+                        reset=_nothing_to_reset,
                     )
                 except _UNAVAILABLE as exc:
                     raise _unavailable(exc) from exc
