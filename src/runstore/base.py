@@ -236,14 +236,28 @@ class DataStorage(ABC):
         content: str | None,
     ) -> ChatMsg:
         """Append a message to the session; returns it with its ``seq``."""
-        self._check_open()
+        if self._closed:
+            self._check_open()
+        # The hot path: ids and role are plain ASCII strings, checked inline in one go.
+        # Anything else takes the full checks, which name the offending field.
+        if (
+            type(agent_id) is not str
+            or type(session_id) is not str
+            or type(role) is not str
+            or not (agent_id and session_id and role)
+            or (run_id is not None and (type(run_id) is not str or not run_id))
+            or not (names := agent_id + session_id + role + (run_id or "")).isascii()
+            or "\x00" in names
+        ):
+            check_name(agent_id, "agent_id")
+            check_name(session_id, "session_id")
+            if run_id is not None:
+                check_name(run_id, "run_id")
+            check_name(role, "role")
+        if content is not None:
+            check_optional_text(content, "content")
         return await self._add_chat_message(
-            check_name(agent_id, "agent_id"),
-            check_name(session_id, "session_id"),
-            None if run_id is None else check_name(run_id, "run_id"),
-            check_name(role, "role"),
-            check_optional_text(content, "content"),
-            self._now(),
+            agent_id, session_id, run_id, role, content, self._now()
         )
 
     async def get_chat_history(
@@ -255,17 +269,26 @@ class DataStorage(ABC):
         exclude_run_id: str | None = None,
     ) -> list[ChatMsg]:
         """The newest ``limit`` messages of a session, oldest first."""
-        self._check_open()
-        session_id = check_name(session_id, "session_id")
-        checked_limit = check_limit(limit)
-        checked_chars = check_limit(max_chars, "max_chars")
+        if self._closed:
+            self._check_open()
+        if (
+            type(session_id) is not str
+            or not session_id
+            or not session_id.isascii()
+            or "\x00" in session_id
+        ):
+            check_name(session_id, "session_id")
+        if type(limit) is not int or limit < 0:
+            check_limit(limit)
+        if max_chars is not None:
+            check_limit(max_chars, "max_chars")
         if exclude_run_id is not None:
-            exclude_run_id = check_name(exclude_run_id, "exclude_run_id")
-        if checked_limit == 0:
+            check_name(exclude_run_id, "exclude_run_id")
+        if limit == 0:
             return []
-        messages = await self._get_chat_history(session_id, checked_limit, exclude_run_id)
-        if checked_chars is not None:
-            messages = trim_to_chars(messages, checked_chars)
+        messages = await self._get_chat_history(session_id, limit, exclude_run_id)
+        if max_chars is not None:
+            messages = trim_to_chars(messages, max_chars)
         return messages
 
     # -- agents and sessions ---------------------------------------------------

@@ -9,7 +9,7 @@ from itertools import islice
 from ._json import dump_optional, load_json
 from .base import DataStorage, Dump, MessageRow, NewRun
 from .errors import InvalidDataError, NotFoundError
-from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
+from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
 
 @dataclass(slots=True)
@@ -241,10 +241,13 @@ class InMemoryDataStorage(DataStorage):
                 raise NotFoundError(f"run_id: no run {run_id!r}")
             if run.session_id != session_id:
                 raise InvalidDataError("run_id", "belongs to another session")
-        session.last_seq += 1
-        stored = chat_msg((role, content, session.last_seq, run_id, now))
+        seq = session.last_seq = session.last_seq + 1
+        stored = tuple.__new__(ChatMsg, (role, content, seq, run_id, now))  # = models.chat_msg
         session.messages.append(stored)
-        self._touch(session, now)
+        session.updated_at = now  # = self._touch(session, now), inlined on the hot path
+        activity = self._activity
+        del activity[session_id]
+        activity[session_id] = None
         return stored  # a tuple of immutable values: safe to share
 
     async def _get_chat_history(
