@@ -166,10 +166,13 @@ class InMemoryDataStorage(DataStorage):
 
     @staticmethod
     def _update_agent(agent: _Agent, request: NewRun) -> None:
-        changed = False
-        for name in ("description", "input_schema", "output_schema", "workflow"):
+        changed = request.description not in (None, agent.description)
+        if changed:
+            agent.description = request.description
+        for name in ("input_schema", "output_schema", "workflow"):
             value = getattr(request, name)
-            if value is not None and value != getattr(agent, name):
+            # Compare values, not text: key order and the sign of zero are not kept.
+            if value is not None and load_json(value) != load_json(getattr(agent, name)):
                 setattr(agent, name, value)
                 changed = True
         if changed:

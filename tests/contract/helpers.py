@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from runstore import DataStorage, RunHandle
+
+NewStore = Callable[[], Awaitable[DataStorage]]  # the type of the ``new_store`` fixture
 
 EMPTY_EXPORT = {
     "format": "runstore.export",

@@ -7,8 +7,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from conftest import NewStore
-from helpers import EMPTY_EXPORT, say, start
+from helpers import EMPTY_EXPORT, NewStore, say, start
 
 from runstore import DataStorage, InMemoryDataStorage, InvalidDataError, WorkflowState
 

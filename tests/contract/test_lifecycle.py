@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import NewStore
-from helpers import start
+from helpers import NewStore, start
 
 from runstore import DataStorage, StorageClosedError, WorkflowState
 

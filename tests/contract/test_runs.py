@@ -134,3 +134,11 @@ async def test_unknown_run_writes_raise_not_found(store: DataStorage) -> None:
     assert await store.get_run("nope") is None
     assert await store.list_runs("nope") == []
     assert await store.export_data() == EMPTY_EXPORT
+
+
+async def test_same_metadata_in_another_key_order_changes_nothing(store: DataStorage) -> None:
+    await start(store, workflow={"a": 1, "b": [0.0, 2]}, input_schema={"x": 1})
+    [before] = await store.list_agents()
+    await start(store, workflow={"b": [0.0, 2], "a": 1}, input_schema={"x": 1})
+    [after] = await store.list_agents()
+    assert after.updated_at == before.updated_at
