@@ -75,6 +75,22 @@ class Dump:
 _MICROSECOND = timedelta(microseconds=1)
 
 
+AgentMetadata = tuple[str | None, str | None, str | None, str | None]
+
+
+def merge_agent_metadata(request: NewRun, stored: AgentMetadata) -> AgentMetadata | None:
+    """The agent's (description, input_schema, output_schema, workflow) after ``request``,
+    or None when nothing changes. JSON is compared by value: key order is not kept."""
+    given = (request.description, request.input_schema, request.output_schema, request.workflow)
+    changed = given[0] is not None and given[0] != stored[0]
+    for new, old in zip(given[1:], stored[1:], strict=True):
+        changed = changed or (new is not None and load_json(new) != load_json(old))
+    if not changed:
+        return None
+    merged = tuple(new if new is not None else old for new, old in zip(given, stored, strict=True))
+    return merged  # type: ignore[return-value]
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 

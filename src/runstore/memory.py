@@ -7,7 +7,7 @@ from datetime import datetime
 from itertools import islice
 
 from ._json import dump_optional, load_json
-from .base import DataStorage, Dump, MessageRow, NewRun
+from .base import DataStorage, Dump, MessageRow, NewRun, merge_agent_metadata
 from .errors import InvalidDataError, NotFoundError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
@@ -166,16 +166,10 @@ class InMemoryDataStorage(DataStorage):
 
     @staticmethod
     def _update_agent(agent: _Agent, request: NewRun) -> None:
-        changed = request.description not in (None, agent.description)
-        if changed:
-            agent.description = request.description
-        for name in ("input_schema", "output_schema", "workflow"):
-            value = getattr(request, name)
-            # Compare values, not text: key order and the sign of zero are not kept.
-            if value is not None and load_json(value) != load_json(getattr(agent, name)):
-                setattr(agent, name, value)
-                changed = True
-        if changed:
+        stored = (agent.description, agent.input_schema, agent.output_schema, agent.workflow)
+        merged = merge_agent_metadata(request, stored)
+        if merged is not None:
+            agent.description, agent.input_schema, agent.output_schema, agent.workflow = merged
             agent.updated_at = request.now
 
     def _run(self, run_id: str) -> _Run:

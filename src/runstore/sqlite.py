@@ -20,7 +20,7 @@ from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
 from ._json import dump_optional, load_json
 from ._sqlite_driver import Connection, Row
-from .base import DataStorage, Dump, MessageRow, NewRun
+from .base import DataStorage, Dump, MessageRow, NewRun, merge_agent_metadata
 from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
@@ -164,17 +164,9 @@ class SqliteDataStorage(DataStorage):
                     ),
                 )
             else:
-                stored = list(agents[0][2:6])
-                given = [
-                    request.description,
-                    request.input_schema,
-                    request.output_schema,
-                    request.workflow,
-                ]
-                merged = [
-                    new if new is not None else old for new, old in zip(given, stored, strict=True)
-                ]
-                if merged != stored:
+                stored = agents[0]
+                merged = merge_agent_metadata(request, (stored[2], stored[3], stored[4], stored[5]))
+                if merged is not None:
                     await db.execute(sql.UPDATE_AGENT, (*merged, now, agent_id))
             if session_id is None:
                 session_id = request.session_id or request.new_session_id
