@@ -319,7 +319,7 @@ def concurrency_section(results: Results) -> list[str]:
                 ),
             ]
         )
-    out += _table(["turns/s", *(f"{c} sessions" for c in CONCURRENCY)], rows)
+    out += _table(["turns/s", *(f"{c} concurrent" for c in CONCURRENCY)], rows)
     return out
 
 
