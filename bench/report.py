@@ -331,7 +331,8 @@ def plot(results: Results, path: Path) -> None:
 
     figure, axes = plt.subplots(figsize=(10, 6.5))
     styles = {"floor": ":", "runstore": "-", "peer": "--"}
-    for row in results.rows:
+    colors = plt.get_cmap("tab20").colors
+    for index, row in enumerate(results.rows):
         sizes = [p for p in SIZES if p in row.figures]
         if not sizes:
             continue
@@ -349,6 +350,7 @@ def plot(results: Results, path: Path) -> None:
             linestyle=styles.get(row.group, "-"),
             marker="o",
             capsize=3,
+            color=colors[(2 * index) % 20 if index < 10 else (2 * index + 1) % 20],
             linewidth=2 if row.group == "runstore" else 1.2,
         )
     axes.set_xscale("log")
