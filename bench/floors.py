@@ -1,6 +1,8 @@
 """The floors: the least work that does the same turn, with no storage layer around it.
 
 - bare list: a Python list per session; append a tuple, slice the last 50, append.
+- minimal async store: the bare list behind runstore's call shape (``await`` of async methods
+  taking the same keyword arguments), checking nothing: the least any async store API costs.
 - raw sqlite3 / raw aiosqlite: one table with a UNIQUE (session_id, seq) index on a WAL file
   with ``synchronous=NORMAL`` (runstore's durability setting); each add is one INSERT that
   takes ``seq`` in the same statement, in its own transaction (autocommit: INSERT+COMMIT);
@@ -93,6 +95,55 @@ class BareList(Subject):
         session.append(("user", USER_TEXT))
         session[-WINDOW:]
         session.append(("assistant", REPLY_TEXT))
+
+
+class _NothingChecked:
+    """runstore's ``add_chat_message``/``get_chat_history`` signatures over a dict of lists."""
+
+    def __init__(self) -> None:
+        self.sessions: dict[str, list[tuple[str, str | None]]] = {}
+
+    async def add_chat_message(
+        self,
+        *,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+    ) -> None:
+        self.sessions[session_id].append((role, content))
+
+    async def get_chat_history(
+        self, session_id: str, limit: int = WINDOW
+    ) -> list[tuple[str, str | None]]:
+        return self.sessions[session_id][-limit:]
+
+
+class MinimalAsyncStore(Subject):
+    name = "minimal async store (no checks)"
+    floor = "bare list"
+
+    def __init__(self) -> None:
+        self.store = _NothingChecked()
+        self._ids = itertools.count()
+
+    async def add_sessions(self, count: int, size: int) -> list[Any]:
+        texts = [prefill_text(i) for i in range(size)]
+        ids = [f"s{next(self._ids)}" for _ in range(count)]
+        for session_id in ids:
+            self.store.sessions[session_id] = list(texts)
+        return ids
+
+    async def turn(self, session: Any) -> None:
+        store = self.store
+        await store.add_chat_message(
+            agent_id="a", session_id=session, run_id="r", role="user", content=USER_TEXT
+        )
+        await store.get_chat_history(session, WINDOW)
+        await store.add_chat_message(
+            agent_id="a", session_id=session, run_id="r", role="assistant", content=REPLY_TEXT
+        )
 
 
 class RawSqlite3(Subject):

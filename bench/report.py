@@ -58,6 +58,24 @@ def _growth(row: Row | None) -> float | None:
     return row.figures[SIZES[-1]].median / row.figures[SIZES[0]].median
 
 
+WHY_MISSED = [
+    "**Where the time goes when a target is missed** (profiled with cProfile; see the closing "
+    "note of issue 7 for figures):",
+    "",
+    "- *In-memory vs the bare list.* Three awaited calls with keyword arguments already cost "
+    "about 3x the bare list (the `minimal async store` row, which checks nothing). The rest is "
+    "what the contract asks for on every add: the argument checks (strings without NUL or lone "
+    "surrogates: non-ASCII text is encoded once to find them), a strictly increasing UTC "
+    "timestamp (`datetime.now`), the session, agent and run lookups, the `seq` counter and the "
+    "activity order used by `list_sessions`. Each is a few tenths of a microsecond; none grows "
+    "with P.",
+    "- *SQLite (sqlite3 driver) vs raw sqlite3.* About 90% of the turn is inside SQLite. Each "
+    "add also checks the session, agent and run (foreign keys) and updates the session row and "
+    "its activity index (a trigger), so a commit writes about twice the pages of the floor's "
+    "bare insert; the read turns 50 rows into `ChatMsg` objects with datetimes.",
+]
+
+
 def _ratios_text(ratios: list[float | None]) -> str:
     return ", ".join("n/a" if r is None else f"{r:.2f}x" for r in ratios)
 
@@ -74,10 +92,12 @@ def targets(results: Results) -> list[Target]:
     sizes = ", ".join(f"P={_size(s)}" for s in SIZES)
 
     ratios = [_ratio(memory, bare, s) for s in SIZES]
+    minimal = [_ratio(_row(results, "minimal async store (no checks)"), bare, s) for s in SIZES]
     found.append(
         Target(
             "in-memory <= 6x the bare list, at every P",
-            f"{_ratios_text(ratios)} ({sizes})",
+            f"{_ratios_text(ratios)} ({sizes}); an async API that checks nothing is already "
+            f"{_ratios_text(minimal)}",
             _check(ratios, all(r is not None and r <= 6 for r in ratios)),
         )
     )
@@ -223,6 +243,7 @@ def markdown(results: Results) -> str:
         ["target", "measured (this run)", "verdict"],
         ([t.text, t.measured, _verdict(t.met)] for t in targets(results)),
     )
+    out += ["", *WHY_MISSED]
     out += ["", "## µs per chat turn", "", "![µs per turn vs P](benchmarks.png)", ""]
     head = ["store", *(f"P={_size(p)}" for p in SIZES), f"{_size(SIZES[-1])}/{SIZES[0]}"]
     rows = []

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .floors import BareList, RawAiosqlite, RawAsyncpg, RawSqlite3
+from .floors import BareList, MinimalAsyncStore, RawAiosqlite, RawAsyncpg, RawSqlite3
 from .peers import AdkSessions, AgentsSqliteSession, LangChainHistory, LangGraphSaver
 from .runstore_stores import RunstoreMemory, RunstorePostgres, RunstoreSqlite
 from .timing import Figure, Plan, Settings, cell, interleave, prepare
@@ -29,6 +29,7 @@ def subjects(dsn: str | None) -> list[tuple[str, Callable[[], Subject]]]:
     """(group, factory) for every measured store, in table order."""
     return [
         ("floor", BareList),
+        ("floor", MinimalAsyncStore),
         ("floor", RawSqlite3),
         ("floor", RawAiosqlite),
         ("floor", lambda: RawAsyncpg(dsn)),
