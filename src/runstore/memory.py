@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
+from typing import Any
 
 from ._json import dump_optional, load_json
 from .base import DataStorage, Dump, MessageRow, NewRun, merge_agent_metadata
@@ -369,15 +371,15 @@ class InMemoryDataStorage(DataStorage):
         )
 
     async def _import(self, dump: Dump) -> None:
-        for index, agent in enumerate(dump.agents):
-            if agent.id in self._agent_names:
-                raise InvalidDataError(f"agents[{index}].id", f"{agent.id!r} exists already")
-        for index, session in enumerate(dump.sessions):
-            if session.id in self._sessions:
-                raise InvalidDataError(f"sessions[{index}].id", f"{session.id!r} exists already")
-        for index, run in enumerate(dump.runs):
-            if run.id in self._runs:
-                raise InvalidDataError(f"runs[{index}].id", f"{run.id!r} exists already")
+        taken: tuple[tuple[str, list[Any], Container[str]], ...] = (
+            ("agents", dump.agents, self._agent_names),
+            ("sessions", dump.sessions, self._sessions),
+            ("runs", dump.runs, self._runs),
+        )
+        for kind, records, existing in taken:
+            for index, record in enumerate(records):
+                if record.id in existing:
+                    raise InvalidDataError(f"{kind}[{index}].id", f"{record.id!r} exists already")
         for a in dump.agents:
             self._agents[a.name] = _Agent(
                 a.id,
