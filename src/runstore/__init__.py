@@ -5,7 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .base import DataStorage
-from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError
+from .errors import (
+    InvalidDataError,
+    NotFoundError,
+    StorageClosedError,
+    StorageError,
+    StorageUnavailableError,
+)
 from .memory import InMemoryDataStorage
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, WorkflowState
 
@@ -29,6 +35,7 @@ __all__ = [
     "SqliteDataStorage",
     "StorageClosedError",
     "StorageError",
+    "StorageUnavailableError",
     "WorkflowState",
 ]
 

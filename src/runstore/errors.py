@@ -20,5 +20,10 @@ class InvalidDataError(StorageError, ValueError):
         self.problem = problem
 
 
+class StorageUnavailableError(StorageError):
+    """The server cannot be reached, or the connection broke during the call: retry later
+    (with backoff). A write that failed this way may or may not have been applied."""
+
+
 class StorageClosedError(StorageError):
     """The store was used after ``close()``."""

@@ -11,28 +11,18 @@ import asyncio
 import re
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NoReturn
+from typing import Any
 
 import asyncpg
 
 from . import _postgres_sql as sql
 from ._json import dump_optional, load_json
 from .base import DataStorage, Dump, MessageRow, NewRun
-from .errors import InvalidDataError, NotFoundError, StorageError
+from .errors import InvalidDataError, NotFoundError, StorageError, StorageUnavailableError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
 DEFAULT_SCHEMA = "runstore"
-
-# Errors that mean "the server cannot be reached (now)"; anything else from asyncpg is a
-# failed statement.
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.OperatorInterventionError,
-)
+POOLERS = (None, "transaction")
 
 # A JSON string, or a number written with a positive exponent ("1e+20"). jsonb keeps numbers
 # as numeric and prints them without exponent, so "1e+20" would come back as an int.
@@ -57,18 +47,119 @@ def to_jsonb(text: str | None) -> str | None:
 
 async def _nothing_to_reset(conn: Any) -> None:
     """Our pool's reset on release. The default runs a reset query (a second round trip per
-    call); runstore's statements leave no session state behind (no SET, LISTEN, cursor or
-    session-level lock; transactions always end), so there is nothing to reset."""
+    call); runstore leaves no session state behind (no SET, LISTEN, cursor or session-level
+    lock; transactions always end), and a connection that saw an error is released only when
+    it is provably idle (``_Lease``), so there is nothing to reset."""
 
 
-def _unavailable(exc: BaseException) -> StorageError:
-    return StorageError(f"PostgreSQL is unavailable: {type(exc).__name__}: {exc}")
+# Server errors that mean "this connection or server is not usable now": retry elsewhere or
+# later. Class 08 (connection exception) is asyncpg.PostgresConnectionError.
+_SERVER_GONE: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,  # 57P01: terminated by an administrator, or server stopping
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.CannotConnectNowError,  # 57P03: starting up, shutting down, in recovery
+    asyncpg.TooManyConnectionsError,  # 53300
+    asyncpg.ReadOnlySQLTransactionError,  # 25006: a standby (after a failover)
+)
+
+# Client-side errors that mean the connection broke or is in a state we cannot trust.
+_CONNECTION_BROKE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,  # e.g. no host matched target_session_attrs
+)
 
 
-def _failed(exc: asyncpg.PostgresError) -> NoReturn:
-    if exc.sqlstate == sql.INVALID_DATA:
-        raise InvalidDataError(str(exc.message), str(exc.detail)) from None
-    raise StorageError(f"PostgreSQL error {exc.sqlstate}: {exc}") from exc
+def translate(exc: BaseException, what: str, timeout: float) -> StorageError:
+    """The runstore error for anything the driver raised: the one translation path of this
+    backend. ``what`` says what was under way ("connecting" or "statement") and ``timeout``
+    is its time limit, for the message of a timeout."""
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, asyncpg.PostgresError):
+        if exc.sqlstate == sql.INVALID_DATA:
+            return InvalidDataError(str(exc.message), str(exc.detail))
+        if exc.sqlstate is not None and exc.sqlstate.startswith("22"):  # data exception
+            return InvalidDataError("value", f"PostgreSQL cannot take it: {exc}")
+        if isinstance(exc, _SERVER_GONE):
+            return StorageUnavailableError(f"PostgreSQL is unavailable: {_describe(exc)}")
+        return StorageError(f"PostgreSQL error {exc.sqlstate}: {exc}")
+    if isinstance(exc, asyncpg.exceptions._base.DataError):  # an argument it cannot encode
+        return InvalidDataError("value", f"PostgreSQL cannot take it: {exc}")
+    if isinstance(exc, asyncpg.exceptions.ClientConfigurationError):
+        return StorageError(f"PostgreSQL connection settings: {exc}")
+    if isinstance(exc, TimeoutError):
+        if what == "connecting":
+            return StorageUnavailableError(
+                f"PostgreSQL is unavailable: no connection within connect_timeout={timeout} s"
+            )
+        return StorageError(
+            f"PostgreSQL statement timed out: no answer within command_timeout={timeout} s "
+            "(a lock wait or a slow statement); it was cancelled, so it may or may not "
+            "have been applied"
+        )
+    if isinstance(exc, _CONNECTION_BROKE):
+        return StorageUnavailableError(f"PostgreSQL is unavailable: {_describe(exc)}")
+    return StorageError(f"PostgreSQL driver error: {_describe(exc)}")
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _still_clean(conn: Any, exc: BaseException) -> bool:
+    """Whether a connection that just saw ``exc`` is provably idle: the server answered with
+    an ordinary statement error (or runstore refused a result), the connection is open and
+    not inside a transaction. Anything else (a timeout, a cancellation, a broken or
+    terminated connection, an error raised by the driver itself, such as an argument it
+    cannot encode, which can leave the protocol mid-statement) and it is discarded."""
+    ordinary = isinstance(exc, StorageError) or (
+        isinstance(exc, asyncpg.PostgresError)
+        and getattr(exc, "severity", None) is not None  # sent by the server
+        and not isinstance(exc, _SERVER_GONE)
+        and not isinstance(exc, asyncpg.QueryCanceledError)
+    )
+    return ordinary and not conn.is_closed() and not conn.is_in_transaction()
+
+
+class _Lease:
+    """``async with``: a pool connection for one call. On the way out, a connection that saw
+    an error is released only when it is provably idle, else terminated (the pool opens a
+    new one when next needed), and the error leaves as a runstore error (``translate``)."""
+
+    __slots__ = ("_command_timeout", "_conn", "_connect_timeout", "_pool")
+
+    def __init__(self, pool: asyncpg.Pool, connect_timeout: float, command_timeout: float):
+        self._pool = pool
+        self._connect_timeout = connect_timeout
+        self._command_timeout = command_timeout
+
+    async def __aenter__(self) -> Any:
+        try:
+            self._conn = await self._pool.acquire(timeout=self._connect_timeout)
+        except Exception as exc:
+            raise translate(exc, "connecting", self._connect_timeout) from exc
+        return self._conn
+
+    async def __aexit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
+        conn = self._conn
+        if exc is not None:
+            try:
+                if not _still_clean(conn, exc):
+                    conn.terminate()  # also for a cancelled task: its statement may still run
+            except asyncpg.InterfaceError:
+                pass  # a connection that closed has released itself already
+        try:
+            await self._pool.release(conn)
+        except Exception as release_error:  # the pool terminated it; nothing else to do
+            if exc is None:
+                error = translate(release_error, "statement", self._command_timeout)
+                raise error from release_error
+        if isinstance(exc, Exception) and not isinstance(exc, StorageError):
+            error = translate(exc, "statement", self._command_timeout)
+            raise error from (None if isinstance(error, InvalidDataError) else exc)
 
 
 def _agent(row: Any) -> AgentRecord:
@@ -106,10 +197,13 @@ class PostgresDataStorage(DataStorage):
     """Stores everything in PostgreSQL (asyncpg), in ``schema`` (default ``runstore``; created
     if missing), so several apps can share one database.
 
-    ``dsn_or_pool`` is a DSN (the store owns a pool and closes it) or an ``asyncpg.Pool``
-    (left open on ``close()``). While the server is unreachable, calls raise
-    ``StorageError`` within ``connect_timeout`` seconds (a statement that started gives up
-    after ``command_timeout``); once it is back, the same store works again.
+    ``dsn_or_pool`` is a DSN (the store owns a pool and closes it; several hosts with
+    ``target_session_attrs=read-write`` follow a failover) or an ``asyncpg.Pool`` (left open
+    on ``close()``). ``pooler="transaction"`` is for a DSN that points at PgBouncer (or
+    another pooler) in transaction mode: no prepared-statement cache. While the server is
+    unreachable, calls raise ``StorageUnavailableError`` within ``connect_timeout`` seconds;
+    a statement without an answer after ``command_timeout`` seconds is cancelled and raises
+    ``StorageError``. Once the server is back, the same store works again.
     """
 
     def __init__(
@@ -120,6 +214,7 @@ class PostgresDataStorage(DataStorage):
         connect_timeout: float = 5.0,
         command_timeout: float = 60.0,
         max_connections: int = 10,
+        pooler: str | None = None,
     ) -> None:
         super().__init__()
         self._sql = sql.Statements(DEFAULT_SCHEMA if schema is None else schema)
@@ -131,9 +226,12 @@ class PostgresDataStorage(DataStorage):
             self._pool = dsn_or_pool
         else:
             raise InvalidDataError("dsn_or_pool", "must be a DSN string or an asyncpg.Pool")
+        if pooler not in POOLERS:
+            raise InvalidDataError("pooler", f'must be None or "transaction", got {pooler!r}')
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
         self._max_connections = max_connections
+        self._pooler = pooler
         self._ready = False
         self._starting: asyncio.Lock | None = None
 
@@ -143,7 +241,7 @@ class PostgresDataStorage(DataStorage):
         await self._get_pool()
         return self
 
-    # -- connection, migrations, errors -----------------------------------------
+    # -- connection, migrations ------------------------------------------------
 
     async def _get_pool(self) -> asyncpg.Pool:
         """The pool, with the schema migrated (done once, on first use)."""
@@ -162,73 +260,61 @@ class PostgresDataStorage(DataStorage):
                         timeout=self._connect_timeout,
                         command_timeout=self._command_timeout,
                         reset=_nothing_to_reset,
+                        # Behind a transaction pooler, consecutive statements may reach
+                        # different server connections: no named prepared statements.
+                        statement_cache_size=0 if self._pooler else 100,
                     )
-                except _UNAVAILABLE as exc:
-                    raise _unavailable(exc) from exc
-                except asyncpg.PostgresError as exc:
-                    _failed(exc)
+                except Exception as exc:
+                    raise translate(exc, "connecting", self._connect_timeout) from exc
             if not self._ready:
                 await self._migrate(self._pool)
                 self._ready = True
         return self._pool
 
+    def _lease(self, pool: asyncpg.Pool) -> _Lease:
+        return _Lease(pool, self._connect_timeout, self._command_timeout)
+
     async def _migrate(self, pool: asyncpg.Pool) -> None:
-        """Apply the missing migrations, each in its own transaction, under an advisory lock
-        so that processes starting together apply each one once."""
+        """Apply the missing migrations, each in its own transaction, under a transaction-level
+        advisory lock (fine behind a transaction pooler) so that processes starting together
+        apply each one once."""
         q = self._sql
         latest = q.migrations[-1][0]
-        try:
-            async with pool.acquire(timeout=self._connect_timeout) as conn:
-                try:
-                    if await conn.fetchval(q.applied_version) == latest:
-                        return
-                except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
-                    pass
-                for version, migration in q.migrations:
-                    async with conn.transaction():
-                        await conn.execute(q.migration_lock, q.schema)
-                        await conn.execute(q.migrations_table)
-                        applied = await conn.fetchval(q.applied_version)
-                        if applied > latest:
-                            raise StorageError(
-                                f"schema {q.schema!r} is at version {applied}; this runstore "
-                                f"knows versions up to {latest}: upgrade runstore"
-                            )
-                        if applied < version:
-                            await conn.execute(migration)
-                            await conn.execute(q.record_migration, version)
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
-        except asyncpg.PostgresError as exc:
-            _failed(exc)
+        async with self._lease(pool) as conn:
+            try:
+                if await conn.fetchval(q.applied_version) == latest:
+                    return
+            except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+                pass
+            for version, migration in q.migrations:
+                async with conn.transaction():
+                    await conn.execute(q.migration_lock, q.schema)
+                    await conn.execute(q.migrations_table)
+                    applied = await conn.fetchval(q.applied_version)
+                    if applied > latest:
+                        raise StorageError(
+                            f"schema {q.schema!r} is at version {applied}; this runstore "
+                            f"knows versions up to {latest}: upgrade runstore"
+                        )
+                    if applied < version:
+                        await conn.execute(migration)
+                        await conn.execute(q.record_migration, version)
 
     async def _fetch(self, query: str, *args: Any) -> list[Any]:
         pool = self._pool if self._ready and self._pool is not None else await self._get_pool()
-        try:
-            rows: list[Any] = await pool.fetch(query, *args)
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
-        except asyncpg.PostgresError as exc:
-            _failed(exc)
+        async with _Lease(pool, self._connect_timeout, self._command_timeout) as conn:
+            rows: list[Any] = await conn.fetch(query, *args)
         return rows
 
     async def _fetchrow(self, query: str, *args: Any) -> Any:
         pool = self._pool if self._ready and self._pool is not None else await self._get_pool()
-        try:
-            return await pool.fetchrow(query, *args)
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
-        except asyncpg.PostgresError as exc:
-            _failed(exc)
+        async with _Lease(pool, self._connect_timeout, self._command_timeout) as conn:
+            return await conn.fetchrow(query, *args)
 
     async def _fetchval(self, query: str, *args: Any) -> Any:
         pool = self._pool if self._ready and self._pool is not None else await self._get_pool()
-        try:
-            return await pool.fetchval(query, *args)
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
-        except asyncpg.PostgresError as exc:
-            _failed(exc)
+        async with _Lease(pool, self._connect_timeout, self._command_timeout) as conn:
+            return await conn.fetchval(query, *args)
 
     async def _close(self) -> None:
         pool, self._pool = self._pool, None
@@ -236,7 +322,7 @@ class PostgresDataStorage(DataStorage):
             return  # a pool we were given stays open
         try:
             await asyncio.wait_for(pool.close(), self._connect_timeout)
-        except _UNAVAILABLE:  # includes TimeoutError
+        except Exception:  # a timeout or a broken connection: no clean goodbye then
             pool.terminate()
 
     # -- runs ------------------------------------------------------------------
@@ -384,17 +470,11 @@ class PostgresDataStorage(DataStorage):
                 (q.export_session_runs, session_id),
                 (q.export_session_messages, session_id),
             ]
-        pool = await self._get_pool()
-        try:
-            async with (
-                pool.acquire(timeout=self._connect_timeout) as conn,
-                conn.transaction(isolation="repeatable_read", readonly=True),
-            ):
-                agents, sessions, runs, messages = [await conn.fetch(*query) for query in queries]
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
-        except asyncpg.PostgresError as exc:
-            _failed(exc)
+        async with (
+            self._lease(await self._get_pool()) as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            agents, sessions, runs, messages = [await conn.fetch(*query) for query in queries]
         return Dump(
             agents=[_agent(row) for row in agents],
             sessions=[_session(row) for row in sessions],
@@ -404,17 +484,13 @@ class PostgresDataStorage(DataStorage):
         )
 
     async def _import(self, dump: Dump) -> None:
-        pool = await self._get_pool()
-        try:
-            async with pool.acquire(timeout=self._connect_timeout) as conn, conn.transaction():
-                await self._insert_dump(conn, dump)
-        except asyncpg.UniqueViolationError as exc:  # a concurrent writer took an id
-            detail = f"an id or name exists already: {exc.detail}"
-            raise InvalidDataError("document", detail) from None
-        except _UNAVAILABLE as exc:
-            raise _unavailable(exc) from exc
-        except asyncpg.PostgresError as exc:
-            _failed(exc)
+        async with self._lease(await self._get_pool()) as conn:
+            try:
+                async with conn.transaction():
+                    await self._insert_dump(conn, dump)
+            except asyncpg.UniqueViolationError as exc:  # a concurrent writer took an id
+                detail = f"an id or name exists already: {exc.detail}"
+                raise InvalidDataError("document", detail) from None
 
     async def _insert_dump(self, conn: Any, dump: Dump) -> None:
         q = self._sql

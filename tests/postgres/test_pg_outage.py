@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from pg_server import Cluster
 
-from runstore import PostgresDataStorage, StorageError
+from runstore import PostgresDataStorage, StorageError, StorageUnavailableError
 
 WRITERS = 4
 
@@ -72,7 +72,7 @@ async def test_outage_gives_clear_errors_then_the_same_store_recovers(cluster: C
             store.initialize_run(workflow_name="chat"),
             store.update_run(run.run_id, output_data={"x": 1}),
         ):
-            with pytest.raises(StorageError, match="PostgreSQL is unavailable"):
+            with pytest.raises(StorageUnavailableError, match="PostgreSQL is unavailable"):
                 await asyncio.wait_for(call, 60)
         during_outage = len(acknowledged)
         await asyncio.to_thread(cluster.start)
@@ -81,7 +81,7 @@ async def test_outage_gives_clear_errors_then_the_same_store_recovers(cluster: C
         finished.set()
         await asyncio.gather(*writers)
 
-    assert all("PostgreSQL is unavailable" in str(e) for e in errors), errors[:3]
+    assert all(isinstance(e, StorageUnavailableError) for e in errors), errors[:3]
     history = await store.get_chat_history(run.session_id, None)
     stored = {m.content: m.seq for m in history}
     assert [m.seq for m in history] == sorted({m.seq for m in history})  # unique, increasing

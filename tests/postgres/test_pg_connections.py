@@ -1,0 +1,273 @@
+"""Connection hygiene against a real server: server-side disconnects mid-run, and a failed call
+of every kind (bad input, lock wait past command_timeout, terminated backend, cancelled task,
+server restart) never poisons the next one."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+
+import asyncpg
+import pytest
+from pg_helpers import new_schema
+from pg_server import Cluster, shared_dsn
+
+from runstore import (
+    InvalidDataError,
+    PostgresDataStorage,
+    RunHandle,
+    StorageError,
+    StorageUnavailableError,
+)
+
+DISCONNECTS = 30
+WRITERS = 4
+
+
+def tagged(dsn: str) -> tuple[str, str]:
+    """The DSN with an application_name that finds this test's server connections."""
+    name = f"rs_{uuid.uuid4().hex[:12]}"
+    return f"{dsn}{'&' if '?' in dsn else '?'}application_name={name}", name
+
+
+async def terminate(admin: asyncpg.Connection, app: str) -> int:
+    """pg_terminate_backend on every server connection of ``app``; how many were ended."""
+    ended: int = await admin.fetchval(
+        "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = $1",
+        app,
+    )
+    return ended
+
+
+async def bounded(condition: Callable[[], bool], changed: asyncio.Event) -> None:
+    """Wait until the condition holds, checked whenever ``changed`` is set; at most 60 s."""
+
+    async def wait() -> None:
+        while not condition():
+            changed.clear()
+            await changed.wait()
+
+    await asyncio.wait_for(wait(), 60)
+
+
+async def test_server_side_disconnects_give_runstore_errors_and_the_store_recovers() -> None:
+    dsn, app = tagged(shared_dsn())
+    store = PostgresDataStorage(dsn, schema=new_schema(), max_connections=WRITERS)
+    admin = await asyncpg.connect(shared_dsn())
+    run = await store.initialize_run(workflow_name="chat")
+    acknowledged: dict[str, int] = {}
+    errors: list[StorageError] = []
+    finished = asyncio.Event()
+    changed = asyncio.Event()
+
+    async def writer(number: int) -> None:
+        for sent in range(1_000_000):  # bounded; the test ends it far earlier
+            if finished.is_set():
+                return
+            content = f"w{number}-{sent}"
+            try:
+                message = await store.add_chat_message(
+                    agent_id=run.agent_id,
+                    session_id=run.session_id,
+                    run_id=run.run_id,
+                    role="user",
+                    content=content,
+                )
+            except StorageError as exc:  # anything else fails the test
+                errors.append(exc)
+                await asyncio.sleep(0.01)
+            else:
+                assert message.seq is not None
+                acknowledged[content] = message.seq
+            changed.set()
+
+    writers = [asyncio.create_task(writer(n)) for n in range(WRITERS)]
+    ended = rounds = 0
+    try:
+        for _ in range(DISCONNECTS + 1):
+            target = len(acknowledged) + 20
+            await bounded(lambda: len(acknowledged) >= target, changed)  # noqa: B023 (it recovered)
+            if rounds < DISCONNECTS:
+                ended += await terminate(admin, app)
+                rounds += 1
+    finally:
+        finished.set()
+        await asyncio.gather(*writers)
+        await admin.close()
+
+    print(f"\n{DISCONNECTS} rounds, {ended} backends terminated, {len(errors)} errors, "
+          f"{len(acknowledged)} acknowledged writes")  # fmt: skip
+    assert ended >= DISCONNECTS
+    assert errors, "terminating busy backends mid-run must fail some calls"
+    assert all(isinstance(e, StorageUnavailableError) for e in errors), errors[:3]
+    history = await store.get_chat_history(run.session_id, None)
+    stored = {m.content: m.seq for m in history}
+    assert [m.seq for m in history] == sorted({m.seq for m in history})
+    assert {c: s for c, s in acknowledged.items() if stored.get(c) != s} == {}
+    await store.close()
+
+
+# -- a failed call never poisons the next one -----------------------------------------------
+
+
+class Probe:
+    """One store with ONE connection (so the next call gets the connection that failed, or
+    its replacement), an admin connection, and the checks run after every failure."""
+
+    def __init__(self, dsn: str, admin_dsn: str) -> None:
+        self.dsn, self.app = tagged(dsn)
+        self.admin_dsn = admin_dsn
+        self.schema = new_schema()
+        self.store = PostgresDataStorage(
+            self.dsn, schema=self.schema, max_connections=1, command_timeout=1.0
+        )
+        self.admin: asyncpg.Connection
+        self.run: RunHandle
+
+    async def start(self) -> None:
+        self.admin = await asyncpg.connect(self.admin_dsn)
+        self.run = await self.store.initialize_run(workflow_name="chat")
+        await self.say("first")
+
+    async def say(self, content: str) -> int | None:
+        message = await self.store.add_chat_message(
+            agent_id=self.run.agent_id,
+            session_id=self.run.session_id,
+            run_id=self.run.run_id,
+            role="user",
+            content=content,
+        )
+        return message.seq
+
+    async def check_healthy(self) -> None:
+        """The next calls all work, on whatever connection the pool hands out; the server
+        holds no transaction of the store open."""
+        dump = await self.store.export_data()  # a transaction: fails on a dirty connection
+        assert dump["sessions"]
+        before = len(await self.store.get_chat_history(self.run.session_id, None))
+        await self.say("after")
+        assert len(await self.store.get_chat_history(self.run.session_id, None)) == before + 1
+        await self.store.export_data(session_id=self.run.session_id)
+        stuck = await self.admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
+            " AND state LIKE 'idle in transaction%'",
+            self.app,
+        )
+        assert stuck == 0
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.admin.close()
+
+
+@pytest.fixture
+async def probe() -> AsyncIterator[Probe]:
+    own = Probe(shared_dsn(), shared_dsn())
+    await own.start()
+    yield own
+    await own.close()
+
+
+async def hold_session_lock(probe: Probe) -> asyncpg.Connection:
+    """Another client holding the session row's lock, so appends wait on it."""
+    blocker = await asyncpg.connect(probe.admin_dsn)
+    await blocker.execute("BEGIN")
+    await blocker.execute(
+        f'SELECT 1 FROM "{probe.schema}".sessions WHERE id = $1 FOR UPDATE', probe.run.session_id
+    )
+    return blocker
+
+
+async def test_bad_input_then_healthy(probe: Probe) -> None:
+    with pytest.raises(InvalidDataError):  # refused by the driver (out of int64 range)
+        await probe.store.get_chat_history(probe.run.session_id, 2**63)
+    await probe.check_healthy()
+    with pytest.raises(InvalidDataError) as caught:  # refused by the server
+        await probe.store.initialize_run(workflow_name="other", session_id=probe.run.session_id)
+    assert caught.value.field == "session_id"
+    await probe.check_healthy()
+
+
+async def test_lock_wait_past_command_timeout_says_so_then_healthy(probe: Probe) -> None:
+    blocker = await hold_session_lock(probe)
+    try:
+        with pytest.raises(StorageError) as caught:
+            await asyncio.wait_for(probe.say("blocked"), 60)
+        assert not isinstance(caught.value, StorageUnavailableError)  # the server is up
+        assert "timed out" in str(caught.value) and "command_timeout=1.0" in str(caught.value)
+    finally:
+        await blocker.close()  # ends its transaction
+    await probe.check_healthy()
+    texts = [m.content for m in await probe.store.get_chat_history(probe.run.session_id, None)]
+    assert texts.count("blocked") <= 1  # cancelled: applied at most once, never twice
+
+
+async def test_terminated_backend_idle_and_mid_statement_then_healthy(probe: Probe) -> None:
+    assert await terminate(probe.admin, probe.app) == 1  # idle in the pool
+    for _ in range(2):  # the first call may meet the dead connection; the next one works
+        try:
+            await probe.say("x")
+        except StorageUnavailableError:
+            continue
+        break
+    await probe.check_healthy()
+
+    blocker = await hold_session_lock(probe)
+    try:
+        waiting = asyncio.create_task(probe.say("mid-statement"))
+        await until_waiting(probe)
+        assert await terminate(probe.admin, probe.app) == 1
+        with pytest.raises(StorageUnavailableError):
+            await asyncio.wait_for(waiting, 60)
+    finally:
+        await blocker.close()
+    await probe.check_healthy()
+
+
+async def test_cancelled_call_then_healthy(probe: Probe) -> None:
+    blocker = await hold_session_lock(probe)
+    try:
+        waiting = asyncio.create_task(probe.say("cancelled"))
+        await until_waiting(probe)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+    finally:
+        await blocker.close()
+    await probe.check_healthy()
+
+
+async def until_waiting(probe: Probe) -> None:
+    """Until the store's connection waits on a lock (at most 30 s)."""
+    for _ in range(600):
+        waiting = await probe.admin.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
+            " AND wait_event_type = 'Lock'",
+            probe.app,
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the store's statement never waited on the lock")
+
+
+@pytest.fixture
+def cluster() -> Iterator[Cluster]:
+    own = Cluster.create()
+    yield own
+    own.destroy()
+
+
+async def test_server_restart_then_healthy(cluster: Cluster) -> None:
+    probe = Probe(cluster.dsn, cluster.dsn)
+    await probe.start()
+    await probe.admin.close()
+    await asyncio.to_thread(cluster.stop, "fast")
+    with pytest.raises(StorageUnavailableError):
+        await probe.say("while down")
+    await asyncio.to_thread(cluster.start)
+    probe.admin = await asyncpg.connect(cluster.dsn)
+    await probe.check_healthy()
+    await probe.close()
