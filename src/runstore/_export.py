@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ._dump import Dump, MessageRow
 from ._json import dump_object, load_json
-from .errors import InvalidDataError
+from .errors import InvalidDataError, quote
 from .models import (
     AgentRecord,
     RunRecord,
@@ -17,9 +18,6 @@ from .models import (
     check_name,
     check_optional_text,
 )
-
-if TYPE_CHECKING:
-    from .base import Dump, MessageRow
 
 FORMAT = "runstore.export"
 VERSION = 1
@@ -111,14 +109,12 @@ def _items(document: dict[str, Any], key: str) -> list[Any]:
 
 def _unique(seen: set[str], value: str, field: str) -> None:
     if value in seen:
-        raise InvalidDataError(field, f"{value!r} appears twice")
+        raise InvalidDataError(field, f"{quote(value)} appears twice")
     seen.add(value)
 
 
 def from_document(document: Any) -> Dump:
     """Check a whole export document; raise ``InvalidDataError`` before anything is written."""
-    from .base import Dump, MessageRow
-
     if not isinstance(document, dict):
         raise InvalidDataError("document", "must be a dict")
     if document.get("format") != FORMAT:
@@ -160,7 +156,7 @@ def from_document(document: Any) -> Dump:
         if session.agent_id not in agent_ids:
             raise InvalidDataError(f"{item.where}.agent_id", "names no agent of the document")
         if session.id in session_agent:
-            raise InvalidDataError(f"{item.where}.id", f"{session.id!r} appears twice")
+            raise InvalidDataError(f"{item.where}.id", f"{quote(session.id)} appears twice")
         session_agent[session.id] = session.agent_id
         sessions.append(session)
 
@@ -187,7 +183,7 @@ def from_document(document: Any) -> Dump:
         if session_agent[run.session_id] != run.agent_id:
             raise InvalidDataError(f"{item.where}.agent_id", "differs from its session's agent")
         if run.id in run_session:
-            raise InvalidDataError(f"{item.where}.id", f"{run.id!r} appears twice")
+            raise InvalidDataError(f"{item.where}.id", f"{quote(run.id)} appears twice")
         run_session[run.id] = run.session_id
         state = item.item.get("state")
         if state is not None:

@@ -205,11 +205,10 @@ EXPORT_SESSION_MESSAGES = f"{_EXPORT_MESSAGE} WHERE m.session_id = ? ORDER BY m.
 IMPORT_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at)
     VALUES (?, ?, ?, ?, ?, ?)"""
 
-# -- import: the first of a JSON list of ids (or names) that exists already, by position ---
+# -- import: which of a JSON list of ids (or names) exist already ------------------------
 
-_FIRST_TAKEN = """SELECT CAST(key AS INTEGER) FROM json_each(?)
-    WHERE value IN (SELECT {column} FROM {table}) ORDER BY CAST(key AS INTEGER) LIMIT 1"""
-FIRST_TAKEN_AGENT_ID = _FIRST_TAKEN.format(column="id", table="agents")
-FIRST_TAKEN_AGENT_NAME = _FIRST_TAKEN.format(column="name", table="agents")
-FIRST_TAKEN_SESSION_ID = _FIRST_TAKEN.format(column="id", table="sessions")
-FIRST_TAKEN_RUN_ID = _FIRST_TAKEN.format(column="id", table="runs")
+_TAKEN = "SELECT value FROM json_each(?) WHERE value IN (SELECT {column} FROM {table})"
+TAKEN_AGENT_IDS = _TAKEN.format(column="id", table="agents")
+TAKEN_AGENT_NAMES = _TAKEN.format(column="name", table="agents")
+TAKEN_SESSION_IDS = _TAKEN.format(column="id", table="sessions")
+TAKEN_RUN_IDS = _TAKEN.format(column="id", table="runs")

@@ -11,9 +11,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from . import _export
+from ._dump import Dump
 from ._json import dump_object, load_json
 from .errors import InvalidDataError, StorageClosedError
 from .models import (
@@ -46,30 +47,6 @@ class NewRun:
     new_agent_id: str
     new_session_id: str
     new_run_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class MessageRow:
-    """A stored message with the ids ``ChatMsg`` leaves out (used by export/import)."""
-
-    agent_id: str
-    session_id: str
-    run_id: str | None
-    seq: int
-    role: str
-    content: str | None
-    created_at: datetime
-
-
-@dataclass(slots=True)
-class Dump:
-    """Everything export/import moves; ``states`` maps run id to state JSON text."""
-
-    agents: list[AgentRecord]
-    sessions: list[SessionRecord]
-    runs: list[RunRecord]
-    states: dict[str, str]
-    messages: list[MessageRow]
 
 
 _MICROSECOND = timedelta(microseconds=1)
@@ -144,9 +121,15 @@ class DataStorage(ABC):
             self._closed = True
             await self._close()
 
-    async def __aenter__(self) -> DataStorage:
+    async def open(self) -> Self:
+        """Get ready now (open the file, connect, create or upgrade the schema) rather than
+        on first use, so a problem shows here; returns the store. ``async with`` calls it."""
         self._check_open()
+        await self._open()
         return self
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
 
     async def __aexit__(
         self,
@@ -375,6 +358,9 @@ class DataStorage(ABC):
 
     # -- hooks a backend implements ------------------------------------------
 
+    async def _open(self) -> None:  # noqa: B027 - a hook with nothing to do by default
+        """Open what the backend needs; nothing by default."""
+
     @abstractmethod
     async def _close(self) -> None: ...
 
@@ -451,4 +437,4 @@ class DataStorage(ABC):
     async def _import(self, dump: Dump) -> None: ...
 
 
-__all__ = ["DataStorage", "Dump", "MessageRow", "NewRun", "load_json"]
+__all__ = ["DataStorage", "NewRun"]

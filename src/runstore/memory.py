@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
-from typing import Any
 
+from ._dump import Dump, MessageRow
 from ._json import dump_optional, load_json
-from .base import DataStorage, Dump, MessageRow, NewRun, merge_agent_metadata
-from .errors import InvalidDataError, NotFoundError
+from ._rules import continued_session, refuse_message, refuse_taken
+from .base import DataStorage, NewRun, merge_agent_metadata
+from .errors import NotFoundError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
 
@@ -153,10 +153,9 @@ class InMemoryDataStorage(DataStorage):
         if request.session_id is not None:
             session = self._sessions.get(request.session_id)
             if session is not None:
-                if session.agent_id != agent_id:
-                    raise InvalidDataError("session_id", "belongs to another agent")
-                if request.external_id is not None and request.external_id != session.external_id:
-                    raise InvalidDataError("external_id", "differs from the session's external_id")
+                continued_session(
+                    agent_id, request.external_id, session.agent_id, session.external_id
+                )
             return session
         if request.external_id is None:
             return None
@@ -177,7 +176,7 @@ class InMemoryDataStorage(DataStorage):
     def _run(self, run_id: str) -> _Run:
         run = self._runs.get(run_id)
         if run is None:
-            raise NotFoundError(f"run_id: no run {run_id!r}")
+            raise NotFoundError("run_id", run_id)
         return run
 
     async def _update_run(
@@ -230,16 +229,16 @@ class InMemoryDataStorage(DataStorage):
         now: datetime,
     ) -> ChatMsg:
         session = self._sessions.get(session_id)
-        if session is None:
-            raise NotFoundError(f"session_id: no session {session_id!r}")
-        if session.agent_id != agent_id:
-            raise InvalidDataError("agent_id", "is not the agent of that session")
-        if run_id is not None:
-            run = self._runs.get(run_id)
-            if run is None:
-                raise NotFoundError(f"run_id: no run {run_id!r}")
-            if run.session_id != session_id:
-                raise InvalidDataError("run_id", "belongs to another session")
+        run = None if run_id is None else self._runs.get(run_id)
+        if (
+            session is None
+            or session.agent_id != agent_id
+            or (run_id is not None and (run is None or run.session_id != session_id))
+        ):
+            session_agent = None if session is None else session.agent_id
+            run_session = None if run is None else run.session_id
+            refuse_message(agent_id, session_id, run_id, session_agent, run_session)
+            raise AssertionError("unreachable: refuse_message raised above")
         seq = session.last_seq = session.last_seq + 1
         stored = tuple.__new__(ChatMsg, (role, content, seq, run_id, now))  # = models.chat_msg
         session.messages.append(stored)
@@ -312,13 +311,13 @@ class InMemoryDataStorage(DataStorage):
     async def _delete_session(self, session_id: str) -> None:
         session = self._sessions.get(session_id)
         if session is None:
-            raise NotFoundError(f"session_id: no session {session_id!r}")
+            raise NotFoundError("session_id", session_id)
         self._drop_session(session)
 
     async def _delete_agent(self, workflow_name: str) -> None:
         agent = self._agents.get(workflow_name)
         if agent is None:
-            raise NotFoundError(f"workflow_name: no agent {workflow_name!r}")
+            raise NotFoundError("workflow_name", workflow_name)
         for session in [s for s in self._sessions.values() if s.agent_id == agent.id]:
             self._drop_session(session)
         del self._agents[workflow_name]
@@ -371,15 +370,7 @@ class InMemoryDataStorage(DataStorage):
         )
 
     async def _import(self, dump: Dump) -> None:
-        taken: tuple[tuple[str, list[Any], Container[str]], ...] = (
-            ("agents", dump.agents, self._agent_names),
-            ("sessions", dump.sessions, self._sessions),
-            ("runs", dump.runs, self._runs),
-        )
-        for kind, records, existing in taken:
-            for index, record in enumerate(records):
-                if record.id in existing:
-                    raise InvalidDataError(f"{kind}[{index}].id", f"{record.id!r} exists already")
+        refuse_taken(dump, self._agent_names, self._sessions, self._runs, self._agents)
         for a in dump.agents:
             self._agents[a.name] = _Agent(
                 a.id,

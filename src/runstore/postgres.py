@@ -13,11 +13,21 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
+try:
+    import asyncpg
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on what is installed
+    if exc.name != "asyncpg":
+        raise
+    raise ModuleNotFoundError(
+        "PostgresDataStorage needs the asyncpg package: pip install 'runstore[postgres]'",
+        name="asyncpg",
+    ) from None
 
 from . import _postgres_sql as sql
+from ._dump import Dump, MessageRow
 from ._json import dump_optional, load_json
-from .base import DataStorage, Dump, MessageRow, NewRun
+from ._rules import refuse_message, refuse_taken
+from .base import DataStorage, NewRun
 from .errors import InvalidDataError, NotFoundError, StorageError, StorageUnavailableError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
@@ -235,11 +245,8 @@ class PostgresDataStorage(DataStorage):
         self._ready = False
         self._starting: asyncio.Lock | None = None
 
-    async def open(self) -> PostgresDataStorage:
-        """Connect and migrate now rather than on first use; returns the store."""
-        self._check_open()
+    async def _open(self) -> None:
         await self._get_pool()
-        return self
 
     # -- connection, migrations ------------------------------------------------
 
@@ -362,7 +369,7 @@ class PostgresDataStorage(DataStorage):
             now,
         )
         if done is None:
-            raise NotFoundError(f"run_id: no run {run_id!r}")
+            raise NotFoundError("run_id", run_id)
 
     async def _get_run(self, run_id: str) -> RunRecord | None:
         row = await self._fetchrow(self._sql.get_run, run_id)
@@ -373,7 +380,7 @@ class PostgresDataStorage(DataStorage):
 
     async def _save_state(self, run_id: str, state: str, now: datetime) -> None:
         if await self._fetchval(self._sql.save_state, run_id, to_jsonb(state), now) is None:
-            raise NotFoundError(f"run_id: no run {run_id!r}")
+            raise NotFoundError("run_id", run_id)
 
     async def _load_state(self, run_id: str) -> str | None:
         state: str | None = await self._fetchval(self._sql.load_state, run_id)
@@ -395,15 +402,8 @@ class PostgresDataStorage(DataStorage):
         )
         if seq is not None:
             return ChatMsg(role, content, seq, run_id, now)
-        if session_agent is None:
-            raise NotFoundError(f"session_id: no session {session_id!r}")
-        if session_agent != agent_id:
-            raise InvalidDataError("agent_id", "is not the agent of that session")
-        if run_id is not None and run_session is None:
-            raise NotFoundError(f"run_id: no run {run_id!r}")
-        if run_id is not None and run_session != session_id:
-            raise InvalidDataError("run_id", "belongs to another session")
-        raise NotFoundError(f"session_id: session {session_id!r} was deleted meanwhile")
+        refuse_message(agent_id, session_id, run_id, session_agent, run_session)
+        raise NotFoundError("session_id", session_id)  # deleted meanwhile
 
     async def _get_chat_history(
         self, session_id: str, limit: int | None, exclude_run_id: str | None
@@ -442,11 +442,11 @@ class PostgresDataStorage(DataStorage):
 
     async def _delete_session(self, session_id: str) -> None:
         if await self._fetchval(self._sql.delete_session, session_id) is None:
-            raise NotFoundError(f"session_id: no session {session_id!r}")
+            raise NotFoundError("session_id", session_id)
 
     async def _delete_agent(self, workflow_name: str) -> None:
         if await self._fetchval(self._sql.delete_agent, workflow_name) is None:
-            raise NotFoundError(f"workflow_name: no agent {workflow_name!r}")
+            raise NotFoundError("workflow_name", workflow_name)
 
     async def _purge_sessions(self, older_than: datetime) -> int:
         count: int = await self._fetchval(self._sql.purge_sessions, older_than)
@@ -500,7 +500,7 @@ class PostgresDataStorage(DataStorage):
             [s.id for s in dump.sessions],
             [r.id for r in dump.runs],
         )
-        _refuse_taken(dump, set(taken[0]), set(taken[1]), set(taken[2]))
+        refuse_taken(dump, set(taken[0]), set(taken[1]), set(taken[2]))
         last_seq: dict[str, int] = {}
         for m in dump.messages:
             last_seq[m.session_id] = max(last_seq.get(m.session_id, 0), m.seq)
@@ -536,16 +536,3 @@ class PostgresDataStorage(DataStorage):
 
 def _payload(value: dict[str, Any] | None, field: str) -> str | None:
     return to_jsonb(dump_optional(value, field))
-
-
-def _refuse_taken(dump: Dump, agents: set[str], sessions: set[str], runs: set[str]) -> None:
-    """Name the first id of the document that exists already, in the in-memory order."""
-    for index, agent in enumerate(dump.agents):
-        if agent.id in agents:
-            raise InvalidDataError(f"agents[{index}].id", f"{agent.id!r} exists already")
-    for index, session in enumerate(dump.sessions):
-        if session.id in sessions:
-            raise InvalidDataError(f"sessions[{index}].id", f"{session.id!r} exists already")
-    for index, run in enumerate(dump.runs):
-        if run.id in runs:
-            raise InvalidDataError(f"runs[{index}].id", f"{run.id!r} exists already")

@@ -18,9 +18,11 @@ from datetime import UTC, datetime, timedelta
 
 from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
+from ._dump import Dump, MessageRow
 from ._json import dump_optional, load_json
+from ._rules import continued_session, refuse_message, refuse_taken
 from ._sqlite_driver import Connection, Row
-from .base import DataStorage, Dump, MessageRow, NewRun, merge_agent_metadata
+from .base import DataStorage, NewRun, merge_agent_metadata
 from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
@@ -103,11 +105,9 @@ class SqliteDataStorage(DataStorage):
         # One connection runs one transaction at a time: calls on this store take turns.
         self._lock = asyncio.Lock()
 
-    async def open(self) -> SqliteDataStorage:
-        """Open (creating or upgrading) the database now rather than on first use."""
+    async def _open(self) -> None:
         async with self._lock:
             await self._connection()
-        return self
 
     async def _connection(self) -> Connection:
         if self._db is None:
@@ -195,7 +195,7 @@ class SqliteDataStorage(DataStorage):
                 sql.UPDATE_RUN, (output_data, context, duration_seconds, when, run_id)
             )
             if not rows:
-                raise NotFoundError(f"run_id: no run {run_id!r}")
+                raise NotFoundError("run_id", run_id)
             await db.execute(sql.TOUCH_SESSION, (when, rows[0][0]))
 
     async def _get_run(self, run_id: str) -> RunRecord | None:
@@ -212,7 +212,7 @@ class SqliteDataStorage(DataStorage):
         async with self._transaction() as db:
             rows = await db.fetchall(sql.SAVE_STATE, (state, run_id))
             if not rows:
-                raise NotFoundError(f"run_id: no run {run_id!r}")
+                raise NotFoundError("run_id", run_id)
             await db.execute(sql.TOUCH_SESSION, (_to_db(now), rows[0][0]))
 
     async def _load_state(self, run_id: str) -> str | None:
@@ -291,13 +291,13 @@ class SqliteDataStorage(DataStorage):
         async with self._statement() as db:
             rows = await db.fetchall(sql.DELETE_SESSION, (session_id,))
         if not rows:
-            raise NotFoundError(f"session_id: no session {session_id!r}")
+            raise NotFoundError("session_id", session_id)
 
     async def _delete_agent(self, workflow_name: str) -> None:
         async with self._statement() as db:
             rows = await db.fetchall(sql.DELETE_AGENT, (workflow_name,))
         if not rows:
-            raise NotFoundError(f"workflow_name: no agent {workflow_name!r}")
+            raise NotFoundError("workflow_name", workflow_name)
 
     async def _purge_sessions(self, older_than: datetime) -> int:
         async with self._statement() as db:
@@ -413,10 +413,7 @@ async def _find_session(db: Connection, request: NewRun, agent_id: str) -> str |
         if not rows:
             return None
         owner, external_id = rows[0]
-        if owner != agent_id:
-            raise InvalidDataError("session_id", "belongs to another agent")
-        if request.external_id is not None and request.external_id != external_id:
-            raise InvalidDataError("external_id", "differs from the session's external_id")
+        continued_session(agent_id, request.external_id, owner, external_id)
         return request.session_id
     if request.external_id is None:
         return None
@@ -428,36 +425,25 @@ async def _explain_refused_message(
     db: Connection, session_id: str, agent_id: str, run_id: str | None
 ) -> None:
     """Raise the error the contract gives for this message, if any."""
-    rows = await db.fetchall(sql.SESSION_OWNER, (session_id,))
-    if not rows:
-        raise NotFoundError(f"session_id: no session {session_id!r}")
-    if rows[0][0] != agent_id:
-        raise InvalidDataError("agent_id", "is not the agent of that session")
-    if run_id is not None:
-        runs = await db.fetchall(sql.RUN_SESSION, (run_id,))
-        if not runs:
-            raise NotFoundError(f"run_id: no run {run_id!r}")
-        if runs[0][0] != session_id:
-            raise InvalidDataError("run_id", "belongs to another session")
+    sessions = await db.fetchall(sql.SESSION_OWNER, (session_id,))
+    runs = [] if run_id is None else await db.fetchall(sql.RUN_SESSION, (run_id,))
+    session_agent = sessions[0][0] if sessions else None
+    run_session = runs[0][0] if runs else None
+    refuse_message(agent_id, session_id, run_id, session_agent, run_session)
 
 
 async def _refuse_existing(db: Connection, dump: Dump) -> None:
     """Refuse an import that names an id (or agent name) this database has already."""
-    checks = (
-        (sql.FIRST_TAKEN_AGENT_ID, "agents", "id", [a.id for a in dump.agents]),
-        (sql.FIRST_TAKEN_SESSION_ID, "sessions", "id", [s.id for s in dump.sessions]),
-        (sql.FIRST_TAKEN_RUN_ID, "runs", "id", [r.id for r in dump.runs]),
-        # merged by name already; one may have been created by another process meanwhile
-        (sql.FIRST_TAKEN_AGENT_NAME, "agents", "name", [a.name for a in dump.agents]),
-    )
-    for statement, kind, key, values in checks:
-        if values:
-            rows = await db.fetchall(statement, (json.dumps(values),))
-            if rows:
-                index = rows[0][0]
-                raise InvalidDataError(
-                    f"{kind}[{index}].{key}", f"{values[index]!r} exists already"
-                )
+    taken = []
+    for statement, values in (
+        (sql.TAKEN_AGENT_IDS, [a.id for a in dump.agents]),
+        (sql.TAKEN_SESSION_IDS, [s.id for s in dump.sessions]),
+        (sql.TAKEN_RUN_IDS, [r.id for r in dump.runs]),
+        (sql.TAKEN_AGENT_NAMES, [a.name for a in dump.agents]),
+    ):
+        rows = await db.fetchall(statement, (json.dumps(values),)) if values else []
+        taken.append({row[0] for row in rows})
+    refuse_taken(dump, *taken)
 
 
 # -- opening a database --------------------------------------------------------------

@@ -36,10 +36,19 @@ async def test_close_is_idempotent_and_later_calls_fail(store: DataStorage) -> N
             await call
 
 
-async def test_async_with_closes(new_store: NewStore) -> None:
+async def test_async_with_opens_returns_the_store_and_closes(new_store: NewStore) -> None:
     store = await new_store()
     async with store as opened:
         assert opened is store
         await start(opened)
     with pytest.raises(StorageClosedError):
         await store.list_agents()
+
+
+async def test_open_returns_the_store_any_number_of_times(store: DataStorage) -> None:
+    assert await store.open() is store
+    assert await store.open() is store
+    await start(store)
+    await store.close()
+    with pytest.raises(StorageClosedError):
+        await store.open()

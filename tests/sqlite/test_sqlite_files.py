@@ -112,6 +112,9 @@ async def test_a_file_that_is_not_a_runstore_database_is_refused_untouched(
     for driver in ("sqlite3", "aiosqlite"):
         with pytest.raises(StorageError, match="not a"):
             await SqliteDataStorage(path, driver=driver).open()
+        with pytest.raises(StorageError, match="not a"):  # on entry, not at the first call
+            async with SqliteDataStorage(path, driver=driver):
+                pass
     assert files(tmp_path) == before
 
 
