@@ -48,17 +48,24 @@ NPM_PYODIDE = ROOT / "node_modules" / "pyodide"
 CACHE = ROOT / "build" / "cache" / "pyodide-wheels"
 PYODIDE_VERSION = "314.0.7"
 
-# What tests/pyodide needs. pytest and pytest-asyncio are pinned to the native versions of
-# requirements-test.txt (the lock has pytest 9.0.2 + pytest-asyncio 0.25.3, which lacks the
-# loop-factory hook the tests use). Hypothesis is not in the lock, and its releases after 6.155.7
-# ship only compiled wheels: 6.155.7 is the newest pure one.
-DEFAULT_PACKAGES = [
-    "micropip",
-    "packaging",
-    "pytest==8.4.2",
-    "pytest-asyncio==1.5.0",
-    "hypothesis==6.155.7",
-]
+# What tests/pyodide needs: the test tools at the very versions of requirements-test.txt, so the
+# suite runs on the same pytest, pytest-asyncio and Hypothesis natively and inside Pyodide (the
+# lock's pytest-asyncio 0.25.3 lacks the loop-factory hook the tests use; Hypothesis is not in
+# the lock, and its releases after 6.155.7 ship only compiled wheels: requirements-test.txt pins
+# 6.155.7, the newest pure one).
+SAME_AS_NATIVE = ("pytest", "pytest-asyncio", "hypothesis")
+
+
+def native_pin(name: str) -> str:
+    """``name==version`` as pinned in requirements-test.txt."""
+    for line in (ROOT / "requirements-test.txt").read_text().splitlines():
+        requirement = line.split("#")[0].strip()
+        if requirement.partition("==")[0].strip() == name:
+            return requirement
+    sys.exit(f"requirements-test.txt pins no {name}")
+
+
+DEFAULT_PACKAGES = ["micropip", "packaging", *(native_pin(name) for name in SAME_AS_NATIVE)]
 
 
 @dataclass

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -10,6 +13,25 @@ from backends import FACTORIES, default_backends
 from runstore import DataStorage
 
 NewStore = Callable[[], Awaitable[DataStorage]]
+
+
+_CHILD_TMP = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Processes the tests start (Chromium, Node, scripts) keep their temporary files in one
+    folder that is removed at the end, so no run leaves files in the system temp folder."""
+    tempfile.gettempdir()  # this process keeps the system's (pytest cleans its own tmp_path)
+    folder = tempfile.mkdtemp(prefix="runstore-tests-")
+    os.chmod(folder, 0o1777)  # like /tmp: servers run as another user (postgres) write there too
+    config.stash[_CHILD_TMP] = folder
+    os.environ["TMPDIR"] = folder
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(_CHILD_TMP, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -129,7 +129,11 @@ class DataStorage(ABC):
         return self
 
     async def __aenter__(self) -> Self:
-        return await self.open()
+        try:
+            return await self.open()
+        except BaseException:
+            await self.close()  # what opened before the failure is released
+            raise
 
     async def __aexit__(
         self,

@@ -10,6 +10,7 @@ import ast
 import asyncio
 import inspect
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def test_notebook_runs_natively(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.chdir(tmp_path)  # the notebook writes runstore-export.json to its folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # and chat.db to a temp folder
     cells = code_cells()
     assert cells[0].strip() == INSTALL, "the notebook starts by installing runstore"
     asyncio.run(run_cells(cells))

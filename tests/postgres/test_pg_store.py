@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pg_helpers import server
 from pg_server import free_port, shared_dsn
 
-from runstore import InvalidDataError, PostgresDataStorage, StorageError
+from runstore import InvalidDataError, PostgresDataStorage, StorageClosedError, StorageError
 from runstore._postgres_sql import MIGRATIONS, Statements
 
 
@@ -83,9 +83,16 @@ async def test_a_schema_from_a_newer_runstore_is_refused() -> None:
         await conn.execute(f'INSERT INTO "{schema}".runstore_migrations (version) VALUES (999)')
     finally:
         await conn.close()
-    async with PostgresDataStorage(dsn, schema=schema) as store:
-        with pytest.raises(StorageError, match="version 999"):
-            await store.list_agents()
+    refused = PostgresDataStorage(dsn, schema=schema)
+    with pytest.raises(StorageError, match="version 999"):
+        async with refused:  # refused on entry, not at the first call
+            pass
+    with pytest.raises(StorageClosedError):  # and closed again
+        await refused.list_agents()
+    lazy = PostgresDataStorage(dsn, schema=schema)
+    with pytest.raises(StorageError, match="version 999"):
+        await lazy.list_agents()
+    await lazy.close()
 
 
 async def test_no_server_raises_storage_error_and_nothing_is_left_open() -> None:

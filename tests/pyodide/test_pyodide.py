@@ -19,6 +19,7 @@ import subprocess
 import sys
 import zipfile
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,11 @@ def native_test_ids(backend: str) -> frozenset[str]:
 def test_contract_suite_passes_inside_pyodide(selenium_standalone: Any, inner_backend: str) -> None:
     selenium = selenium_standalone
     selenium.load_package(["pytest", "pytest-asyncio", "hypothesis", "runstore"])
+    tools = ["pytest", "pytest-asyncio", "hypothesis"]
+    inner_versions = selenium.run(
+        f"import importlib.metadata as m\n' '.join(m.version(n) for n in {tools!r})"
+    )
+    assert inner_versions == " ".join(metadata.version(name) for name in tools)
     put_files(selenium, suite_files())
     args = ["-q", "tests/contract", "--backends", inner_backend]
     report = json.loads(
