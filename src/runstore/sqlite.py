@@ -8,7 +8,6 @@ rolled back, never half-applied. The statements live in ``_sqlite_sql``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -22,6 +21,7 @@ from ._dump import Dump, MessageRow
 from ._json import dump_optional, load_json
 from ._rules import continued_session, refuse_message, refuse_taken
 from ._sqlite_driver import Connection, Row
+from ._turns import Turns
 from .base import DataStorage, NewRun, merge_agent_metadata
 from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
@@ -102,8 +102,9 @@ class SqliteDataStorage(DataStorage):
         self.path = os.fspath(path)
         self.driver = _choose_driver(driver)
         self._db: Connection | None = None
-        # One connection runs one transaction at a time: calls on this store take turns.
-        self._lock = asyncio.Lock()
+        # One connection runs one transaction at a time: calls on this store take turns,
+        # from any event loop (asyncio.run twice, a worker thread's loop).
+        self._lock = Turns()
 
     async def _open(self) -> None:
         async with self._lock:
