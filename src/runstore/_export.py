@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ._dump import Dump, MessageRow
 from ._json import dump_object, load_json
 from .errors import InvalidDataError, quote
 from .models import (
+    MAX_SEQ,
     AgentRecord,
     RunRecord,
     SessionRecord,
     WorkflowState,
     check_duration,
+    check_external_id,
+    check_int_range,
     check_name,
     check_optional_text,
+    check_stored_time,
 )
 
 FORMAT = "runstore.export"
@@ -82,6 +86,9 @@ class _Reader:
     def text(self, key: str) -> str | None:
         return check_optional_text(self.item.get(key), f"{self.where}.{key}")
 
+    def external_id(self) -> str | None:
+        return check_external_id(self.item.get("external_id"), f"{self.where}.external_id")
+
     def payload(self, key: str) -> dict[str, Any] | None:
         field = f"{self.where}.{key}"
         value = self.item.get(key)
@@ -97,7 +104,7 @@ class _Reader:
             raise InvalidDataError(field, "must be an ISO 8601 timestamp") from None
         if parsed.tzinfo is None:
             raise InvalidDataError(field, "must carry a UTC offset")
-        return parsed.astimezone(UTC)
+        return check_stored_time(parsed, field)
 
 
 def _items(document: dict[str, Any], key: str) -> list[Any]:
@@ -120,7 +127,7 @@ def from_document(document: Any) -> Dump:
     if document.get("format") != FORMAT:
         raise InvalidDataError("format", f"must be {FORMAT!r}")
     if document.get("version") != VERSION:
-        raise InvalidDataError("version", f"version {document.get('version')!r} is not supported")
+        raise InvalidDataError("version", f"must be {VERSION}")
 
     agents: list[AgentRecord] = []
     agent_names: set[str] = set()
@@ -149,7 +156,7 @@ def from_document(document: Any) -> Dump:
         session = SessionRecord(
             id=item.name("id"),
             agent_id=item.name("agent_id"),
-            external_id=item.text("external_id"),
+            external_id=item.external_id(),
             created_at=item.time("created_at"),
             updated_at=item.time("updated_at"),
         )
@@ -197,9 +204,7 @@ def from_document(document: Any) -> Dump:
     seqs: set[tuple[str, int]] = set()
     for index, raw in enumerate(_items(document, "messages")):
         item = _Reader(raw, f"messages[{index}]")
-        seq = item.item.get("seq")
-        if isinstance(seq, bool) or not isinstance(seq, int) or seq < 1:
-            raise InvalidDataError(f"{item.where}.seq", "must be a positive int")
+        seq = check_int_range(item.item.get("seq"), f"{item.where}.seq", 1, MAX_SEQ)
         run_id = item.item.get("run_id")
         message = MessageRow(
             agent_id=item.name("agent_id"),

@@ -1,7 +1,7 @@
 """JSON payload checks shared by every backend.
 
 Payloads are checked once, then stored and returned as JSON text, so nothing a caller
-holds can alias what is stored.
+holds can alias what is stored. The limits are those of docs/contract.md ("Limits").
 """
 
 from __future__ import annotations
@@ -10,51 +10,92 @@ import json
 import math
 from typing import Any
 
-from .errors import InvalidDataError
+from .errors import InvalidDataError, quote
 
-_MAX_DEPTH = 200
+MAX_DEPTH = 200  # containers in containers; deeper data (or data containing itself) is refused
+MIN_INT = -(2**63)  # integers inside payloads: what SQLite and PostgreSQL keep as 64-bit ints
+MAX_INT = 2**63 - 1
+_PATH_STEPS = 10  # a field names at most this many steps into a payload, then ends in "…"
 
 
-def check_text(value: str, field: str) -> None:
-    """Reject NUL characters and lone surrogates (PostgreSQL cannot store either)."""
+def text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored (PostgreSQL keeps no NUL, no lone surrogate), or None."""
     if "\x00" in value:
-        raise InvalidDataError(field, "contains a NUL character")
+        return "contains a NUL character"
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            raise InvalidDataError(field, "contains a lone surrogate") from None
+            return "contains a lone surrogate"
+    return None
 
 
-def _check(value: Any, field: str, depth: int) -> None:
+def check_text(value: str, field: str) -> None:
+    """Reject NUL characters and lone surrogates."""
+    problem = text_problem(value)
+    if problem is not None:
+        raise InvalidDataError(field, problem)
+
+
+class _Refused(Exception):
+    """A part of a payload is refused; ``steps`` (innermost first) are added on the way out,
+    so the common case, a valid payload, builds no strings."""
+
+    def __init__(self, problem: str, step: str = "") -> None:
+        self.problem = problem
+        self.steps = [step] if step else []
+
+
+def _check(value: Any, depth: int) -> None:
     if value is None or value is True or value is False:
         return
     kind = type(value)
     if kind is str:
-        check_text(value, field)
+        if not value.isascii() or "\x00" in value:
+            problem = text_problem(value)
+            if problem is not None:
+                raise _Refused(problem)
     elif kind is int:
-        return
+        if not MIN_INT <= value <= MAX_INT:
+            raise _Refused("is an integer outside -2**63 .. 2**63-1")
     elif kind is float:
         if not math.isfinite(value):
-            raise InvalidDataError(field, f"{value!r} is not a finite number")
-    elif depth >= _MAX_DEPTH:
-        raise InvalidDataError(field, f"nested deeper than {_MAX_DEPTH} levels")
+            raise _Refused(f"{value!r} is not a finite number")
+    elif depth >= MAX_DEPTH:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels")
     elif isinstance(value, dict):
         for key, item in value.items():
             if type(key) is not str:
-                raise InvalidDataError(field, f"key {key!r} is not a string")
-            check_text(key, f"{field} key {key[:40]!r}")
-            _check(item, f"{field}[{key[:40]!r}]", depth + 1)
+                raise _Refused(f"a key of type {type(key).__name__} is not a string")
+            if not key.isascii() or "\x00" in key:
+                problem = text_problem(key)
+                if problem is not None:
+                    raise _Refused(problem, f" key {quote(key)}")
+            try:
+                _check(item, depth + 1)
+            except _Refused as refused:
+                refused.steps.append(f"[{quote(key)}]")
+                raise
     elif isinstance(value, list | tuple):
         for index, item in enumerate(value):
-            _check(item, f"{field}[{index}]", depth + 1)
+            try:
+                _check(item, depth + 1)
+            except _Refused as refused:
+                refused.steps.append(f"[{index}]")
+                raise
     else:
-        raise InvalidDataError(field, f"{type(value).__name__} is not JSON")
+        raise _Refused(f"{type(value).__name__} is not JSON")
 
 
 def check_json(value: Any, field: str) -> None:
-    """Raise ``InvalidDataError`` naming the first part of ``value`` that is not plain JSON."""
-    _check(value, field, 0)
+    """Raise ``InvalidDataError`` naming the first part of ``value`` that is not plain JSON
+    within the limits, e.g. ``input_data['x'][1]``."""
+    try:
+        _check(value, 0)
+    except _Refused as refused:
+        steps = refused.steps[::-1]
+        path = "".join(steps[:_PATH_STEPS]) + ("…" if len(steps) > _PATH_STEPS else "")
+        raise InvalidDataError(field + path, refused.problem) from None
 
 
 def to_text(value: Any) -> str:
@@ -64,7 +105,7 @@ def to_text(value: Any) -> str:
 
 def dump_json(value: Any, field: str) -> str:
     """Check ``value`` is plain JSON and return its text."""
-    _check(value, field, 0)
+    check_json(value, field)
     return to_text(value)
 
 

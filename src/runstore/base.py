@@ -18,6 +18,8 @@ from ._dump import Dump
 from ._json import dump_object, load_json
 from .errors import InvalidDataError, StorageClosedError
 from .models import (
+    MAX_INT64,
+    MAX_NAME_LENGTH,
     AgentRecord,
     ChatMsg,
     RunHandle,
@@ -25,8 +27,11 @@ from .models import (
     SessionRecord,
     WorkflowState,
     check_duration,
+    check_external_id,
+    check_int_range,
     check_name,
     check_optional_text,
+    to_utc,
 )
 
 
@@ -73,21 +78,10 @@ def new_id() -> str:
 
 
 def check_limit(limit: Any, field: str = "limit") -> int | None:
+    """None (no limit) or an int from 0 to 2**63-1 (a larger one is refused on every backend)."""
     if limit is None:
         return None
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise InvalidDataError(field, "must be an int or None")
-    if limit < 0:
-        raise InvalidDataError(field, f"must not be negative, got {limit}")
-    return limit
-
-
-def check_aware(value: Any, field: str) -> datetime:
-    if not isinstance(value, datetime):
-        raise InvalidDataError(field, "must be a datetime")
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidDataError(field, "must be timezone-aware")
-    return value.astimezone(UTC)
+    return check_int_range(limit, field, 0, MAX_INT64)
 
 
 def trim_to_chars(messages: list[ChatMsg], max_chars: int) -> list[ChatMsg]:
@@ -178,7 +172,7 @@ class DataStorage(ABC):
             output_schema=dump_object(output_schema, "output_schema"),
             workflow=dump_object(workflow, "workflow"),
             session_id=None if session_id is None else check_name(session_id, "session_id"),
-            external_id=check_optional_text(external_id, "external_id"),
+            external_id=check_external_id(external_id),
             input_data=dump_object(input_data, "input_data"),
             now=self._now(),
             new_agent_id=new_id(),
@@ -251,6 +245,7 @@ class DataStorage(ABC):
             or (run_id is not None and (type(run_id) is not str or not run_id))
             or not (names := agent_id + session_id + role + (run_id or "")).isascii()
             or "\x00" in names
+            or len(names) > MAX_NAME_LENGTH  # then each is short enough; else check each
         ):
             check_name(agent_id, "agent_id")
             check_name(session_id, "session_id")
@@ -277,12 +272,13 @@ class DataStorage(ABC):
         if (
             type(session_id) is not str
             or not session_id
+            or len(session_id) > MAX_NAME_LENGTH
             or not session_id.isascii()
             or "\x00" in session_id
         ):
             check_name(session_id, "session_id")
-        if type(limit) is not int or limit < 0:
-            check_limit(limit)
+        if type(limit) is not int or limit < 0 or limit > MAX_INT64:
+            limit = check_limit(limit)
         if max_chars is not None:
             check_limit(max_chars, "max_chars")
         if exclude_run_id is not None:
@@ -318,7 +314,7 @@ class DataStorage(ABC):
         self._check_open()
         if workflow_name is not None:
             workflow_name = check_name(workflow_name, "workflow_name")
-        external_id = check_optional_text(external_id, "external_id")
+        external_id = check_external_id(external_id)
         checked_limit = check_limit(limit)
         if before is not None:
             before = check_name(before, "before")
@@ -339,7 +335,7 @@ class DataStorage(ABC):
     async def purge_sessions(self, older_than: datetime) -> int:
         """Delete sessions whose last activity is before ``older_than``; returns how many."""
         self._check_open()
-        return await self._purge_sessions(check_aware(older_than, "older_than"))
+        return await self._purge_sessions(to_utc(older_than, "older_than"))
 
     # -- export / import -------------------------------------------------------
 

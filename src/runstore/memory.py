@@ -258,7 +258,7 @@ class InMemoryDataStorage(DataStorage):
         if exclude_run_id is None:
             return messages[-limit:] if limit is not None else messages[:]
         kept = (m for m in reversed(messages) if m.run_id != exclude_run_id)
-        newest = list(kept if limit is None else islice(kept, limit))
+        newest = list(kept if limit is None else islice(kept, min(limit, len(messages))))
         newest.reverse()
         return newest
 

@@ -31,7 +31,7 @@ TEXT = st.one_of(st.none(), st.text(CHARS, max_size=12))
 JSON_VALUE = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(-(2**63), 2**63 - 1)  # the payload integer range (docs/contract.md)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(CHARS, max_size=8),
     lambda inner: (
