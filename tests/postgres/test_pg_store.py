@@ -116,7 +116,8 @@ def _bits(value: Any) -> Any:
     return (type(value).__name__, value)
 
 
-NUMBERS = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(10**60), 10**60)
+# Payload integers are 64-bit (docs/contract.md, Limits).
+NUMBERS = st.floats(allow_nan=False, allow_infinity=False) | st.integers(-(2**63), 2**63 - 1)
 
 
 async def test_numbers_round_trip_exactly_through_jsonb() -> None:
@@ -124,7 +125,7 @@ async def test_numbers_round_trip_exactly_through_jsonb() -> None:
     async with PostgresDataStorage(dsn, schema=schema) as store:
         extremes = [5e-324, -5e-324, 2.2250738585072014e-308, 1.7976931348623157e308,
                     -1.7976931348623157e308, 1e16, 1e22, 123456789.0, 0.1, 2**53 + 1.0,
-                    2**63, -(2**63) - 1, 10**40]  # fmt: skip
+                    2**63 - 1, -(2**63), 2**53 + 1]  # fmt: skip
         payloads: list[dict[str, Any]] = [{"x": extremes, "e+ in a key": {"1e+5": 1e5}}]
 
         @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
