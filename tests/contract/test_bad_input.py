@@ -12,13 +12,21 @@ from typing import Any
 import pytest
 from helpers import say, start
 
-from runstore import DataStorage, InvalidDataError, RunHandle, StorageError, WorkflowState
+from runstore import (
+    DataStorage,
+    InvalidDataError,
+    NotFoundError,
+    RunHandle,
+    StorageError,
+    WorkflowState,
+)
 
 Call = Callable[[DataStorage, RunHandle], Awaitable[object]]
 
 LONG = "x" * 257  # one character over the limit for ids, names, roles and external ids
 WIDE = "é" * 257  # the same in characters; twice as many UTF-8 bytes
 HUGE = "h" * 100_000  # error messages must not repeat it
+MAX_ID = "🌍" * 256  # the longest id a store takes
 PLUS_1 = timezone(timedelta(hours=1))
 MINUS_1 = timezone(timedelta(hours=-1))
 MAX_MESSAGE = 400  # characters: messages quote at most a short prefix of caller text
@@ -298,6 +306,28 @@ CASES = [
     ),
     Case("import version huge", imported(["version"], 10**5000), "version"),
     Case("import not a dict", lambda s, r: s.import_data([]), "document"),  # type: ignore[arg-type]
+    # unknown ids in writes: NotFoundError naming the field (the longest id a store takes)
+    Case("update unknown run", lambda s, r: s.update_run(MAX_ID), "run_id", NotFoundError),
+    Case(
+        "save_state unknown run",
+        lambda s, r: s.save_state(MAX_ID, state()),
+        "run_id",
+        NotFoundError,
+    ),
+    Case("message unknown session", add(session_id=MAX_ID), "session_id", NotFoundError),
+    Case("message unknown run", add(run_id=MAX_ID), "run_id", NotFoundError),
+    Case(
+        "delete unknown session",
+        lambda s, r: s.delete_session(MAX_ID),
+        "session_id",
+        NotFoundError,
+    ),
+    Case(
+        "delete unknown agent",
+        lambda s, r: s.delete_agent(MAX_ID),
+        "workflow_name",
+        NotFoundError,
+    ),
 ]
 
 
