@@ -43,11 +43,26 @@ async def _postgres(tmp_path: Path) -> DataStorage:
     return await PostgresDataStorage(shared_dsn(), schema=schema).open()
 
 
+async def _postgres_pgbouncer(tmp_path: Path) -> DataStorage:
+    """As ``postgres``, through PgBouncer in transaction pooling mode (started in front of the
+    throwaway cluster, or ``$RUNSTORE_PGBOUNCER_DSN``)."""
+    import uuid
+
+    from pg_server import shared_pgbouncer_dsn
+
+    from runstore import PostgresDataStorage
+
+    schema = f"test_{uuid.uuid4().hex[:20]}"
+    store = PostgresDataStorage(shared_pgbouncer_dsn(), schema=schema, pooler="transaction")
+    return await store.open()
+
+
 FACTORIES: dict[str, Factory] = {
     "memory": _memory,
     "sqlite-sqlite3": _sqlite_sqlite3,
     "sqlite-aiosqlite": _sqlite_aiosqlite,
     "postgres": _postgres,
+    "postgres-pgbouncer": _postgres_pgbouncer,
 }
 
 

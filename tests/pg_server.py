@@ -4,11 +4,15 @@ Standard library only. PostgreSQL refuses to run as root, so as root every serve
 runs as the ``postgres`` user (created by the Debian package) in a temporary folder it owns.
 
     python tests/pg_server.py start STATE_DIR  # start one; print its DSN, write STATE_DIR/dsn
-    python tests/pg_server.py stop STATE_DIR   # stop it and delete its files
+                                               # and the DSN of PgBouncer in front of it
+                                               # (transaction pooling) to STATE_DIR/pgbouncer_dsn
+    python tests/pg_server.py stop STATE_DIR   # stop both and delete their files
 
 In tests, ``shared_dsn()`` gives ``$RUNSTORE_PG_DSN`` if set, otherwise starts one cluster
-for this process (stopped at exit). It raises if PostgreSQL is not installed: a run that
-wants PostgreSQL fails rather than skips.
+for this process (stopped at exit); ``shared_pgbouncer_dsn()`` gives ``$RUNSTORE_PGBOUNCER_DSN``
+if set, otherwise a PgBouncer in transaction mode in front of this process's cluster. They
+raise if PostgreSQL or PgBouncer is not installed: a run that wants them fails rather than
+skips.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 PREFIX = "runstore-pg-"
@@ -48,6 +54,16 @@ def find_bindir() -> Path:
     )
 
 
+def find_pgbouncer() -> Path:
+    found = shutil.which("pgbouncer") or shutil.which("pgbouncer", path="/usr/sbin:/usr/bin")
+    if found is None:
+        raise RuntimeError(
+            "PgBouncer is not installed: run scripts/test, which installs the Debian package "
+            "'pgbouncer', or set RUNSTORE_PGBOUNCER_DSN to a PgBouncer you own"
+        )
+    return Path(found)
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -67,13 +83,14 @@ class Cluster:
     def dsn(self) -> str:
         return f"postgresql://{USER}@127.0.0.1:{self.port}/{DATABASE}"
 
-    def _run(self, *args: str) -> None:
-        command = [str(self.bindir / args[0]), *args[1:]]
+    def _run(self, *args: str, log_name: str = "log") -> None:
+        program = Path(args[0]) if args[0].startswith("/") else self.bindir / args[0]
+        command = [str(program), *args[1:]]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            log = self.root / "log"
+            log = self.root / log_name
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise RuntimeError(
                 f"{' '.join(args[:2])} failed ({done.returncode}):\n"
@@ -138,9 +155,76 @@ class Cluster:
         self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", mode, "-D", str(self.root / "data"))
 
     def destroy(self) -> None:
+        self.stop_pgbouncer()
         with contextlib.suppress(RuntimeError):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- PgBouncer in front of this cluster (files in root/pgbouncer) --------------------
+
+    @property
+    def pgbouncer_dsn(self) -> str:
+        port = (self.root / "pgbouncer" / "port").read_text()
+        return f"postgresql://{USER}@127.0.0.1:{port}/{DATABASE}"
+
+    def start_pgbouncer(self, pool_mode: str = "transaction") -> str:
+        """Start PgBouncer (as ``postgres`` when root) on a free loopback port, in front of this
+        cluster; returns its DSN."""
+        program = find_pgbouncer()
+        folder = self.root / "pgbouncer"
+        folder.mkdir(exist_ok=True)
+        (folder / "users.txt").write_text(f'"{USER}" ""\n')
+        if os.geteuid() == 0:
+            shutil.chown(folder, "postgres", "postgres")
+        for attempt in range(5):
+            port = free_port()
+            (folder / "pgbouncer.ini").write_text(
+                f"[databases]\n{DATABASE} = host=127.0.0.1 port={self.port} dbname={DATABASE}\n"
+                "[pgbouncer]\n"
+                f"listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n"
+                f"auth_type = trust\nauth_file = {folder / 'users.txt'}\n"
+                f"pool_mode = {pool_mode}\nmax_client_conn = 1000\ndefault_pool_size = 40\n"
+                f"logfile = {folder / 'log'}\npidfile = {folder / 'pid'}\n"
+                f"admin_users = {USER}\n"
+            )
+            try:
+                self._run(
+                    str(program), "-d", str(folder / "pgbouncer.ini"), log_name="pgbouncer/log"
+                )
+                _wait_for_port(port, 30)
+            except RuntimeError:
+                self.stop_pgbouncer()
+                if attempt == 4:
+                    raise
+                continue  # another program took the port in between: try another
+            (folder / "port").write_text(str(port))
+            return self.pgbouncer_dsn
+        raise AssertionError("unreachable")
+
+    def stop_pgbouncer(self) -> None:
+        pidfile = self.root / "pgbouncer" / "pid"
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(pidfile.read_text())
+            os.kill(pid, signal.SIGINT)  # "safe shutdown": waits for clients, we have none
+            for _ in range(300):  # at most 30 s
+                if not _pid_alive(pid):
+                    break
+                time.sleep(0.1)
+            else:
+                os.kill(pid, signal.SIGKILL)
+        pidfile.unlink(missing_ok=True)
+
+
+def _wait_for_port(port: int, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on 127.0.0.1:{port}") from None
+            time.sleep(0.05)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -179,6 +263,22 @@ def shared_dsn() -> str:
     return _shared.dsn
 
 
+def shared_pgbouncer_dsn() -> str:
+    """``$RUNSTORE_PGBOUNCER_DSN``, or PgBouncer (transaction pooling) in front of this
+    process's own throwaway cluster."""
+    configured = os.environ.get("RUNSTORE_PGBOUNCER_DSN")
+    if configured:
+        return configured
+    if _shared is None or os.environ.get("RUNSTORE_PG_DSN"):
+        if os.environ.get("RUNSTORE_PG_DSN"):
+            raise RuntimeError("RUNSTORE_PG_DSN is set: set RUNSTORE_PGBOUNCER_DSN as well")
+        shared_dsn()
+    assert _shared is not None
+    if not (_shared.root / "pgbouncer" / "port").exists():
+        _shared.start_pgbouncer()
+    return _shared.pgbouncer_dsn
+
+
 def main(argv: list[str]) -> int:
     if len(argv) != 2 or argv[0] not in ("start", "stop"):
         print(__doc__, file=sys.stderr)
@@ -196,12 +296,15 @@ def main(argv: list[str]) -> int:
         cluster = Cluster.create()
         pointer.write_text(str(cluster.root))
         (state / "dsn").write_text(cluster.dsn + "\n")
+        with contextlib.suppress(RuntimeError):  # without PgBouncer, only the direct DSN
+            (state / "pgbouncer_dsn").write_text(cluster.start_pgbouncer() + "\n")
         print(cluster.dsn)
         return 0
     if pointer.exists():
         Cluster(Path(pointer.read_text()), find_bindir()).destroy()
         pointer.unlink()
     (state / "dsn").unlink(missing_ok=True)
+    (state / "pgbouncer_dsn").unlink(missing_ok=True)
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -74,3 +75,21 @@ class Workers:
                     _, err = await process.communicate()
                     raise AssertionError(f"a worker ended early: {err.decode()}")
             await asyncio.sleep(0.05)
+
+
+def pgbouncer_console(dsn: str, command: str) -> list[dict[str, str]]:
+    """Rows of a PgBouncer admin console command (``SHOW POOLS``...), read with psql: the
+    console speaks only the simple query protocol."""
+    from pg_server import find_bindir
+
+    console = dsn.rsplit("/", 1)[0] + "/pgbouncer"
+    done = subprocess.run(
+        [str(find_bindir() / "psql"), console, "-X", "-A", "-F", "\t", "-c", command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    header, *rows = done.stdout.splitlines()[:-1]  # the last line counts the rows
+    names = header.split("\t")
+    return [dict(zip(names, row.split("\t"), strict=True)) for row in rows]

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import asyncpg
 import pytest
 from pg_helpers import new_schema
-from pg_server import Cluster, shared_dsn
+from pg_server import Cluster, shared_dsn, shared_pgbouncer_dsn
 
 from runstore import (
     InvalidDataError,
@@ -52,9 +52,15 @@ async def bounded(condition: Callable[[], bool], changed: asyncio.Event) -> None
     await asyncio.wait_for(wait(), 60)
 
 
-async def test_server_side_disconnects_give_runstore_errors_and_the_store_recovers() -> None:
-    dsn, app = tagged(shared_dsn())
-    store = PostgresDataStorage(dsn, schema=new_schema(), max_connections=WRITERS)
+@pytest.mark.parametrize("via", ["direct", "pgbouncer"])
+async def test_server_side_disconnects_give_runstore_errors_and_the_store_recovers(
+    via: str,
+) -> None:
+    """Through PgBouncer the server connections are PgBouncer's: it passes the client's
+    application_name on, and reports their loss to the store as an error."""
+    pooler = "transaction" if via == "pgbouncer" else None
+    dsn, app = tagged(shared_pgbouncer_dsn() if pooler else shared_dsn())
+    store = PostgresDataStorage(dsn, schema=new_schema(), max_connections=WRITERS, pooler=pooler)
     admin = await asyncpg.connect(shared_dsn())
     run = await store.initialize_run(workflow_name="chat")
     acknowledged: dict[str, int] = {}
@@ -97,8 +103,9 @@ async def test_server_side_disconnects_give_runstore_errors_and_the_store_recove
         await asyncio.gather(*writers)
         await admin.close()
 
+    kinds = sorted({str(e)[:90] for e in errors})
     print(f"\n{DISCONNECTS} rounds, {ended} backends terminated, {len(errors)} errors, "
-          f"{len(acknowledged)} acknowledged writes")  # fmt: skip
+          f"{len(acknowledged)} acknowledged writes; kinds: {kinds}")  # fmt: skip
     assert ended >= DISCONNECTS
     assert errors, "terminating busy backends mid-run must fail some calls"
     assert all(isinstance(e, StorageUnavailableError) for e in errors), errors[:3]

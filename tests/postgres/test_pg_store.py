@@ -13,7 +13,13 @@ from hypothesis import strategies as st
 from pg_helpers import server
 from pg_server import free_port, shared_dsn
 
-from runstore import InvalidDataError, PostgresDataStorage, StorageClosedError, StorageError
+from runstore import (
+    InvalidDataError,
+    PostgresDataStorage,
+    StorageClosedError,
+    StorageError,
+    StorageUnavailableError,
+)
 from runstore._postgres_sql import MIGRATIONS, Statements
 
 
@@ -100,7 +106,7 @@ async def test_no_server_raises_storage_error_and_nothing_is_left_open() -> None
         f"postgresql://nobody@127.0.0.1:{free_port()}/db", connect_timeout=2.0
     )
     for _ in range(2):  # and again: the store keeps trying, it does not get stuck
-        with pytest.raises(StorageError, match="PostgreSQL is unavailable"):
+        with pytest.raises(StorageUnavailableError, match="PostgreSQL is unavailable"):
             await store.initialize_run(workflow_name="chat")
     await store.close()
 
