@@ -81,6 +81,13 @@ _CONNECTION_BROKE: tuple[type[BaseException], ...] = (
 )
 
 
+_CREATED_MEANWHILE = (
+    asyncpg.UniqueViolationError,
+    asyncpg.DuplicateSchemaError,
+    asyncpg.DuplicateTableError,
+)
+
+
 def translate(exc: BaseException, what: str, timeout: float) -> StorageError:
     """The runstore error for anything the driver raised: the one translation path of this
     backend. ``what`` says what was under way ("connecting" or "statement") and ``timeout``
@@ -294,18 +301,32 @@ class PostgresDataStorage(DataStorage):
             except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
                 pass
             for version, migration in q.migrations:
-                async with conn.transaction():
-                    await conn.execute(q.migration_lock, q.schema)
-                    await conn.execute(q.migrations_table)
-                    applied = await conn.fetchval(q.applied_version)
-                    if applied > latest:
-                        raise StorageError(
-                            f"schema {q.schema!r} is at version {applied}; this runstore "
-                            f"knows versions up to {latest}: upgrade runstore"
-                        )
-                    if applied < version:
-                        await conn.execute(migration)
-                        await conn.execute(q.record_migration, version)
+                for attempt in range(3):
+                    try:
+                        await self._apply(conn, version, migration, latest)
+                        break
+                    except _CREATED_MEANWHILE:
+                        # A store that waited on the lock while another created the schema
+                        # may still not see it ("already exists"; seen behind PgBouncer:
+                        # the server connection's catalog cache lags). A new transaction
+                        # does see it.
+                        if attempt == 2:
+                            raise
+
+    async def _apply(self, conn: Any, version: int, migration: str, latest: int) -> None:
+        q = self._sql
+        async with conn.transaction():
+            await conn.execute(q.migration_lock, q.schema)
+            await conn.execute(q.migrations_table)
+            applied = await conn.fetchval(q.applied_version)
+            if applied > latest:
+                raise StorageError(
+                    f"schema {q.schema!r} is at version {applied}; this runstore "
+                    f"knows versions up to {latest}: upgrade runstore"
+                )
+            if applied < version:
+                await conn.execute(migration)
+                await conn.execute(q.record_migration, version)
 
     async def _fetch(self, query: str, *args: Any) -> list[Any]:
         pool = self._pool if self._ready and self._pool is not None else await self._get_pool()
