@@ -188,8 +188,13 @@ async def hold_session_lock(probe: Probe) -> asyncpg.Connection:
 
 
 async def test_bad_input_then_healthy(probe: Probe) -> None:
-    with pytest.raises(InvalidDataError):  # refused by the driver (out of int64 range)
+    with pytest.raises(InvalidDataError):  # refused before the driver (out of int64 range)
         await probe.store.get_chat_history(probe.run.session_id, 2**63)
+    await probe.check_healthy()
+    # A value the driver itself refuses (the checks above keep callers from sending one):
+    # asyncpg raises mid-statement, which leaves the connection unusable unless discarded.
+    with pytest.raises(InvalidDataError):
+        await probe.store._fetchval("SELECT $1::bigint", 2**63)
     await probe.check_healthy()
     with pytest.raises(InvalidDataError) as caught:  # refused by the server
         await probe.store.initialize_run(workflow_name="other", session_id=probe.run.session_id)
