@@ -7,6 +7,10 @@ Nothing here is ever assembled from user input: values are always bound paramete
 
 from __future__ import annotations
 
+from typing import Any
+
+from ._columns import AGENTS, CHAT, MESSAGES, RUNS, SESSIONS, Table
+
 # ``PRAGMA application_id`` of a runstore database ("RSTO"): tells our files from others.
 APPLICATION_ID = 0x5253544F
 
@@ -109,31 +113,42 @@ BEGIN_READ = "BEGIN"
 BEGIN_WRITE = "BEGIN IMMEDIATE"
 COMMIT = "COMMIT"
 ROLLBACK = "ROLLBACK"
-INTEGRITY_CHECK = "PRAGMA integrity_check"
+
+
+def _insert(table: Table[Any], *more: str) -> str:
+    """INSERT of every column of ``table``, then ``more`` columns, all as parameters."""
+    columns = ", ".join([*table.names, *more])
+    return (
+        f"INSERT INTO {table.name} ({columns}) VALUES ({', '.join('?' * (columns.count(',') + 1))})"
+    )
+
 
 # -- agents ----------------------------------------------------------------------------
 
-_AGENT = "id, name, description, input_schema, output_schema, workflow, created_at, updated_at"
-AGENT_BY_NAME = f"SELECT {_AGENT} FROM agents WHERE name = ?"
+_AGENT = AGENTS.select()
+AGENT_METADATA_BY_NAME = """SELECT id, description, input_schema, output_schema, workflow
+    FROM agents WHERE name = ?"""
 AGENT_BY_ID = f"SELECT {_AGENT} FROM agents WHERE id = ?"
 LIST_AGENTS = f"SELECT {_AGENT} FROM agents ORDER BY name"
-INSERT_AGENT = f"INSERT INTO agents ({_AGENT}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+NEW_AGENT = """INSERT INTO agents (id, name, description, input_schema, output_schema, workflow,
+    created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"""
+IMPORT_AGENT = _insert(AGENTS)
 UPDATE_AGENT = """UPDATE agents SET description = ?, input_schema = ?, output_schema = ?,
     workflow = ?, updated_at = ? WHERE id = ?"""
 DELETE_AGENT = "DELETE FROM agents WHERE name = ? RETURNING id"
 
 # -- sessions --------------------------------------------------------------------------
 
-_SESSION = "id, agent_id, external_id, created_at, updated_at"
+_SESSION = SESSIONS.select()
 GET_SESSION = f"SELECT {_SESSION} FROM sessions WHERE id = ?"
 SESSION_OWNER = "SELECT agent_id, external_id FROM sessions WHERE id = ?"
 # INDEXED BY: the few sessions of one (agent, external_id), sorted, rather than the planner's
 # other choice of walking all of the agent's sessions in activity order.
 LATEST_SESSION_BY_EXTERNAL_ID = """SELECT id FROM sessions INDEXED BY sessions_by_agent_external
     WHERE agent_id = ? AND external_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1"""
-INSERT_SESSION = f"INSERT INTO sessions ({_SESSION}) VALUES (?, ?, ?, ?, ?)"
-IMPORT_SESSION = f"INSERT INTO sessions ({_SESSION}, last_seq) VALUES (?, ?, ?, ?, ?, ?)"
-RESTORE_SESSION_ACTIVITY = "UPDATE sessions SET updated_at = ? WHERE id = ?"
+NEW_SESSION = """INSERT INTO sessions (id, agent_id, external_id, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?)"""
+IMPORT_SESSION = _insert(SESSIONS, "last_seq")
 TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
 DELETE_SESSION = "DELETE FROM sessions WHERE id = ? RETURNING id"
 PURGE_SESSIONS = "DELETE FROM sessions WHERE updated_at < ? RETURNING id"
@@ -167,13 +182,13 @@ LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
 
 # -- runs and states -------------------------------------------------------------------
 
-_RUN = """id, session_id, agent_id, input_data, output_data, context, duration_seconds,
-    created_at, updated_at"""
+_RUN = RUNS.select()
 GET_RUN = f"SELECT {_RUN} FROM runs WHERE id = ?"
 RUN_SESSION = "SELECT session_id FROM runs WHERE id = ?"
 LIST_RUNS = f"SELECT {_RUN} FROM runs WHERE session_id = ? ORDER BY created_at, id"
-INSERT_RUN = f"INSERT INTO runs ({_RUN}) VALUES (?, ?, ?, ?, NULL, NULL, NULL, ?, ?)"
-IMPORT_RUN = f"INSERT INTO runs ({_RUN}, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+NEW_RUN = """INSERT INTO runs (id, session_id, agent_id, input_data, created_at, updated_at)
+    VALUES (?, ?, ?, ?, ?, ?)"""
+IMPORT_RUN = _insert(RUNS, "state")
 UPDATE_RUN = """UPDATE runs SET output_data = coalesce(?, output_data),
     context = coalesce(?, context), duration_seconds = coalesce(?, duration_seconds),
     updated_at = ? WHERE id = ? RETURNING session_id"""
@@ -193,17 +208,21 @@ ADD_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, c
     WHERE s.id = ?1 AND s.agent_id = ?2
       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs AS r WHERE r.id = ?3 AND r.session_id = ?1))
     RETURNING seq"""
-_MESSAGE = "role, content, seq, run_id, created_at"
-HISTORY = f"""SELECT {_MESSAGE} FROM messages WHERE session_id = ?
+HISTORY = f"""SELECT {CHAT.select()} FROM messages WHERE session_id = ?
     ORDER BY seq DESC LIMIT ?"""
-HISTORY_EXCLUDING_RUN = f"""SELECT {_MESSAGE} FROM messages
+HISTORY_EXCLUDING_RUN = f"""SELECT {CHAT.select()} FROM messages
     WHERE session_id = ? AND run_id IS NOT ? ORDER BY seq DESC LIMIT ?"""
-_EXPORT_MESSAGE = """SELECT s.agent_id, m.session_id, m.run_id, m.seq, m.role, m.content,
-    m.created_at FROM messages AS m JOIN sessions AS s ON s.id = m.session_id"""
+# A message's agent is its session's: the messages table does not repeat it. Import binds
+# every MESSAGES column by number and leaves agent_id's unused.
+_EXPORT_MESSAGE = "SELECT {} FROM messages AS m JOIN sessions AS s ON s.id = m.session_id".format(
+    ", ".join("s.agent_id" if name == "agent_id" else f"m.{name}" for name in MESSAGES.names)
+)
 EXPORT_MESSAGES = f"{_EXPORT_MESSAGE} ORDER BY m.session_id, m.seq"
 EXPORT_SESSION_MESSAGES = f"{_EXPORT_MESSAGE} WHERE m.session_id = ? ORDER BY m.seq"
-IMPORT_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at)
-    VALUES (?, ?, ?, ?, ?, ?)"""
+_STORED_MESSAGE = [(n, name) for n, name in enumerate(MESSAGES.names, 1) if name != "agent_id"]
+IMPORT_MESSAGE = "INSERT INTO messages ({}) VALUES ({})".format(
+    ", ".join(name for _, name in _STORED_MESSAGE), ", ".join(f"?{n}" for n, _ in _STORED_MESSAGE)
+)
 
 # -- import: which of a JSON list of ids (or names) exist already ------------------------
 

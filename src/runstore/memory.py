@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
+from typing import Any
 
+from ._columns import AGENTS, RUNS, Kind, Table, compile_reader, encode_row
 from ._dump import Dump, MessageRow
 from ._json import dump_optional, load_json
 from ._rules import continued_session, refuse_message, refuse_taken
@@ -13,29 +16,19 @@ from .base import DataStorage, NewRun, merge_agent_metadata
 from .errors import NotFoundError
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
+# Agents and runs are held as a SQL table would hold them: a dict of column values by name
+# (the column descriptions of ``_columns``), payloads as JSON text, so what a caller gets
+# back is always a fresh copy. A run also keeps its "state" (JSON text or None).
+_Row = dict[str, Any]
+_DECODE: dict[Kind, str] = {"json": "_load_json({})"}
+_ENCODE: dict[Kind, Callable[[Any, str], Any]] = {"json": dump_optional}
+_agents = compile_reader(AGENTS, _DECODE, {"_load_json": load_json}, mapping=True)
+_runs = compile_reader(RUNS, _DECODE, {"_load_json": load_json}, mapping=True)
 
-@dataclass(slots=True)
-class _Agent:
-    id: str
-    name: str
-    description: str | None
-    input_schema: str | None
-    output_schema: str | None
-    workflow: str | None
-    created_at: datetime
-    updated_at: datetime
 
-    def record(self) -> AgentRecord:
-        return AgentRecord(
-            self.id,
-            self.name,
-            self.description,
-            load_json(self.input_schema),
-            load_json(self.output_schema),
-            load_json(self.workflow),
-            self.created_at,
-            self.updated_at,
-        )
+def _stored(table: Table[Any], record: Any) -> _Row:
+    """A record as its table row holds it."""
+    return dict(zip(table.names, encode_row(table, record, _ENCODE), strict=True))
 
 
 @dataclass(slots=True)
@@ -51,34 +44,11 @@ class _Session:
 
     def record(self) -> SessionRecord:
         return SessionRecord(
-            self.id, self.agent_id, self.external_id, self.created_at, self.updated_at
-        )
-
-
-@dataclass(slots=True)
-class _Run:
-    id: str
-    session_id: str
-    agent_id: str
-    input_data: str | None
-    output_data: str | None
-    context: str | None
-    duration_seconds: float | None
-    created_at: datetime
-    updated_at: datetime
-    state: str | None = None
-
-    def record(self) -> RunRecord:
-        return RunRecord(
-            self.id,
-            self.session_id,
-            self.agent_id,
-            load_json(self.input_data),
-            load_json(self.output_data),
-            load_json(self.context),
-            self.duration_seconds,
-            self.created_at,
-            self.updated_at,
+            id=self.id,
+            agent_id=self.agent_id,
+            external_id=self.external_id,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
         )
 
 
@@ -88,10 +58,10 @@ class InMemoryDataStorage(DataStorage):
 
     def __init__(self) -> None:
         super().__init__()
-        self._agents: dict[str, _Agent] = {}  # by name
+        self._agents: dict[str, _Row] = {}  # by name
         self._agent_names: dict[str, str] = {}  # id -> name
         self._sessions: dict[str, _Session] = {}
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, _Row] = {}
         # Session ids ordered by (updated_at, id): a dict used as an ordered set.
         self._activity: dict[str, None] = {}
 
@@ -112,42 +82,48 @@ class InMemoryDataStorage(DataStorage):
     async def _initialize_run(self, request: NewRun) -> RunHandle:
         now = request.now
         agent = self._agents.get(request.workflow_name)
-        agent_id = agent.id if agent is not None else request.new_agent_id
+        agent_id = agent["id"] if agent is not None else request.new_agent_id
         session = self._find_session(request, agent_id)  # raises before any change
         if agent is None:
-            agent = _Agent(
-                agent_id,
-                request.workflow_name,
-                request.description,
-                request.input_schema,
-                request.output_schema,
-                request.workflow,
-                now,
-                now,
+            agent = dict.fromkeys(AGENTS.names)
+            agent.update(
+                id=agent_id,
+                name=request.workflow_name,
+                description=request.description,
+                input_schema=request.input_schema,
+                output_schema=request.output_schema,
+                workflow=request.workflow,
+                created_at=now,
+                updated_at=now,
             )
-            self._agents[agent.name] = agent
-            self._agent_names[agent.id] = agent.name
+            self._agents[request.workflow_name] = agent
+            self._agent_names[agent_id] = request.workflow_name
         else:
             self._update_agent(agent, request)
         if session is None:
             session_id = request.session_id or request.new_session_id
-            session = _Session(session_id, agent.id, request.external_id, now, now)
+            session = _Session(
+                id=session_id,
+                agent_id=agent_id,
+                external_id=request.external_id,
+                created_at=now,
+                updated_at=now,
+            )
             self._sessions[session_id] = session
-        run = _Run(
-            request.new_run_id,
-            session.id,
-            agent.id,
-            request.input_data,
-            None,
-            None,
-            None,
-            now,
-            now,
+        run = dict.fromkeys(RUNS.names)  # what initialize_run does not set starts as None
+        run.update(
+            id=request.new_run_id,
+            session_id=session.id,
+            agent_id=agent_id,
+            input_data=request.input_data,
+            created_at=now,
+            updated_at=now,
+            state=None,
         )
-        self._runs[run.id] = run
-        session.run_ids.append(run.id)
+        self._runs[request.new_run_id] = run
+        session.run_ids.append(request.new_run_id)
         self._touch(session, now)
-        return RunHandle(agent.id, session.id, run.id)
+        return RunHandle(agent_id, session.id, request.new_run_id)
 
     def _find_session(self, request: NewRun, agent_id: str) -> _Session | None:
         if request.session_id is not None:
@@ -166,14 +142,14 @@ class InMemoryDataStorage(DataStorage):
         return None
 
     @staticmethod
-    def _update_agent(agent: _Agent, request: NewRun) -> None:
-        stored = (agent.description, agent.input_schema, agent.output_schema, agent.workflow)
+    def _update_agent(agent: _Row, request: NewRun) -> None:
+        metadata = ("description", "input_schema", "output_schema", "workflow")
+        stored = tuple(agent[name] for name in metadata)
         merged = merge_agent_metadata(request, stored)
         if merged is not None:
-            agent.description, agent.input_schema, agent.output_schema, agent.workflow = merged
-            agent.updated_at = request.now
+            agent.update(zip(metadata, merged, strict=True), updated_at=request.now)
 
-    def _run(self, run_id: str) -> _Run:
+    def _run(self, run_id: str) -> _Row:
         run = self._runs.get(run_id)
         if run is None:
             raise NotFoundError("run_id", run_id)
@@ -189,33 +165,35 @@ class InMemoryDataStorage(DataStorage):
     ) -> None:
         run = self._run(run_id)
         if output_data is not None:
-            run.output_data = output_data
+            run["output_data"] = output_data
         if context is not None:
-            run.context = context
+            run["context"] = context
         if duration_seconds is not None:
-            run.duration_seconds = duration_seconds
-        run.updated_at = now
-        self._touch(self._sessions[run.session_id], now)
+            run["duration_seconds"] = duration_seconds
+        run["updated_at"] = now
+        self._touch(self._sessions[run["session_id"]], now)
 
     async def _get_run(self, run_id: str) -> RunRecord | None:
         run = self._runs.get(run_id)
-        return None if run is None else run.record()
+        return None if run is None else _runs([run])[0]
 
     async def _list_runs(self, session_id: str) -> list[RunRecord]:
         session = self._sessions.get(session_id)
-        if session is None:
-            return []
-        runs = sorted((self._runs[i] for i in session.run_ids), key=lambda r: (r.created_at, r.id))
-        return [run.record() for run in runs]
+        return [] if session is None else _runs(self._runs_of([session]))
+
+    def _runs_of(self, sessions: list[_Session]) -> list[_Row]:
+        runs = [self._runs[run_id] for s in sessions for run_id in s.run_ids]
+        runs.sort(key=lambda run: (run["created_at"], run["id"]))
+        return runs
 
     async def _save_state(self, run_id: str, state: str, now: datetime) -> None:
         run = self._run(run_id)
-        run.state = state
-        self._touch(self._sessions[run.session_id], now)
+        run["state"] = state
+        self._touch(self._sessions[run["session_id"]], now)
 
     async def _load_state(self, run_id: str) -> str | None:
         run = self._runs.get(run_id)
-        return None if run is None else run.state
+        return None if run is None else run["state"]
 
     # -- chat ------------------------------------------------------------------
 
@@ -233,10 +211,10 @@ class InMemoryDataStorage(DataStorage):
         if (
             session is None
             or session.agent_id != agent_id
-            or (run_id is not None and (run is None or run.session_id != session_id))
+            or (run_id is not None and (run is None or run["session_id"] != session_id))
         ):
             session_agent = None if session is None else session.agent_id
-            run_session = None if run is None else run.session_id
+            run_session = None if run is None else run["session_id"]
             refuse_message(agent_id, session_id, run_id, session_agent, run_session)
             raise AssertionError("unreachable: refuse_message raised above")
         seq = session.last_seq = session.last_seq + 1
@@ -265,7 +243,7 @@ class InMemoryDataStorage(DataStorage):
     # -- agents and sessions ---------------------------------------------------
 
     async def _list_agents(self) -> list[AgentRecord]:
-        return [self._agents[name].record() for name in sorted(self._agents)]
+        return _agents([self._agents[name] for name in sorted(self._agents)])
 
     async def _get_session(self, session_id: str) -> SessionRecord | None:
         session = self._sessions.get(session_id)
@@ -283,7 +261,7 @@ class InMemoryDataStorage(DataStorage):
             agent = self._agents.get(workflow_name)
             if agent is None:
                 return []
-            agent_id = agent.id
+            agent_id = agent["id"]
         if before is not None and before not in self._sessions:
             return []
         found: list[SessionRecord] = []
@@ -318,10 +296,10 @@ class InMemoryDataStorage(DataStorage):
         agent = self._agents.get(workflow_name)
         if agent is None:
             raise NotFoundError("workflow_name", workflow_name)
-        for session in [s for s in self._sessions.values() if s.agent_id == agent.id]:
+        for session in [s for s in self._sessions.values() if s.agent_id == agent["id"]]:
             self._drop_session(session)
         del self._agents[workflow_name]
-        del self._agent_names[agent.id]
+        del self._agent_names[agent["id"]]
 
     async def _purge_sessions(self, older_than: datetime) -> int:
         stale: list[_Session] = []
@@ -344,66 +322,55 @@ class InMemoryDataStorage(DataStorage):
             one = self._sessions.get(session_id)
             sessions = [] if one is None else [one]
             agents = [self._agents[self._agent_names[s.agent_id]] for s in sessions]
-        runs = sorted(
-            (self._runs[run_id] for s in sessions for run_id in s.run_ids),
-            key=lambda r: (r.created_at, r.id),
-        )
+        runs = self._runs_of(sessions)
         messages = [
             MessageRow(
-                s.agent_id,
-                s.id,
-                m.run_id,
-                m.seq or 0,
-                m.role,
-                m.content,
-                m.created_at or s.created_at,
+                agent_id=s.agent_id,
+                session_id=s.id,
+                run_id=m.run_id,
+                seq=m.seq or 0,
+                role=m.role,
+                content=m.content,
+                created_at=m.created_at or s.created_at,
             )
             for s in sorted(sessions, key=lambda s: s.id)
             for m in s.messages
         ]
         return Dump(
-            agents=[a.record() for a in agents],
+            agents=_agents(agents),
             sessions=[s.record() for s in sessions],
-            runs=[r.record() for r in runs],
-            states={r.id: r.state for r in runs if r.state is not None},
+            runs=_runs(runs),
+            states={run["id"]: run["state"] for run in runs if run["state"] is not None},
             messages=messages,
         )
 
     async def _import(self, dump: Dump) -> None:
         refuse_taken(dump, self._agent_names, self._sessions, self._runs, self._agents)
         for a in dump.agents:
-            self._agents[a.name] = _Agent(
-                a.id,
-                a.name,
-                a.description,
-                dump_optional(a.input_schema, "input_schema"),
-                dump_optional(a.output_schema, "output_schema"),
-                dump_optional(a.workflow, "workflow"),
-                a.created_at,
-                a.updated_at,
-            )
+            self._agents[a.name] = _stored(AGENTS, a)
             self._agent_names[a.id] = a.name
         for s in dump.sessions:
             self._sessions[s.id] = _Session(
-                s.id, s.agent_id, s.external_id, s.created_at, s.updated_at
+                id=s.id,
+                agent_id=s.agent_id,
+                external_id=s.external_id,
+                created_at=s.created_at,
+                updated_at=s.updated_at,
             )
         for r in dump.runs:
-            self._runs[r.id] = _Run(
-                r.id,
-                r.session_id,
-                r.agent_id,
-                dump_optional(r.input_data, "input_data"),
-                dump_optional(r.output_data, "output_data"),
-                dump_optional(r.context, "context"),
-                r.duration_seconds,
-                r.created_at,
-                r.updated_at,
-                dump.states.get(r.id),
-            )
+            self._runs[r.id] = {**_stored(RUNS, r), "state": dump.states.get(r.id)}
             self._sessions[r.session_id].run_ids.append(r.id)
         for m in dump.messages:  # sorted by (session, seq)
             target = self._sessions[m.session_id]
-            target.messages.append(ChatMsg(m.role, m.content, m.seq, m.run_id, m.created_at))
+            target.messages.append(
+                ChatMsg(
+                    role=m.role,
+                    content=m.content,
+                    seq=m.seq,
+                    run_id=m.run_id,
+                    created_at=m.created_at,
+                )
+            )
             target.last_seq = m.seq
         order = sorted(self._sessions.values(), key=lambda s: (s.updated_at, s.id))
         self._activity = dict.fromkeys(s.id for s in order)

@@ -11,16 +11,28 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
-from ._dump import Dump, MessageRow
+from ._columns import (
+    AGENTS,
+    CHAT,
+    MESSAGES,
+    RUNS,
+    SESSIONS,
+    Kind,
+    compile_reader,
+    compile_reader_with,
+    encode_row,
+)
+from ._dump import Dump
 from ._json import dump_optional, load_json
 from ._rules import continued_session, refuse_message, refuse_taken
-from ._sqlite_driver import Connection, Row
+from ._sqlite_driver import Connection
 from ._turns import Turns
 from .base import DataStorage, NewRun, merge_agent_metadata
 from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError
@@ -51,35 +63,20 @@ def _from_db(value: int) -> datetime:
     return when
 
 
-def _agent(row: Row) -> AgentRecord:
-    return AgentRecord(
-        row[0],
-        row[1],
-        row[2],
-        load_json(row[3]),
-        load_json(row[4]),
-        load_json(row[5]),
-        _from_db(row[6]),
-        _from_db(row[7]),
-    )
-
-
-def _session(row: Row) -> SessionRecord:
-    return SessionRecord(row[0], row[1], row[2], _from_db(row[3]), _from_db(row[4]))
-
-
-def _run(row: Row) -> RunRecord:
-    return RunRecord(
-        row[0],
-        row[1],
-        row[2],
-        load_json(row[3]),
-        load_json(row[4]),
-        load_json(row[5]),
-        row[6],
-        _from_db(row[7]),
-        _from_db(row[8]),
-    )
+# How this backend stores each kind of value; the readers below are built from the column
+# descriptions with these. The time decoder looks in _TIMES inline (the hot path's way).
+_DECODE: dict[Kind, str] = {"json": "_load_json({})", "time": "(_times_get({0}) or _from_db({0}))"}
+_DECODERS = {"_load_json": load_json, "_times_get": _TIMES.get, "_from_db": _from_db}
+_ENCODE: dict[Kind, Callable[[Any, str], Any]] = {
+    "json": dump_optional,
+    "time": lambda value, field: _to_db(value),
+}
+_agents = compile_reader(AGENTS, _DECODE, _DECODERS)
+_sessions = compile_reader(SESSIONS, _DECODE, _DECODERS)
+_runs = compile_reader(RUNS, _DECODE, _DECODERS)
+_runs_with_state = compile_reader_with(RUNS, "state", _DECODE, _DECODERS)
+_messages = compile_reader(MESSAGES, _DECODE, _DECODERS)
+_chat = compile_reader(CHAT, _DECODE, _DECODERS)
 
 
 def _is_file(path: str) -> bool:
@@ -147,12 +144,12 @@ class SqliteDataStorage(DataStorage):
     async def _initialize_run(self, request: NewRun) -> RunHandle:
         now = _to_db(request.now)
         async with self._transaction() as db:
-            agents = await db.fetchall(sql.AGENT_BY_NAME, (request.workflow_name,))
-            agent_id: str = agents[0][0] if agents else request.new_agent_id
+            agents = await db.fetchall(sql.AGENT_METADATA_BY_NAME, (request.workflow_name,))
+            agent_id = agents[0][0] if agents else request.new_agent_id  # (id,) + metadata
             session_id = await _find_session(db, request, agent_id)  # raises before writing
             if not agents:
                 await db.execute(
-                    sql.INSERT_AGENT,
+                    sql.NEW_AGENT,
                     (
                         agent_id,
                         request.workflow_name,
@@ -165,19 +162,20 @@ class SqliteDataStorage(DataStorage):
                     ),
                 )
             else:
-                stored = agents[0]
-                merged = merge_agent_metadata(request, (stored[2], stored[3], stored[4], stored[5]))
+                _, description, input_schema, output_schema, workflow = agents[0]
+                stored = (description, input_schema, output_schema, workflow)
+                merged = merge_agent_metadata(request, stored)
                 if merged is not None:
                     await db.execute(sql.UPDATE_AGENT, (*merged, now, agent_id))
             if session_id is None:
                 session_id = request.session_id or request.new_session_id
                 await db.execute(
-                    sql.INSERT_SESSION, (session_id, agent_id, request.external_id, now, now)
+                    sql.NEW_SESSION, (session_id, agent_id, request.external_id, now, now)
                 )
             else:
                 await db.execute(sql.TOUCH_SESSION, (now, session_id))
             await db.execute(
-                sql.INSERT_RUN,
+                sql.NEW_RUN,
                 (request.new_run_id, session_id, agent_id, request.input_data, now, now),
             )
         return RunHandle(agent_id, session_id, request.new_run_id)
@@ -197,30 +195,34 @@ class SqliteDataStorage(DataStorage):
             )
             if not rows:
                 raise NotFoundError("run_id", run_id)
-            await db.execute(sql.TOUCH_SESSION, (when, rows[0][0]))
+            [(session_id,)] = rows
+            await db.execute(sql.TOUCH_SESSION, (when, session_id))
 
     async def _get_run(self, run_id: str) -> RunRecord | None:
         async with self._statement() as db:
             rows = await db.fetchall(sql.GET_RUN, (run_id,))
-        return _run(rows[0]) if rows else None
+        return _runs(rows)[0] if rows else None
 
     async def _list_runs(self, session_id: str) -> list[RunRecord]:
         async with self._statement() as db:
             rows = await db.fetchall(sql.LIST_RUNS, (session_id,))
-        return [_run(row) for row in rows]
+        return _runs(rows)
 
     async def _save_state(self, run_id: str, state: str, now: datetime) -> None:
         async with self._transaction() as db:
             rows = await db.fetchall(sql.SAVE_STATE, (state, run_id))
             if not rows:
                 raise NotFoundError("run_id", run_id)
-            await db.execute(sql.TOUCH_SESSION, (_to_db(now), rows[0][0]))
+            [(session_id,)] = rows
+            await db.execute(sql.TOUCH_SESSION, (_to_db(now), session_id))
 
     async def _load_state(self, run_id: str) -> str | None:
         async with self._statement() as db:
             rows = await db.fetchall(sql.LOAD_STATE, (run_id,))
-        state: str | None = rows[0][0] if rows else None
-        return state
+        if not rows:
+            return None
+        [(state,)] = rows
+        return state  # type: ignore[no-any-return]
 
     # -- chat ------------------------------------------------------------------
 
@@ -242,7 +244,8 @@ class SqliteDataStorage(DataStorage):
             async with self._transaction() as db:
                 await _explain_refused_message(db, session_id, agent_id, run_id)
                 rows = await db.fetchall(sql.ADD_MESSAGE, params)
-        return chat_msg((role, content, rows[0][0], run_id, now))
+        [(seq,)] = rows
+        return chat_msg((role, content, seq, run_id, now))
 
     async def _get_chat_history(
         self, session_id: str, limit: int | None, exclude_run_id: str | None
@@ -256,23 +259,19 @@ class SqliteDataStorage(DataStorage):
                 rows = await db.fetchall(
                     sql.HISTORY_EXCLUDING_RUN, (session_id, exclude_run_id, count)
                 )
-        times, new = _TIMES, tuple.__new__  # ChatMsg(*fields) minus NamedTuple's __new__
-        return [
-            new(ChatMsg, (role, content, seq, run_id, times.get(at) or _from_db(at)))
-            for role, content, seq, run_id, at in reversed(rows)
-        ]
+        return _chat(reversed(rows))
 
     # -- agents and sessions ---------------------------------------------------
 
     async def _list_agents(self) -> list[AgentRecord]:
         async with self._statement() as db:
             rows = await db.fetchall(sql.LIST_AGENTS)
-        return [_agent(row) for row in rows]
+        return _agents(rows)
 
     async def _get_session(self, session_id: str) -> SessionRecord | None:
         async with self._statement() as db:
             rows = await db.fetchall(sql.GET_SESSION, (session_id,))
-        return _session(rows[0]) if rows else None
+        return _sessions(rows)[0] if rows else None
 
     async def _list_sessions(
         self,
@@ -286,7 +285,7 @@ class SqliteDataStorage(DataStorage):
         params.append(_NO_LIMIT if limit is None else limit)
         async with self._statement() as db:
             rows = await db.fetchall(sql.LIST_SESSIONS[key], params)
-        return [_session(row) for row in rows]
+        return _sessions(rows)
 
     async def _delete_session(self, session_id: str) -> None:
         async with self._statement() as db:
@@ -317,76 +316,42 @@ class SqliteDataStorage(DataStorage):
             else:
                 sessions = await db.fetchall(sql.GET_SESSION, (session_id,))
                 agents = []
-                if sessions:
-                    agents = await db.fetchall(sql.AGENT_BY_ID, (sessions[0][1],))
+                for session in _sessions(sessions):
+                    agents = await db.fetchall(sql.AGENT_BY_ID, (session.agent_id,))
                 runs = await db.fetchall(sql.EXPORT_SESSION_RUNS, (session_id,))
                 messages = await db.fetchall(sql.EXPORT_SESSION_MESSAGES, (session_id,))
+        runs_and_states = _runs_with_state(runs)
         return Dump(
-            agents=[_agent(row) for row in agents],
-            sessions=[_session(row) for row in sessions],
-            runs=[_run(row) for row in runs],
-            states={row[0]: row[9] for row in runs if row[9] is not None},
-            messages=[
-                MessageRow(r[0], r[1], r[2], r[3], r[4], r[5], _from_db(r[6])) for r in messages
-            ],
+            agents=_agents(agents),
+            sessions=_sessions(sessions),
+            runs=[run for run, _ in runs_and_states],
+            states={run.id: state for run, state in runs_and_states if state is not None},
+            messages=_messages(messages),
         )
 
     async def _import(self, dump: Dump) -> None:
         async with self._transaction() as db:
             await _refuse_existing(db, dump)
             await db.executemany(
-                sql.INSERT_AGENT,
-                [
-                    (
-                        a.id,
-                        a.name,
-                        a.description,
-                        dump_optional(a.input_schema, "input_schema"),
-                        dump_optional(a.output_schema, "output_schema"),
-                        dump_optional(a.workflow, "workflow"),
-                        _to_db(a.created_at),
-                        _to_db(a.updated_at),
-                    )
-                    for a in dump.agents
-                ],
+                sql.IMPORT_AGENT, [encode_row(AGENTS, a, _ENCODE) for a in dump.agents]
             )
             await db.executemany(
                 sql.IMPORT_SESSION,
-                [
-                    (s.id, s.agent_id, s.external_id, _to_db(s.created_at), _to_db(s.updated_at), 0)
-                    for s in dump.sessions
-                ],
+                [(*encode_row(SESSIONS, s, _ENCODE), 0) for s in dump.sessions],
             )
             await db.executemany(
                 sql.IMPORT_RUN,
-                [
-                    (
-                        r.id,
-                        r.session_id,
-                        r.agent_id,
-                        dump_optional(r.input_data, "input_data"),
-                        dump_optional(r.output_data, "output_data"),
-                        dump_optional(r.context, "context"),
-                        r.duration_seconds,
-                        _to_db(r.created_at),
-                        _to_db(r.updated_at),
-                        dump.states.get(r.id),
-                    )
-                    for r in dump.runs
-                ],
+                [(*encode_row(RUNS, r, _ENCODE), dump.states.get(r.id)) for r in dump.runs],
             )
             # Messages come sorted by (session, seq), so the insert trigger leaves each
             # session's counter at its highest seq; it also sets the activity time, which
             # the next statement puts back.
             await db.executemany(
                 sql.IMPORT_MESSAGE,
-                [
-                    (m.session_id, m.seq, m.run_id, m.role, m.content, _to_db(m.created_at))
-                    for m in dump.messages
-                ],
+                [encode_row(MESSAGES, m, _ENCODE) for m in dump.messages],
             )
             await db.executemany(
-                sql.RESTORE_SESSION_ACTIVITY, [(_to_db(s.updated_at), s.id) for s in dump.sessions]
+                sql.TOUCH_SESSION, [(_to_db(s.updated_at), s.id) for s in dump.sessions]
             )
 
 
@@ -419,7 +384,10 @@ async def _find_session(db: Connection, request: NewRun, agent_id: str) -> str |
     if request.external_id is None:
         return None
     rows = await db.fetchall(sql.LATEST_SESSION_BY_EXTERNAL_ID, (agent_id, request.external_id))
-    return rows[0][0] if rows else None
+    if not rows:
+        return None
+    [(session_id,)] = rows
+    return session_id  # type: ignore[no-any-return]
 
 
 async def _explain_refused_message(
@@ -443,7 +411,7 @@ async def _refuse_existing(db: Connection, dump: Dump) -> None:
         (sql.TAKEN_AGENT_NAMES, [a.name for a in dump.agents]),
     ):
         rows = await db.fetchall(statement, (json.dumps(values),)) if values else []
-        taken.append({row[0] for row in rows})
+        taken.append({value for (value,) in rows})
     refuse_taken(dump, *taken)
 
 
