@@ -1,15 +1,19 @@
 """Every PostgreSQL statement of ``PostgresDataStorage``: schema, migrations and queries.
 
 Statements name their tables as ``{s}.table``; ``Statements(schema)`` puts the quoted,
-validated schema name there once. Nothing else is ever formatted into SQL: every value is a
-bind parameter. Ids, names and external ids use ``COLLATE "C"`` so ordering is by code point
-(as in the in-memory store) whatever the database's locale.
+validated schema name there once. Column lists come from the descriptions in ``_columns``,
+and a statement has the name of its SQLite counterpart in ``_sqlite_sql``. Nothing else is
+ever formatted into SQL: every value is a bind parameter. Ids, names and external ids use
+``COLLATE "C"`` so ordering is by code point (as in the in-memory store) whatever the
+database's locale.
 """
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
+from ._columns import AGENTS, CHAT, MESSAGES, RUNS, SESSIONS, Kind, Table
 from .errors import InvalidDataError
 
 # SQLSTATEs raised by the ``initialize_run`` function; message = field, detail = problem.
@@ -188,9 +192,82 @@ $fn$;
 """
 
 # (version, SQL): append only; a released migration is never edited.
-MIGRATIONS: tuple[tuple[int, str], ...] = ((1, _V1_TABLES + _V1_INITIALIZE_RUN),)
+# v2: the messages table has the same name as in SQLite.
+_V2_RENAME_MESSAGES = """
+ALTER TABLE {s}.chat_messages RENAME TO messages;
+ALTER INDEX {s}.chat_messages_pkey RENAME TO messages_pkey;
+"""
 
-# -- runs and state ---------------------------------------------------------------
+# (version, SQL): append only; a released migration is never edited.
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (1, _V1_TABLES + _V1_INITIALIZE_RUN),
+    (2, _V2_RENAME_MESSAGES),
+)
+
+_CAST: dict[Kind, str] = {"json": "::jsonb"}
+
+
+def _insert(table: Table[Any], *more: tuple[str, Kind]) -> str:
+    """INSERT of every column of ``table``, then ``more`` columns, all as parameters."""
+    columns = [*table.columns, *more]
+    names = ", ".join(name for name, _ in columns)
+    values = ", ".join(f"${n}{_CAST.get(kind, '')}" for n, (_, kind) in enumerate(columns, 1))
+    return f"INSERT INTO {{s}}.{table.name} ({names}) VALUES ({values})"
+
+
+# -- agents -----------------------------------------------------------------------
+
+_AGENT = AGENTS.select()
+LIST_AGENTS = f"SELECT {_AGENT} FROM {{s}}.agents ORDER BY name"
+IMPORT_AGENT = _insert(AGENTS)
+DELETE_AGENT = "DELETE FROM {s}.agents WHERE name = $1 RETURNING 1"
+
+# -- sessions ---------------------------------------------------------------------
+
+_SESSION = SESSIONS.select("s.")
+GET_SESSION = f"SELECT {_SESSION} FROM {{s}}.sessions s WHERE s.id = $1"
+IMPORT_SESSION = _insert(SESSIONS, ("last_seq", "int"))
+DELETE_SESSION = "DELETE FROM {s}.sessions WHERE id = $1 RETURNING 1"
+PURGE_SESSIONS = (
+    "WITH gone AS (DELETE FROM {s}.sessions WHERE updated_at < $1 RETURNING 1)"
+    " SELECT count(*) FROM gone"
+)
+EXPORT_SESSIONS = f"SELECT {_SESSION} FROM {{s}}.sessions s ORDER BY s.created_at, s.id"
+
+
+def _list_sessions(by_agent: bool, by_external_id: bool, after: bool) -> str:
+    """One fixed statement per filter combination, so each can use its index. Parameters:
+    $1 limit, then the workflow name, the external id and the ``before`` id that are given."""
+    where = []
+    number = 1
+    if by_agent:
+        number += 1
+        where.append(f"s.agent_id = (SELECT a.id FROM {{s}}.agents a WHERE a.name = ${number})")
+    if by_external_id:
+        number += 1
+        where.append(f"s.external_id = ${number}")
+    if after:
+        number += 1
+        where.append(
+            "(s.updated_at, s.id)"
+            f" < (SELECT b.updated_at, b.id FROM {{s}}.sessions b WHERE b.id = ${number})"
+        )
+    return (
+        f"SELECT {_SESSION} FROM {{s}}.sessions s"
+        + (" WHERE " + " AND ".join(where) if where else "")
+        + " ORDER BY s.updated_at DESC, s.id DESC LIMIT $1"
+    )
+
+
+# Keyed by (workflow_name given, external_id given, before given).
+LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
+    (a, e, b): _list_sessions(a, e, b)
+    for a in (False, True)
+    for e in (False, True)
+    for b in (False, True)
+}
+
+# -- runs and states --------------------------------------------------------------
 
 INITIALIZE_RUN = (
     "SELECT out_agent_id, out_session_id"
@@ -213,14 +290,10 @@ FROM run WHERE s.id = run.session_id
 RETURNING 1
 """
 
-_RUN_COLUMNS = (
-    "id, session_id, agent_id, input_data, output_data, context, duration_seconds,"
-    " created_at, updated_at"
-)
-
-GET_RUN = f"SELECT {_RUN_COLUMNS} FROM {{s}}.runs WHERE id = $1"
-
-LIST_RUNS = f"SELECT {_RUN_COLUMNS} FROM {{s}}.runs WHERE session_id = $1 ORDER BY created_at, id"
+_RUN = RUNS.select()
+GET_RUN = f"SELECT {_RUN} FROM {{s}}.runs WHERE id = $1"
+LIST_RUNS = f"SELECT {_RUN} FROM {{s}}.runs WHERE session_id = $1 ORDER BY created_at, id"
+IMPORT_RUN = _insert(RUNS, ("state", "json"))
 
 SAVE_STATE = """
 WITH run AS (UPDATE {s}.runs SET state = $2::jsonb WHERE id = $1 RETURNING session_id)
@@ -230,13 +303,18 @@ RETURNING 1
 """
 
 LOAD_STATE = "SELECT state FROM {s}.runs WHERE id = $1"
+EXPORT_RUNS = f"SELECT {_RUN}, state FROM {{s}}.runs ORDER BY created_at, id"
+EXPORT_SESSION_RUNS = (
+    f"SELECT {_RUN}, state FROM {{s}}.runs WHERE session_id = $1 ORDER BY created_at, id"
+)
 
-# -- chat -------------------------------------------------------------------------
+# -- chat messages ----------------------------------------------------------------
 
 # One statement: the seq comes from the session row's counter, bumped under its row lock,
 # so concurrent appends (any number of processes) get distinct, increasing seqs. When
-# nothing is inserted, the last two columns tell the caller which check failed.
-ADD_CHAT_MESSAGE = """
+# nothing is inserted, the last two columns are what _rules.refuse_message needs: the
+# session's agent and the run's session.
+ADD_MESSAGE = """
 WITH bumped AS (
     UPDATE {s}.sessions s SET last_seq = s.last_seq + 1, updated_at = greatest(s.updated_at, $6)
     WHERE s.id = $2 AND s.agent_id = $1
@@ -244,7 +322,7 @@ WITH bumped AS (
            OR EXISTS (SELECT 1 FROM {s}.runs r WHERE r.id = $3 AND r.session_id = $2))
     RETURNING s.last_seq
 ), added AS (
-    INSERT INTO {s}.chat_messages (session_id, seq, agent_id, run_id, role, content, created_at)
+    INSERT INTO {s}.messages (session_id, seq, agent_id, run_id, role, content, created_at)
     SELECT $2, last_seq, $1, $3, $4, $5, $6 FROM bumped
     RETURNING seq
 )
@@ -255,160 +333,73 @@ SELECT NULL, (SELECT agent_id FROM {s}.sessions WHERE id = $2),
 WHERE NOT EXISTS (SELECT FROM added)
 """
 
-_MESSAGE_COLUMNS = "role, content, seq, run_id, created_at"
-
 # Newest first (the caller reverses); LIMIT NULL means no limit.
-CHAT_HISTORY = (
-    f"SELECT {_MESSAGE_COLUMNS} FROM {{s}}.chat_messages WHERE session_id = $1"
-    " ORDER BY seq DESC LIMIT $2"
+HISTORY = (
+    f"SELECT {CHAT.select()} FROM {{s}}.messages WHERE session_id = $1 ORDER BY seq DESC LIMIT $2"
 )
-
-CHAT_HISTORY_EXCLUDING_RUN = (
-    f"SELECT {_MESSAGE_COLUMNS} FROM {{s}}.chat_messages"
+HISTORY_EXCLUDING_RUN = (
+    f"SELECT {CHAT.select()} FROM {{s}}.messages"
     " WHERE session_id = $1 AND run_id IS DISTINCT FROM $3 ORDER BY seq DESC LIMIT $2"
 )
-
-# -- agents and sessions -----------------------------------------------------------
-
-_AGENT_COLUMNS = (
-    "id, name, description, input_schema, output_schema, workflow, created_at, updated_at"
+EXPORT_MESSAGES = f"SELECT {MESSAGES.select()} FROM {{s}}.messages ORDER BY session_id, seq"
+EXPORT_SESSION_MESSAGES = (
+    f"SELECT {MESSAGES.select()} FROM {{s}}.messages WHERE session_id = $1 ORDER BY seq"
 )
+IMPORT_MESSAGE = _insert(MESSAGES)
 
-LIST_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM {{s}}.agents ORDER BY name"
+# -- export of one session, import ------------------------------------------------
 
-_SESSION_COLUMNS = "s.id, s.agent_id, s.external_id, s.created_at, s.updated_at"
-
-GET_SESSION = f"SELECT {_SESSION_COLUMNS} FROM {{s}}.sessions s WHERE s.id = $1"
-
-
-def _list_sessions(by_agent: bool, by_external_id: bool, after: bool) -> str:
-    """One fixed statement per filter combination, so each can use its index. Parameters:
-    $1 limit, then the workflow name, the external id and the ``before`` id that are given."""
-    where = []
-    number = 1
-    if by_agent:
-        number += 1
-        where.append(f"s.agent_id = (SELECT a.id FROM {{s}}.agents a WHERE a.name = ${number})")
-    if by_external_id:
-        number += 1
-        where.append(f"s.external_id = ${number}")
-    if after:
-        number += 1
-        where.append(
-            "(s.updated_at, s.id)"
-            f" < (SELECT b.updated_at, b.id FROM {{s}}.sessions b WHERE b.id = ${number})"
-        )
-    return (
-        f"SELECT {_SESSION_COLUMNS} FROM {{s}}.sessions s"
-        + (" WHERE " + " AND ".join(where) if where else "")
-        + " ORDER BY s.updated_at DESC, s.id DESC LIMIT $1"
-    )
-
-
-# Keyed by (workflow_name given, external_id given, before given).
-LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
-    (a, e, b): _list_sessions(a, e, b)
-    for a in (False, True)
-    for e in (False, True)
-    for b in (False, True)
-}
-
-DELETE_SESSION = "DELETE FROM {s}.sessions WHERE id = $1 RETURNING 1"
-
-DELETE_AGENT = "DELETE FROM {s}.agents WHERE name = $1 RETURNING 1"
-
-PURGE_SESSIONS = (
-    "WITH gone AS (DELETE FROM {s}.sessions WHERE updated_at < $1 RETURNING 1)"
-    " SELECT count(*) FROM gone"
-)
-
-# -- export / import ---------------------------------------------------------------
-
-EXPORT_AGENTS = LIST_AGENTS
-EXPORT_SESSIONS = f"SELECT {_SESSION_COLUMNS} FROM {{s}}.sessions s ORDER BY s.created_at, s.id"
-EXPORT_RUNS = f"SELECT {_RUN_COLUMNS}, state FROM {{s}}.runs ORDER BY created_at, id"
-EXPORT_MESSAGES = (
-    "SELECT agent_id, session_id, run_id, seq, role, content, created_at"
-    " FROM {s}.chat_messages ORDER BY session_id, seq"
-)
-
-EXPORT_SESSION_AGENTS = (
-    f"SELECT {_AGENT_COLUMNS} FROM {{s}}.agents"
+EXPORT_SESSION_AGENT = (
+    f"SELECT {_AGENT} FROM {{s}}.agents"
     " WHERE id = (SELECT agent_id FROM {s}.sessions WHERE id = $1)"
 )
-EXPORT_SESSION_SESSIONS = GET_SESSION
-EXPORT_SESSION_RUNS = (
-    f"SELECT {_RUN_COLUMNS}, state FROM {{s}}.runs WHERE session_id = $1 ORDER BY created_at, id"
-)
-EXPORT_SESSION_MESSAGES = (
-    "SELECT agent_id, session_id, run_id, seq, role, content, created_at"
-    " FROM {s}.chat_messages WHERE session_id = $1 ORDER BY seq"
-)
 
-EXISTING_IDS = """
+# The ids of the given lists that exist already.
+TAKEN_IDS = """
 SELECT array(SELECT id FROM {s}.agents WHERE id = ANY($1::text[])),
        array(SELECT id FROM {s}.sessions WHERE id = ANY($2::text[])),
        array(SELECT id FROM {s}.runs WHERE id = ANY($3::text[]))
 """
 
-IMPORT_AGENT = (
-    f"INSERT INTO {{s}}.agents ({_AGENT_COLUMNS})"
-    " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8)"
-)
-IMPORT_SESSION = (
-    "INSERT INTO {s}.sessions (id, agent_id, external_id, created_at, updated_at, last_seq)"
-    " VALUES ($1, $2, $3, $4, $5, $6)"
-)
-IMPORT_RUN = (
-    f"INSERT INTO {{s}}.runs ({_RUN_COLUMNS}, state)"
-    " VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10::jsonb)"
-)
-IMPORT_MESSAGE = (
-    "INSERT INTO {s}.chat_messages (agent_id, session_id, run_id, seq, role, content, created_at)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7)"
-)
-
 
 class Statements:
-    """The statements above with the schema filled in (attribute = constant name, lowered)."""
-
-    initialize_run: str
-    update_run: str
-    get_run: str
-    list_runs: str
-    save_state: str
-    load_state: str
-    add_chat_message: str
-    chat_history: str
-    chat_history_excluding_run: str
-    list_agents: str
-    get_session: str
-    delete_session: str
-    delete_agent: str
-    purge_sessions: str
-    export_agents: str
-    export_sessions: str
-    export_runs: str
-    export_messages: str
-    export_session_agents: str
-    export_session_sessions: str
-    export_session_runs: str
-    export_session_messages: str
-    existing_ids: str
-    import_agent: str
-    import_session: str
-    import_run: str
-    import_message: str
-    migration_lock: str
-    migrations_table: str
-    applied_version: str
-    record_migration: str
+    """The statements above for one schema: its quoted name in place of ``{s}``."""
 
     def __init__(self, schema: str) -> None:
         quoted = quote_schema(schema)
+
+        def fill(template: str) -> str:
+            return template.replace("{s}", quoted)
+
         self.schema = schema
-        constants = globals()
-        for name in self.__annotations__:
-            setattr(self, name, constants[name.upper()].replace("{s}", quoted))
-        self.migrations = tuple((v, sql.replace("{s}", quoted)) for v, sql in MIGRATIONS)
-        self.list_sessions = {key: sql.replace("{s}", quoted) for key, sql in LIST_SESSIONS.items()}
+        self.migration_lock = MIGRATION_LOCK
+        self.migrations_table = fill(MIGRATIONS_TABLE)
+        self.applied_version = fill(APPLIED_VERSION)
+        self.record_migration = fill(RECORD_MIGRATION)
+        self.migrations = tuple((version, fill(sql)) for version, sql in MIGRATIONS)
+        self.list_agents = fill(LIST_AGENTS)
+        self.import_agent = fill(IMPORT_AGENT)
+        self.delete_agent = fill(DELETE_AGENT)
+        self.get_session = fill(GET_SESSION)
+        self.import_session = fill(IMPORT_SESSION)
+        self.delete_session = fill(DELETE_SESSION)
+        self.purge_sessions = fill(PURGE_SESSIONS)
+        self.export_sessions = fill(EXPORT_SESSIONS)
+        self.list_sessions = {key: fill(sql) for key, sql in LIST_SESSIONS.items()}
+        self.initialize_run = fill(INITIALIZE_RUN)
+        self.update_run = fill(UPDATE_RUN)
+        self.get_run = fill(GET_RUN)
+        self.list_runs = fill(LIST_RUNS)
+        self.import_run = fill(IMPORT_RUN)
+        self.save_state = fill(SAVE_STATE)
+        self.load_state = fill(LOAD_STATE)
+        self.export_runs = fill(EXPORT_RUNS)
+        self.export_session_runs = fill(EXPORT_SESSION_RUNS)
+        self.add_message = fill(ADD_MESSAGE)
+        self.history = fill(HISTORY)
+        self.history_excluding_run = fill(HISTORY_EXCLUDING_RUN)
+        self.export_messages = fill(EXPORT_MESSAGES)
+        self.export_session_messages = fill(EXPORT_SESSION_MESSAGES)
+        self.import_message = fill(IMPORT_MESSAGE)
+        self.export_session_agent = fill(EXPORT_SESSION_AGENT)
+        self.taken_ids = fill(TAKEN_IDS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -24,7 +25,18 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on what is inst
     ) from None
 
 from . import _postgres_sql as sql
-from ._dump import Dump, MessageRow
+from ._columns import (
+    AGENTS,
+    CHAT,
+    MESSAGES,
+    RUNS,
+    SESSIONS,
+    Kind,
+    compile_reader,
+    compile_reader_with,
+    encode_row,
+)
+from ._dump import Dump
 from ._json import dump_optional, load_json
 from ._rules import refuse_message, refuse_taken
 from .base import DataStorage, NewRun
@@ -179,35 +191,19 @@ class _Lease:
             raise error from (None if isinstance(error, InvalidDataError) else exc)
 
 
-def _agent(row: Any) -> AgentRecord:
-    return AgentRecord(
-        row[0],
-        row[1],
-        row[2],
-        load_json(row[3]),
-        load_json(row[4]),
-        load_json(row[5]),
-        row[6],
-        row[7],
-    )
-
-
-def _session(row: Any) -> SessionRecord:
-    return SessionRecord(row[0], row[1], row[2], row[3], row[4])
-
-
-def _run(row: Any) -> RunRecord:
-    return RunRecord(
-        row[0],
-        row[1],
-        row[2],
-        load_json(row[3]),
-        load_json(row[4]),
-        load_json(row[5]),
-        row[6],
-        row[7],
-        row[8],
-    )
+# Row readers, built once from the column descriptions: times come as datetimes already,
+# payloads as JSON text.
+_DECODE: dict[Kind, str] = {"json": "_load_json({})"}
+_DECODERS = {"_load_json": load_json}
+_ENCODE: dict[Kind, Callable[[Any, str], Any]] = {
+    "json": lambda value, field: _payload(value, field)
+}
+_agents = compile_reader(AGENTS, _DECODE, _DECODERS)
+_sessions = compile_reader(SESSIONS, _DECODE, _DECODERS)
+_runs = compile_reader(RUNS, _DECODE, _DECODERS)
+_runs_with_state = compile_reader_with(RUNS, "state", _DECODE, _DECODERS)
+_messages = compile_reader(MESSAGES, _DECODE, _DECODERS)
+_chat = compile_reader(CHAT, _DECODE, _DECODERS)
 
 
 class PostgresDataStorage(DataStorage):
@@ -356,7 +352,7 @@ class PostgresDataStorage(DataStorage):
     # -- runs ------------------------------------------------------------------
 
     async def _initialize_run(self, request: NewRun) -> RunHandle:
-        row = await self._fetchrow(
+        agent_id, session_id = await self._fetchrow(
             self._sql.initialize_run,
             request.workflow_name,
             request.description,
@@ -371,7 +367,7 @@ class PostgresDataStorage(DataStorage):
             request.new_session_id,
             request.new_run_id,
         )
-        return RunHandle(row[0], row[1], request.new_run_id)
+        return RunHandle(agent_id, session_id, request.new_run_id)
 
     async def _update_run(
         self,
@@ -394,10 +390,10 @@ class PostgresDataStorage(DataStorage):
 
     async def _get_run(self, run_id: str) -> RunRecord | None:
         row = await self._fetchrow(self._sql.get_run, run_id)
-        return None if row is None else _run(row)
+        return None if row is None else _runs([row])[0]
 
     async def _list_runs(self, session_id: str) -> list[RunRecord]:
-        return [_run(row) for row in await self._fetch(self._sql.list_runs, session_id)]
+        return _runs(await self._fetch(self._sql.list_runs, session_id))
 
     async def _save_state(self, run_id: str, state: str, now: datetime) -> None:
         if await self._fetchval(self._sql.save_state, run_id, to_jsonb(state), now) is None:
@@ -419,7 +415,7 @@ class PostgresDataStorage(DataStorage):
         now: datetime,
     ) -> ChatMsg:
         seq, session_agent, run_session = await self._fetchrow(
-            self._sql.add_chat_message, agent_id, session_id, run_id, role, content, now
+            self._sql.add_message, agent_id, session_id, run_id, role, content, now
         )
         if seq is not None:
             return ChatMsg(role, content, seq, run_id, now)
@@ -430,22 +426,21 @@ class PostgresDataStorage(DataStorage):
         self, session_id: str, limit: int | None, exclude_run_id: str | None
     ) -> list[ChatMsg]:
         if exclude_run_id is None:
-            rows = await self._fetch(self._sql.chat_history, session_id, limit)
+            rows = await self._fetch(self._sql.history, session_id, limit)
         else:
             rows = await self._fetch(
-                self._sql.chat_history_excluding_run, session_id, limit, exclude_run_id
+                self._sql.history_excluding_run, session_id, limit, exclude_run_id
             )
-        rows.reverse()
-        return [ChatMsg(*row) for row in rows]
+        return _chat(reversed(rows))
 
     # -- agents and sessions ---------------------------------------------------
 
     async def _list_agents(self) -> list[AgentRecord]:
-        return [_agent(row) for row in await self._fetch(self._sql.list_agents)]
+        return _agents(await self._fetch(self._sql.list_agents))
 
     async def _get_session(self, session_id: str) -> SessionRecord | None:
         row = await self._fetchrow(self._sql.get_session, session_id)
-        return None if row is None else _session(row)
+        return None if row is None else _sessions([row])[0]
 
     async def _list_sessions(
         self,
@@ -459,7 +454,7 @@ class PostgresDataStorage(DataStorage):
             (workflow_name is not None, external_id is not None, before is not None)
         ]
         rows = await self._fetch(query, limit, *(f for f in filters if f is not None))
-        return [_session(row) for row in rows]
+        return _sessions(rows)
 
     async def _delete_session(self, session_id: str) -> None:
         if await self._fetchval(self._sql.delete_session, session_id) is None:
@@ -479,15 +474,15 @@ class PostgresDataStorage(DataStorage):
         q = self._sql
         if session_id is None:
             queries: list[tuple[str, ...]] = [
-                (q.export_agents,),
+                (q.list_agents,),
                 (q.export_sessions,),
                 (q.export_runs,),
                 (q.export_messages,),
             ]
         else:
             queries = [
-                (q.export_session_agents, session_id),
-                (q.export_session_sessions, session_id),
+                (q.export_session_agent, session_id),
+                (q.get_session, session_id),
                 (q.export_session_runs, session_id),
                 (q.export_session_messages, session_id),
             ]
@@ -496,12 +491,13 @@ class PostgresDataStorage(DataStorage):
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             agents, sessions, runs, messages = [await conn.fetch(*query) for query in queries]
+        runs_and_states = _runs_with_state(runs)
         return Dump(
-            agents=[_agent(row) for row in agents],
-            sessions=[_session(row) for row in sessions],
-            runs=[_run(row) for row in runs],
-            states={row[0]: row[9] for row in runs if row[9] is not None},
-            messages=[MessageRow(*row) for row in messages],
+            agents=_agents(agents),
+            sessions=_sessions(sessions),
+            runs=[run for run, _ in runs_and_states],
+            states={run.id: state for run, state in runs_and_states if state is not None},
+            messages=_messages(messages),
         )
 
     async def _import(self, dump: Dump) -> None:
@@ -515,41 +511,30 @@ class PostgresDataStorage(DataStorage):
 
     async def _insert_dump(self, conn: Any, dump: Dump) -> None:
         q = self._sql
-        taken = await conn.fetchrow(
-            q.existing_ids,
+        taken_agents, taken_sessions, taken_runs = await conn.fetchrow(
+            q.taken_ids,
             [a.id for a in dump.agents],
             [s.id for s in dump.sessions],
             [r.id for r in dump.runs],
         )
-        refuse_taken(dump, set(taken[0]), set(taken[1]), set(taken[2]))
+        refuse_taken(dump, set(taken_agents), set(taken_sessions), set(taken_runs))
         last_seq: dict[str, int] = {}
         for m in dump.messages:
             last_seq[m.session_id] = max(last_seq.get(m.session_id, 0), m.seq)
-        agents = [
-            (a.id, a.name, a.description, _payload(a.input_schema, "input_schema"),
-             _payload(a.output_schema, "output_schema"), _payload(a.workflow, "workflow"),
-             a.created_at, a.updated_at)
-            for a in dump.agents
-        ]  # fmt: skip
-        sessions = [
-            (s.id, s.agent_id, s.external_id, s.created_at, s.updated_at, last_seq.get(s.id, 0))
-            for s in dump.sessions
-        ]
-        runs = [
-            (r.id, r.session_id, r.agent_id, _payload(r.input_data, "input_data"),
-             _payload(r.output_data, "output_data"), _payload(r.context, "context"),
-             r.duration_seconds, r.created_at, r.updated_at, to_jsonb(dump.states.get(r.id)))
-            for r in dump.runs
-        ]  # fmt: skip
-        messages = [
-            (m.agent_id, m.session_id, m.run_id, m.seq, m.role, m.content, m.created_at)
-            for m in dump.messages
-        ]
         for statement, rows in [
-            (q.import_agent, agents),
-            (q.import_session, sessions),
-            (q.import_run, runs),
-            (q.import_message, messages),
+            (q.import_agent, [encode_row(AGENTS, a, _ENCODE) for a in dump.agents]),
+            (
+                q.import_session,
+                [(*encode_row(SESSIONS, s, _ENCODE), last_seq.get(s.id, 0)) for s in dump.sessions],
+            ),
+            (
+                q.import_run,
+                [
+                    (*encode_row(RUNS, r, _ENCODE), to_jsonb(dump.states.get(r.id)))
+                    for r in dump.runs
+                ],
+            ),
+            (q.import_message, [encode_row(MESSAGES, m, _ENCODE) for m in dump.messages]),
         ]:
             if rows:
                 await conn.executemany(statement, rows)

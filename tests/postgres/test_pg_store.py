@@ -163,8 +163,8 @@ async def test_contract_reads_use_indexes() -> None:
             )
     q = Statements(schema)
     reads: list[tuple[str, list[Any]]] = [
-        (q.chat_history, [run.session_id, 50]),
-        (q.chat_history_excluding_run, [run.session_id, 50, run.run_id]),
+        (q.history, [run.session_id, 50]),
+        (q.history_excluding_run, [run.session_id, 50, run.run_id]),
         (q.get_run, [run.run_id]),
         (q.list_runs, [run.session_id]),
         (q.get_session, [run.session_id]),
