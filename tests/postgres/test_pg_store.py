@@ -197,3 +197,44 @@ async def test_default_schema_is_runstore() -> None:
         await conn.execute("DROP SCHEMA runstore CASCADE")
     finally:
         await conn.close()
+
+
+async def test_a_version_1_schema_is_upgraded_with_its_messages() -> None:
+    """Version 2 renamed chat_messages to messages (the SQLite name): nothing is lost."""
+    dsn, schema = server()
+    q = Statements(schema)
+    when = datetime(2024, 1, 1, tzinfo=UTC)
+    conn = await asyncpg.connect(dsn)
+    try:
+        version, v1 = q.migrations[0]
+        await conn.execute(q.migrations_table)
+        await conn.execute(v1)
+        await conn.execute(q.record_migration, version)
+        await conn.execute(
+            f'INSERT INTO "{schema}".agents (id, name, created_at, updated_at)'
+            " VALUES ('a', 'chat', $1, $1)",
+            when,
+        )
+        await conn.execute(
+            f'INSERT INTO "{schema}".sessions (id, agent_id, last_seq, created_at, updated_at)'
+            " VALUES ('s', 'a', 1, $1, $1)",
+            when,
+        )
+        await conn.execute(
+            f'INSERT INTO "{schema}".chat_messages'
+            " (session_id, seq, agent_id, role, content, created_at)"
+            " VALUES ('s', 1, 'a', 'user', 'kept', $1)",
+            when,
+        )
+    finally:
+        await conn.close()
+    async with PostgresDataStorage(dsn, schema=schema) as store:
+        added = await store.add_chat_message(
+            agent_id="a", session_id="s", run_id=None, role="user", content="new"
+        )
+        history = await store.get_chat_history("s")
+    assert added.seq == 2
+    assert [(m.seq, m.content, m.created_at) for m in history] == [
+        (1, "kept", when),
+        (2, "new", added.created_at),
+    ]
