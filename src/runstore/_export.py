@@ -128,10 +128,19 @@ def from_document(document: Any) -> Dump:
         raise InvalidDataError("format", f"must be {FORMAT!r}")
     if document.get("version") != VERSION:
         raise InvalidDataError("version", f"must be {VERSION}")
+    agents = _read_agents(_items(document, "agents"))
+    sessions = _read_sessions(_items(document, "sessions"), {agent.id for agent in agents})
+    session_agent = {session.id: session.agent_id for session in sessions}
+    runs, states = _read_runs(_items(document, "runs"), session_agent)
+    run_session = {run.id: run.session_id for run in runs}
+    messages = _read_messages(_items(document, "messages"), session_agent, run_session)
+    return Dump(agents, sessions, runs, states, messages)
 
+
+def _read_agents(items: list[Any]) -> list[AgentRecord]:
     agents: list[AgentRecord] = []
-    agent_names: set[str] = set()
-    for index, raw in enumerate(_items(document, "agents")):
+    names: set[str] = set()
+    for index, raw in enumerate(items):
         item = _Reader(raw, f"agents[{index}]")
         agent = AgentRecord(
             id=item.name("id"),
@@ -143,15 +152,18 @@ def from_document(document: Any) -> Dump:
             created_at=item.time("created_at"),
             updated_at=item.time("updated_at"),
         )
-        _unique(agent_names, agent.name, f"{item.where}.name")
+        _unique(names, agent.name, f"{item.where}.name")
         agents.append(agent)
-    agent_ids: set[str] = set()
+    ids: set[str] = set()
     for index, agent in enumerate(agents):
-        _unique(agent_ids, agent.id, f"agents[{index}].id")
+        _unique(ids, agent.id, f"agents[{index}].id")
+    return agents
 
+
+def _read_sessions(items: list[Any], agent_ids: set[str]) -> list[SessionRecord]:
     sessions: list[SessionRecord] = []
-    session_agent: dict[str, str] = {}
-    for index, raw in enumerate(_items(document, "sessions")):
+    ids: set[str] = set()
+    for index, raw in enumerate(items):
         item = _Reader(raw, f"sessions[{index}]")
         session = SessionRecord(
             id=item.name("id"),
@@ -162,15 +174,19 @@ def from_document(document: Any) -> Dump:
         )
         if session.agent_id not in agent_ids:
             raise InvalidDataError(f"{item.where}.agent_id", "names no agent of the document")
-        if session.id in session_agent:
-            raise InvalidDataError(f"{item.where}.id", f"{quote(session.id)} appears twice")
-        session_agent[session.id] = session.agent_id
+        _unique(ids, session.id, f"{item.where}.id")
         sessions.append(session)
+    return sessions
 
+
+def _read_runs(
+    items: list[Any], session_agent: dict[str, str]
+) -> tuple[list[RunRecord], dict[str, str]]:
+    """The runs, and the state JSON text of those that have one."""
     runs: list[RunRecord] = []
     states: dict[str, str] = {}
-    run_session: dict[str, str] = {}
-    for index, raw in enumerate(_items(document, "runs")):
+    ids: set[str] = set()
+    for index, raw in enumerate(items):
         item = _Reader(raw, f"runs[{index}]")
         run = RunRecord(
             id=item.name("id"),
@@ -189,9 +205,7 @@ def from_document(document: Any) -> Dump:
             raise InvalidDataError(f"{item.where}.session_id", "names no session of the document")
         if session_agent[run.session_id] != run.agent_id:
             raise InvalidDataError(f"{item.where}.agent_id", "differs from its session's agent")
-        if run.id in run_session:
-            raise InvalidDataError(f"{item.where}.id", f"{quote(run.id)} appears twice")
-        run_session[run.id] = run.session_id
+        _unique(ids, run.id, f"{item.where}.id")
         state = item.item.get("state")
         if state is not None:
             try:
@@ -199,10 +213,16 @@ def from_document(document: Any) -> Dump:
             except InvalidDataError as exc:
                 raise InvalidDataError(f"{item.where}.{exc.field}", exc.problem) from None
         runs.append(run)
+    return runs, states
 
+
+def _read_messages(
+    items: list[Any], session_agent: dict[str, str], run_session: dict[str, str]
+) -> list[MessageRow]:
+    """The messages, sorted by (session, seq)."""
     messages: list[MessageRow] = []
     seqs: set[tuple[str, int]] = set()
-    for index, raw in enumerate(_items(document, "messages")):
+    for index, raw in enumerate(items):
         item = _Reader(raw, f"messages[{index}]")
         seq = check_int_range(item.item.get("seq"), f"{item.where}.seq", 1, MAX_SEQ)
         run_id = item.item.get("run_id")
@@ -226,7 +246,7 @@ def from_document(document: Any) -> Dump:
         seqs.add((message.session_id, seq))
         messages.append(message)
     messages.sort(key=lambda m: (m.session_id, m.seq))
-    return Dump(agents, sessions, runs, states, messages)
+    return messages
 
 
 def merge_agents(dump: Dump, existing: dict[str, str]) -> Dump:
