@@ -78,6 +78,7 @@ class Cluster:
         self.root = root
         self.bindir = bindir
         self.port = int((root / "port").read_text()) if (root / "port").exists() else 0
+        self.options = ""  # more server options ("-c name=value ..."), on every start
 
     @property
     def dsn(self) -> str:
@@ -126,7 +127,7 @@ class Cluster:
             port = self.port or free_port()
             options = (
                 f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
-                " -c max_connections=300 -c fsync=off -c full_page_writes=off"
+                " -c max_connections=300 -c fsync=off -c full_page_writes=off " + self.options
             )
             try:
                 self._run(
@@ -153,6 +154,40 @@ class Cluster:
     def stop(self, mode: str = "fast") -> None:
         """Stop the server; ``mode="immediate"`` is a crash (recovery runs on next start)."""
         self._run("pg_ctl", "stop", "-w", "-t", "60", "-m", mode, "-D", str(self.root / "data"))
+
+    @classmethod
+    def standby_of(cls, primary: Cluster, name: str = "standby1") -> Cluster:
+        """A streaming-replication standby of ``primary`` (``pg_basebackup -R``), started on a
+        free port; it reports itself to the primary as ``name`` (for
+        ``synchronous_standby_names``)."""
+        root = Path(tempfile.mkdtemp(prefix=PREFIX))
+        if os.geteuid() == 0:
+            shutil.chown(root, "postgres", "postgres")
+        standby = cls(root, primary.bindir)
+        standby._run(
+            "pg_basebackup",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            USER,
+            "-D",
+            str(root / "data"),
+            "-R",  # standby.signal and primary_conninfo
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        )
+        standby.options = f"-c cluster_name={name}"
+        standby.start()
+        return standby
+
+    def promote(self) -> None:
+        """Make this standby a primary; returns once it accepts writes."""
+        self._run("pg_ctl", "promote", "-w", "-t", "60", "-D", str(self.root / "data"))
 
     def destroy(self) -> None:
         self.stop_pgbouncer()
