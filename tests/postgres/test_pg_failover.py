@@ -128,7 +128,7 @@ async def test_failover_loses_no_acknowledged_write_and_the_store_resumes(
     try:
         assert not await conn.fetchval("SELECT pg_is_in_recovery()")
         rows = await conn.fetch(
-            "SELECT content, seq FROM failover.chat_messages WHERE session_id = $1",
+            "SELECT content, seq FROM failover.messages WHERE session_id = $1",
             run.session_id,
         )
     finally:
