@@ -74,6 +74,8 @@ SESSIONS = Table(
         ("external_id", "text"),
         ("created_at", "time"),
         ("updated_at", "time"),
+        ("parent_session_id", "text"),
+        ("forked_from_seq", "int"),
     ),
 )
 
@@ -105,6 +107,9 @@ MESSAGES = Table(
         ("role", "text"),
         ("content", "text"),
         ("created_at", "time"),
+        ("metadata", "json"),
+        ("token_count", "int"),
+        ("idempotency_key", "text"),
     ),
 )
 
@@ -118,6 +123,8 @@ CHAT = Table(
         ("seq", "int"),
         ("run_id", "text"),
         ("created_at", "time"),
+        ("metadata", "json"),
+        ("token_count", "int"),
     ),
 )
 

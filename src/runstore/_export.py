@@ -10,6 +10,7 @@ from ._dump import Dump, MessageRow
 from ._json import dump_object, load_json
 from .errors import InvalidDataError, quote
 from .models import (
+    MAX_INT64,
     MAX_SEQ,
     AgentRecord,
     RunRecord,
@@ -24,7 +25,8 @@ from .models import (
 )
 
 FORMAT = "runstore.export"
-VERSION = 1
+VERSION = 2  # 2: message metadata, token_count, idempotency_key; forks; sessions' last_seq
+READABLE_VERSIONS = (1, 2)  # version 1 has none of those: they import as None
 
 
 def _time(value: datetime) -> str:
@@ -32,6 +34,8 @@ def _time(value: datetime) -> str:
 
 
 def to_document(dump: Dump) -> dict[str, Any]:
+    last_seq = {m.session_id: m.seq for m in dump.messages}  # sorted by (session, seq)
+    last_seq.update(dump.last_seqs)
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -48,6 +52,7 @@ def to_document(dump: Dump) -> dict[str, Any]:
                 **_fields(session),
                 "created_at": _time(session.created_at),
                 "updated_at": _time(session.updated_at),
+                "last_seq": last_seq.get(session.id, 0),
             }
             for session in dump.sessions
         ],
@@ -95,6 +100,10 @@ class _Reader:
         copy: dict[str, Any] | None = load_json(dump_object(value, field))  # a checked copy
         return copy
 
+    def count(self, key: str, high: int = MAX_SEQ) -> int | None:
+        value = self.item.get(key)
+        return None if value is None else check_int_range(value, f"{self.where}.{key}", 0, high)
+
     def time(self, key: str) -> datetime:
         field = f"{self.where}.{key}"
         value = self.item.get(key)
@@ -126,15 +135,23 @@ def from_document(document: Any) -> Dump:
         raise InvalidDataError("document", "must be a dict")
     if document.get("format") != FORMAT:
         raise InvalidDataError("format", f"must be {FORMAT!r}")
-    if document.get("version") != VERSION:
-        raise InvalidDataError("version", f"must be {VERSION}")
+    if document.get("version") not in READABLE_VERSIONS:
+        raise InvalidDataError("version", "must be 1 or 2")
     agents = _read_agents(_items(document, "agents"))
-    sessions = _read_sessions(_items(document, "sessions"), {agent.id for agent in agents})
+    sessions, last_seqs = _read_sessions(
+        _items(document, "sessions"), {agent.id for agent in agents}
+    )
     session_agent = {session.id: session.agent_id for session in sessions}
     runs, states = _read_runs(_items(document, "runs"), session_agent)
     run_session = {run.id: run.session_id for run in runs}
     messages = _read_messages(_items(document, "messages"), session_agent, run_session)
-    return Dump(agents, sessions, runs, states, messages)
+    newest = {m.session_id: m.seq for m in messages}  # sorted by (session, seq)
+    for index, session in enumerate(sessions):
+        if last_seqs.get(session.id, newest.get(session.id, 0)) < newest.get(session.id, 0):
+            raise InvalidDataError(
+                f"sessions[{index}].last_seq", "is below the seq of one of its messages"
+            )
+    return Dump(agents, sessions, runs, states, messages, last_seqs)
 
 
 def _read_agents(items: list[Any]) -> list[AgentRecord]:
@@ -160,23 +177,37 @@ def _read_agents(items: list[Any]) -> list[AgentRecord]:
     return agents
 
 
-def _read_sessions(items: list[Any], agent_ids: set[str]) -> list[SessionRecord]:
+def _read_sessions(
+    items: list[Any], agent_ids: set[str]
+) -> tuple[list[SessionRecord], dict[str, int]]:
+    """The sessions, and the ``last_seq`` of those that give one (version 2)."""
     sessions: list[SessionRecord] = []
+    last_seqs: dict[str, int] = {}
     ids: set[str] = set()
     for index, raw in enumerate(items):
         item = _Reader(raw, f"sessions[{index}]")
+        parent = item.item.get("parent_session_id")
         session = SessionRecord(
             id=item.name("id"),
             agent_id=item.name("agent_id"),
             external_id=item.external_id(),
             created_at=item.time("created_at"),
             updated_at=item.time("updated_at"),
+            parent_session_id=None if parent is None else item.name("parent_session_id"),
+            forked_from_seq=item.count("forked_from_seq"),
         )
         if session.agent_id not in agent_ids:
             raise InvalidDataError(f"{item.where}.agent_id", "names no agent of the document")
+        if (session.parent_session_id is None) != (session.forked_from_seq is None):
+            raise InvalidDataError(
+                f"{item.where}.forked_from_seq", "is given exactly when parent_session_id is"
+            )
         _unique(ids, session.id, f"{item.where}.id")
+        last_seq = item.count("last_seq")
+        if last_seq is not None:
+            last_seqs[session.id] = last_seq
         sessions.append(session)
-    return sessions
+    return sessions, last_seqs
 
 
 def _read_runs(
@@ -222,10 +253,12 @@ def _read_messages(
     """The messages, sorted by (session, seq)."""
     messages: list[MessageRow] = []
     seqs: set[tuple[str, int]] = set()
+    keys: set[tuple[str, str]] = set()
     for index, raw in enumerate(items):
         item = _Reader(raw, f"messages[{index}]")
         seq = check_int_range(item.item.get("seq"), f"{item.where}.seq", 1, MAX_SEQ)
         run_id = item.item.get("run_id")
+        key = item.item.get("idempotency_key")
         message = MessageRow(
             agent_id=item.name("agent_id"),
             session_id=item.name("session_id"),
@@ -234,6 +267,9 @@ def _read_messages(
             role=item.name("role"),
             content=item.text("content"),
             created_at=item.time("created_at"),
+            metadata=item.payload("metadata"),
+            token_count=item.count("token_count", MAX_INT64),
+            idempotency_key=None if key is None else item.name("idempotency_key"),
         )
         if message.session_id not in session_agent:
             raise InvalidDataError(f"{item.where}.session_id", "names no session of the document")
@@ -244,6 +280,12 @@ def _read_messages(
         if (message.session_id, seq) in seqs:
             raise InvalidDataError(f"{item.where}.seq", f"{seq} appears twice in its session")
         seqs.add((message.session_id, seq))
+        if message.idempotency_key is not None:
+            if (message.session_id, message.idempotency_key) in keys:
+                raise InvalidDataError(
+                    f"{item.where}.idempotency_key", "appears twice in its session"
+                )
+            keys.add((message.session_id, message.idempotency_key))
         messages.append(message)
     messages.sort(key=lambda m: (m.session_id, m.seq))
     return messages

@@ -198,10 +198,22 @@ ALTER TABLE {s}.chat_messages RENAME TO messages;
 ALTER INDEX {s}.chat_messages_pkey RENAME TO messages_pkey;
 """
 
+# v3: messages v2 (metadata, token_count, idempotency_key unique per session where given)
+# and forks. sessions.last_seq becomes the high-water mark: undo never lowers it.
+_V3_MESSAGES_V2 = """
+ALTER TABLE {s}.messages ADD COLUMN metadata jsonb, ADD COLUMN token_count bigint,
+    ADD COLUMN idempotency_key text COLLATE "C";
+CREATE UNIQUE INDEX messages_by_key ON {s}.messages (session_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+ALTER TABLE {s}.sessions ADD COLUMN parent_session_id text COLLATE "C",
+    ADD COLUMN forked_from_seq bigint;
+"""
+
 # (version, SQL): append only; a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_TABLES + _V1_INITIALIZE_RUN),
     (2, _V2_RENAME_MESSAGES),
+    (3, _V3_MESSAGES_V2),
 )
 
 _CAST: dict[Kind, str] = {"json": "::jsonb"}
@@ -228,11 +240,17 @@ _SESSION = SESSIONS.select("s.")
 GET_SESSION = f"SELECT {_SESSION} FROM {{s}}.sessions s WHERE s.id = $1"
 IMPORT_SESSION = _insert(SESSIONS, ("last_seq", "int"))
 DELETE_SESSION = "DELETE FROM {s}.sessions WHERE id = $1 RETURNING 1"
+DELETE_SESSIONS = (
+    "WITH gone AS (DELETE FROM {s}.sessions WHERE external_id = $1 RETURNING 1)"
+    " SELECT count(*) FROM gone"
+)
 PURGE_SESSIONS = (
     "WITH gone AS (DELETE FROM {s}.sessions WHERE updated_at < $1 RETURNING 1)"
     " SELECT count(*) FROM gone"
 )
-EXPORT_SESSIONS = f"SELECT {_SESSION} FROM {{s}}.sessions s ORDER BY s.created_at, s.id"
+# Sessions for export end with last_seq.
+EXPORT_SESSIONS = f"SELECT {_SESSION}, s.last_seq FROM {{s}}.sessions s ORDER BY s.created_at, s.id"
+EXPORT_SESSION_SESSIONS = f"SELECT {_SESSION}, s.last_seq FROM {{s}}.sessions s WHERE s.id = $1"
 
 
 def _list_sessions(by_agent: bool, by_external_id: bool, after: bool) -> str:
@@ -313,7 +331,8 @@ EXPORT_SESSION_RUNS = (
 # One statement: the seq comes from the session row's counter, bumped under its row lock,
 # so concurrent appends (any number of processes) get distinct, increasing seqs. When
 # nothing is inserted, the last two columns are what _rules.refuse_message needs: the
-# session's agent and the run's session.
+# session's agent and the run's session. $7 metadata, $8 token_count, $9 idempotency_key:
+# a keyed add runs it only after LOCK_SESSION and MESSAGE_BY_KEY found no such message.
 ADD_MESSAGE = """
 WITH bumped AS (
     UPDATE {s}.sessions s SET last_seq = s.last_seq + 1, updated_at = greatest(s.updated_at, $6)
@@ -322,8 +341,9 @@ WITH bumped AS (
            OR EXISTS (SELECT 1 FROM {s}.runs r WHERE r.id = $3 AND r.session_id = $2))
     RETURNING s.last_seq
 ), added AS (
-    INSERT INTO {s}.messages (session_id, seq, agent_id, run_id, role, content, created_at)
-    SELECT $2, last_seq, $1, $3, $4, $5, $6 FROM bumped
+    INSERT INTO {s}.messages (session_id, seq, agent_id, run_id, role, content, created_at,
+                              metadata, token_count, idempotency_key)
+    SELECT $2, last_seq, $1, $3, $4, $5, $6, $7::jsonb, $8, $9 FROM bumped
     RETURNING seq
 )
 SELECT seq, NULL::text, NULL::text FROM added
@@ -341,6 +361,61 @@ HISTORY_EXCLUDING_RUN = (
     f"SELECT {CHAT.select()} FROM {{s}}.messages"
     " WHERE session_id = $1 AND run_id IS DISTINCT FROM $3 ORDER BY seq DESC LIMIT $2"
 )
+# Serialises the keyed adds, pops and truncations of one session (until commit).
+LOCK_SESSION = "SELECT 1 FROM {s}.sessions WHERE id = $1 FOR UPDATE"
+MESSAGE_BY_KEY = (
+    f"SELECT {CHAT.select()} FROM {{s}}.messages WHERE session_id = $1 AND idempotency_key = $2"
+)
+# For a refused add: the session's agent and the run's session (NULL: none).
+MESSAGE_OWNERS = (
+    "SELECT (SELECT agent_id FROM {s}.sessions WHERE id = $1),"
+    " (SELECT session_id FROM {s}.runs WHERE id = $2)"
+)
+POP_MESSAGE = f"""
+WITH popped AS (
+    DELETE FROM {{s}}.messages WHERE session_id = $1
+        AND seq = (SELECT max(seq) FROM {{s}}.messages WHERE session_id = $1)
+    RETURNING {CHAT.select()}
+), touched AS (
+    UPDATE {{s}}.sessions s SET updated_at = greatest(s.updated_at, $2)
+    WHERE s.id = $1 AND EXISTS (SELECT FROM popped)
+)
+SELECT {CHAT.select()} FROM popped
+"""
+TRUNCATE_HISTORY = """
+WITH gone AS (
+    DELETE FROM {s}.messages WHERE session_id = $1 AND seq > $2 RETURNING 1
+), touched AS (
+    UPDATE {s}.sessions s SET updated_at = greatest(s.updated_at, $3)
+    WHERE s.id = $1 AND EXISTS (SELECT FROM gone)
+)
+SELECT count(*) FROM gone
+"""
+# One statement: the new session, then its messages copied by one INSERT ... SELECT (the
+# foreign key is checked at the end of the statement, when the session exists). Returns
+# the parent's agent (NULL: no parent), the fork's id (NULL: new id taken), its
+# external_id and forked_from_seq.
+_COPIED = [name for name in MESSAGES.names if name not in ("session_id", "run_id")]
+FORK_SESSION = """
+WITH parent AS (
+    SELECT id, agent_id, external_id FROM {{s}}.sessions WHERE id = $1
+), newest AS (
+    SELECT coalesce(max(seq), 0) AS seq FROM {{s}}.messages WHERE session_id = $1 AND seq <= $2
+), fork AS (
+    INSERT INTO {{s}}.sessions (id, agent_id, external_id, last_seq, created_at, updated_at,
+                                parent_session_id, forked_from_seq)
+    SELECT $3, p.agent_id, coalesce($4, p.external_id), n.seq, $5, $5, p.id, n.seq
+    FROM parent p, newest n
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, external_id, forked_from_seq
+), copied AS (
+    INSERT INTO {{s}}.messages (session_id, run_id, {copied})
+    SELECT f.id, NULL, {from_parent}
+    FROM fork f JOIN {{s}}.messages m ON m.session_id = $1 AND m.seq <= f.forked_from_seq
+)
+SELECT (SELECT agent_id FROM parent), (SELECT id FROM fork), (SELECT external_id FROM fork),
+       (SELECT forked_from_seq FROM fork)
+""".format(copied=", ".join(_COPIED), from_parent=", ".join(f"m.{name}" for name in _COPIED))
 EXPORT_MESSAGES = f"SELECT {MESSAGES.select()} FROM {{s}}.messages ORDER BY session_id, seq"
 EXPORT_SESSION_MESSAGES = (
     f"SELECT {MESSAGES.select()} FROM {{s}}.messages WHERE session_id = $1 ORDER BY seq"
@@ -383,6 +458,8 @@ class Statements:
         self.get_session = fill(GET_SESSION)
         self.import_session = fill(IMPORT_SESSION)
         self.delete_session = fill(DELETE_SESSION)
+        self.delete_sessions = fill(DELETE_SESSIONS)
+        self.export_session_sessions = fill(EXPORT_SESSION_SESSIONS)
         self.purge_sessions = fill(PURGE_SESSIONS)
         self.export_sessions = fill(EXPORT_SESSIONS)
         self.list_sessions = {key: fill(sql) for key, sql in LIST_SESSIONS.items()}
@@ -398,6 +475,12 @@ class Statements:
         self.add_message = fill(ADD_MESSAGE)
         self.history = fill(HISTORY)
         self.history_excluding_run = fill(HISTORY_EXCLUDING_RUN)
+        self.lock_session = fill(LOCK_SESSION)
+        self.message_by_key = fill(MESSAGE_BY_KEY)
+        self.message_owners = fill(MESSAGE_OWNERS)
+        self.pop_message = fill(POP_MESSAGE)
+        self.truncate_history = fill(TRUNCATE_HISTORY)
+        self.fork_session = fill(FORK_SESSION)
         self.export_messages = fill(EXPORT_MESSAGES)
         self.export_session_messages = fill(EXPORT_SESSION_MESSAGES)
         self.import_message = fill(IMPORT_MESSAGE)

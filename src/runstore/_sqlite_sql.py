@@ -96,7 +96,31 @@ _V2: tuple[str, ...] = (
     "CREATE INDEX sessions_by_external ON sessions (external_id)",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+# v3: messages v2 (metadata as JSON text, token_count, idempotency_key: unique per session,
+# indexed only where given) and forks (parent_session_id, forked_from_seq). ``last_seq`` is
+# now the session's high-water mark: undo deletes messages but never lowers it, so a seq is
+# never given out twice; the trigger only raises it (fork and import insert a session with
+# its last_seq first, then copy messages without touching the session row). Fewer writes
+# per message: the per-agent activity index (rewritten on every message) is gone;
+# list_sessions(workflow_name=...) walks the activity index instead.
+_V3: tuple[str, ...] = (
+    "ALTER TABLE messages ADD COLUMN metadata TEXT",
+    "ALTER TABLE messages ADD COLUMN token_count INTEGER",
+    "ALTER TABLE messages ADD COLUMN idempotency_key TEXT",
+    """CREATE UNIQUE INDEX messages_by_key ON messages (session_id, idempotency_key)
+        WHERE idempotency_key IS NOT NULL""",
+    "ALTER TABLE sessions ADD COLUMN parent_session_id TEXT",
+    "ALTER TABLE sessions ADD COLUMN forked_from_seq INTEGER",
+    "DROP TRIGGER messages_bump_session",
+    """CREATE TRIGGER messages_bump_session AFTER INSERT ON messages
+    BEGIN
+        UPDATE sessions SET last_seq = NEW.seq, updated_at = NEW.created_at
+        WHERE id = NEW.session_id AND last_seq < NEW.seq;
+    END""",
+    "DROP INDEX sessions_by_agent",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # -- connection set-up -----------------------------------------------------------------
@@ -151,6 +175,10 @@ NEW_SESSION = """INSERT INTO sessions (id, agent_id, external_id, created_at, up
 IMPORT_SESSION = _insert(SESSIONS, "last_seq")
 TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
 DELETE_SESSION = "DELETE FROM sessions WHERE id = ? RETURNING id"
+DELETE_SESSIONS_BY_EXTERNAL_ID = "DELETE FROM sessions WHERE external_id = ? RETURNING id"
+SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = ?"
+LAST_SEQS = "SELECT id, last_seq FROM sessions"
+SESSION_LAST_SEQ = "SELECT id, last_seq FROM sessions WHERE id = ?"
 PURGE_SESSIONS = "DELETE FROM sessions WHERE updated_at < ? RETURNING id"
 EXPORT_SESSIONS = f"SELECT {_SESSION} FROM sessions ORDER BY created_at, id"
 
@@ -168,14 +196,17 @@ def _list_sessions(where: str, index: str = "") -> str:
 _BY_AGENT = "agent_id = (SELECT id FROM agents WHERE name = ?)"
 _BY_EXTERNAL = "external_id = ?"
 _BOTH = "INDEXED BY sessions_by_agent_external"  # as for LATEST_SESSION_BY_EXTERNAL_ID
+# One agent's sessions: walk all sessions in activity order, skipping other agents' (there
+# is no per-agent activity index: it would be rewritten on every message).
+_ACTIVITY = "INDEXED BY sessions_by_activity"
 _AFTER = "(updated_at, id) < (SELECT updated_at, id FROM sessions WHERE id = ?)"
 LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
     (False, False, False): _list_sessions(""),
-    (True, False, False): _list_sessions(f"WHERE {_BY_AGENT}"),
+    (True, False, False): _list_sessions(f"WHERE {_BY_AGENT}", _ACTIVITY),
     (False, True, False): _list_sessions(f"WHERE {_BY_EXTERNAL}"),
     (True, True, False): _list_sessions(f"WHERE {_BY_AGENT} AND {_BY_EXTERNAL}", _BOTH),
     (False, False, True): _list_sessions(f"WHERE {_AFTER}"),
-    (True, False, True): _list_sessions(f"WHERE {_BY_AGENT} AND {_AFTER}"),
+    (True, False, True): _list_sessions(f"WHERE {_BY_AGENT} AND {_AFTER}", _ACTIVITY),
     (False, True, True): _list_sessions(f"WHERE {_BY_EXTERNAL} AND {_AFTER}"),
     (True, True, True): _list_sessions(f"WHERE {_BY_AGENT} AND {_BY_EXTERNAL} AND {_AFTER}", _BOTH),
 }
@@ -202,16 +233,37 @@ EXPORT_SESSION_RUNS = f"SELECT {_RUN}, state FROM runs WHERE session_id = ? ORDE
 # One statement: checks the session's agent and the run, takes the next seq from the
 # session's counter and inserts; the trigger bumps the counter and the session's activity.
 # As a write statement it holds the write lock from start to end, so seq cannot race.
-# Parameters: ?1 session_id, ?2 agent_id, ?3 run_id, ?4 role, ?5 content, ?6 created_at.
-ADD_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at)
-    SELECT s.id, s.last_seq + 1, ?3, ?4, ?5, ?6 FROM sessions AS s
+# Parameters: ?1 session_id, ?2 agent_id, ?3 run_id, ?4 role, ?5 content, ?6 created_at,
+# ?7 metadata, ?8 token_count, ?9 idempotency_key. A key stored already inserts nothing
+# (and so changes nothing): the caller then reads the message stored under it.
+ADD_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at,
+        metadata, token_count, idempotency_key)
+    SELECT s.id, s.last_seq + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM sessions AS s
     WHERE s.id = ?1 AND s.agent_id = ?2
       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs AS r WHERE r.id = ?3 AND r.session_id = ?1))
+    ON CONFLICT DO NOTHING
     RETURNING seq"""
 HISTORY = f"""SELECT {CHAT.select()} FROM messages WHERE session_id = ?
     ORDER BY seq DESC LIMIT ?"""
 HISTORY_EXCLUDING_RUN = f"""SELECT {CHAT.select()} FROM messages
     WHERE session_id = ? AND run_id IS NOT ? ORDER BY seq DESC LIMIT ?"""
+MESSAGE_BY_KEY = f"""SELECT {CHAT.select()} FROM messages
+    WHERE session_id = ? AND idempotency_key = ?"""
+POP_MESSAGE = f"""DELETE FROM messages WHERE session_id = ?1
+    AND seq = (SELECT max(seq) FROM messages WHERE session_id = ?1) RETURNING {CHAT.select()}"""
+TRUNCATE_HISTORY = "DELETE FROM messages WHERE session_id = ? AND seq > ? RETURNING 1"
+# fork_session: the newest seq copied, the new session (with that as its last_seq, so the
+# insert trigger leaves it alone), then every copied message in one statement.
+NEWEST_SEQ = "SELECT max(seq) FROM messages WHERE session_id = ? AND seq <= ?"
+FORK_SESSION = """INSERT INTO sessions (id, agent_id, external_id, created_at, updated_at,
+        parent_session_id, forked_from_seq, last_seq)
+    SELECT ?1, agent_id, coalesce(?2, external_id), ?3, ?3, id, ?4, ?4 FROM sessions WHERE id = ?5
+    RETURNING external_id"""
+_COPIED = [name for name in MESSAGES.names if name not in ("agent_id", "session_id", "run_id")]
+FORK_MESSAGES = """INSERT INTO messages (session_id, run_id, {0})
+    SELECT ?1, NULL, {0} FROM messages WHERE session_id = ?2 AND seq <= ?3""".format(
+    ", ".join(_COPIED)
+)
 # A message's agent is its session's: the messages table does not repeat it. Import binds
 # every MESSAGES column by number and leaves agent_id's unused.
 _EXPORT_MESSAGE = "SELECT {} FROM messages AS m JOIN sessions AS s ON s.id = m.session_id".format(

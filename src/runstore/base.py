@@ -6,6 +6,7 @@ A backend implements only the hooks, so argument rules cannot drift between back
 
 from __future__ import annotations
 
+import json
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -54,6 +55,17 @@ class NewRun:
     new_run_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class NewFork:
+    """A checked ``fork_session`` call; ``external_id`` None keeps the parent's."""
+
+    session_id: str
+    through_seq: int | None
+    new_session_id: str
+    external_id: str | None
+    now: datetime
+
+
 _MICROSECOND = timedelta(microseconds=1)
 
 
@@ -84,6 +96,15 @@ def check_limit(limit: Any, field: str = "limit") -> int | None:
     return check_int_range(limit, field, 0, MAX_INT64)
 
 
+def check_count(value: Any, field: str) -> int:
+    """A required non-negative int (a seq, a number of messages)."""
+    if value is None:
+        raise InvalidDataError(field, "must be an int")
+    count = check_limit(value, field)
+    assert count is not None
+    return count
+
+
 def trim_to_chars(messages: list[ChatMsg], max_chars: int) -> list[ChatMsg]:
     """Keep the newest messages whose contents fit in ``max_chars`` (a contiguous window)."""
     total = 0
@@ -95,6 +116,48 @@ def trim_to_chars(messages: list[ChatMsg], max_chars: int) -> list[ChatMsg]:
         total += size
         start -= 1
     return messages[start:]
+
+
+def trim_to_tokens(messages: list[ChatMsg], max_tokens: int) -> list[ChatMsg]:
+    """Keep the newest messages whose token counts fit in ``max_tokens`` (a contiguous
+    window); a message without a ``token_count`` counts 0."""
+    total = 0
+    start = len(messages)
+    while start > 0:
+        total += messages[start - 1].token_count or 0
+        if total > max_tokens:
+            break
+        start -= 1
+    return messages[start:]
+
+
+def _canonical(metadata: str | None) -> str | None:
+    """JSON text that is equal for equal values: key order ignored, 1, 1.0 and true apart,
+    -0.0 as 0.0 (PostgreSQL does not keep the sign of zero)."""
+    if metadata is None:
+        return None
+    return json.dumps(json.loads(metadata, parse_float=_float), sort_keys=True)
+
+
+def _float(text: str) -> float:
+    return float(text) + 0.0  # -0.0 + 0.0 == 0.0
+
+
+RepeatFields = tuple[str, str | None, str | None, str | None, int | None]
+
+
+def check_repeat(stored: RepeatFields, given: RepeatFields) -> None:
+    """The idempotency rule, shared by the backends. Both are (role, content, run_id,
+    metadata JSON text, token_count): of the message stored under a key, and of a repeat
+    of the key. A repeat must ask for the same message."""
+    if (
+        stored[:3] != given[:3]
+        or stored[4] != given[4]
+        or (stored[3] != given[3] and _canonical(stored[3]) != _canonical(given[3]))
+    ):
+        raise InvalidDataError(
+            "idempotency_key", "was used for a different message in this session"
+        )
 
 
 class DataStorage(ABC):
@@ -231,8 +294,12 @@ class DataStorage(ABC):
         run_id: str | None,
         role: str,
         content: str | None,
+        metadata: dict[str, Any] | None = None,
+        token_count: int | None = None,
+        idempotency_key: str | None = None,
     ) -> ChatMsg:
-        """Append a message to the session; returns it with its ``seq``."""
+        """Append a message to the session; returns it with its ``seq``. A repeat of an
+        ``idempotency_key`` in the session returns the message stored the first time."""
         if self._closed:
             self._check_open()
         # The hot path: ids and role are plain ASCII strings, checked inline in one go.
@@ -254,8 +321,20 @@ class DataStorage(ABC):
             check_name(role, "role")
         if content is not None:
             check_optional_text(content, "content")
-        return await self._add_chat_message(
-            agent_id, session_id, run_id, role, content, self._now()
+        if metadata is None and token_count is None and idempotency_key is None:
+            return await self._add_chat_message(
+                agent_id, session_id, run_id, role, content, self._now()
+            )
+        return await self._add_chat_message_with(
+            agent_id,
+            session_id,
+            run_id,
+            role,
+            content,
+            self._now(),
+            dump_object(metadata, "metadata"),
+            check_limit(token_count, "token_count"),
+            None if idempotency_key is None else check_name(idempotency_key, "idempotency_key"),
         )
 
     async def get_chat_history(
@@ -264,9 +343,11 @@ class DataStorage(ABC):
         limit: int | None = 50,
         *,
         max_chars: int | None = None,
+        max_tokens: int | None = None,
         exclude_run_id: str | None = None,
     ) -> list[ChatMsg]:
-        """The newest ``limit`` messages of a session, oldest first."""
+        """The newest ``limit`` messages of a session, oldest first; ``max_chars`` and
+        ``max_tokens`` then keep the newest ones that fit."""
         if self._closed:
             self._check_open()
         if (
@@ -281,6 +362,8 @@ class DataStorage(ABC):
             limit = check_limit(limit)
         if max_chars is not None:
             check_limit(max_chars, "max_chars")
+        if max_tokens is not None:
+            check_limit(max_tokens, "max_tokens")
         if exclude_run_id is not None:
             check_name(exclude_run_id, "exclude_run_id")
         if limit == 0:
@@ -288,7 +371,47 @@ class DataStorage(ABC):
         messages = await self._get_chat_history(session_id, limit, exclude_run_id)
         if max_chars is not None:
             messages = trim_to_chars(messages, max_chars)
+        if max_tokens is not None:
+            messages = trim_to_tokens(messages, max_tokens)
         return messages
+
+    async def pop_message(self, session_id: str) -> ChatMsg | None:
+        """Remove the session's newest message and return it; ``None`` when it has none."""
+        self._check_open()
+        return await self._pop_message(check_name(session_id, "session_id"), self._now())
+
+    async def truncate_history(self, session_id: str, *, after_seq: int) -> int:
+        """Remove every message of the session with a ``seq`` above ``after_seq``; returns
+        how many. Seqs are never given out again: the next message continues after the
+        highest one the session ever used."""
+        self._check_open()
+        session_id = check_name(session_id, "session_id")
+        return await self._truncate_history(
+            session_id, check_count(after_seq, "after_seq"), self._now()
+        )
+
+    async def fork_session(
+        self,
+        session_id: str,
+        *,
+        through_seq: int | None = None,
+        new_session_id: str | None = None,
+        external_id: str | None = None,
+    ) -> SessionRecord:
+        """A new session of the same agent holding copies of the messages with ``seq`` up
+        to ``through_seq`` (all when ``None``). Runs stay in the parent: the copies have no
+        ``run_id``. ``external_id`` defaults to the parent's."""
+        self._check_open()
+        request = NewFork(
+            session_id=check_name(session_id, "session_id"),
+            through_seq=check_limit(through_seq, "through_seq"),
+            new_session_id=new_id()
+            if new_session_id is None
+            else check_name(new_session_id, "new_session_id"),
+            external_id=check_optional_text(external_id, "external_id"),
+            now=self._now(),
+        )
+        return await self._fork_session(request)
 
     # -- agents and sessions ---------------------------------------------------
 
@@ -331,6 +454,14 @@ class DataStorage(ABC):
         """Delete an agent with all its sessions."""
         self._check_open()
         await self._delete_agent(check_name(workflow_name, "workflow_name"))
+
+    async def delete_sessions(self, *, external_id: str) -> int:
+        """Delete every session with this ``external_id``, under every agent, with their
+        runs, states and messages, all or nothing; returns how many sessions went."""
+        self._check_open()
+        if external_id is None:
+            raise InvalidDataError("external_id", "must be a string")
+        return await self._delete_sessions(check_optional_text(external_id, "external_id") or "")
 
     async def purge_sessions(self, older_than: datetime) -> int:
         """Delete sessions whose last activity is before ``older_than``; returns how many."""
@@ -399,7 +530,36 @@ class DataStorage(ABC):
         content: str | None,
         now: datetime,
     ) -> ChatMsg:
-        """Append a message with the next ``seq``; the checks are listed in docs/contract.md."""
+        """Append a message with the next ``seq``; the checks are listed in docs/contract.md.
+        The hot path: a message without metadata, token count or idempotency key."""
+
+    @abstractmethod
+    async def _add_chat_message_with(
+        self,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+        now: datetime,
+        metadata: str | None,
+        token_count: int | None,
+        idempotency_key: str | None,
+    ) -> ChatMsg:
+        """``_add_chat_message`` with any of the optional fields. After the same checks, a
+        known ``idempotency_key`` returns its message (``check_repeat``) and stores nothing."""
+
+    @abstractmethod
+    async def _pop_message(self, session_id: str, now: datetime) -> ChatMsg | None: ...
+
+    @abstractmethod
+    async def _truncate_history(self, session_id: str, after_seq: int, now: datetime) -> int: ...
+
+    @abstractmethod
+    async def _fork_session(self, request: NewFork) -> SessionRecord: ...
+
+    @abstractmethod
+    async def _delete_sessions(self, external_id: str) -> int: ...
 
     @abstractmethod
     async def _get_chat_history(
@@ -437,4 +597,4 @@ class DataStorage(ABC):
     async def _import(self, dump: Dump) -> None: ...
 
 
-__all__ = ["DataStorage", "NewRun"]
+__all__ = ["DataStorage", "NewFork", "NewRun"]

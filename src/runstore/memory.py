@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -9,11 +10,11 @@ from itertools import islice
 from typing import Any
 
 from ._columns import AGENTS, RUNS, Kind, Table, compile_reader, encode_row
-from ._dump import Dump, MessageRow
-from ._json import dump_optional, load_json
+from ._dump import Dump, MessageRow, last_seqs
+from ._json import dump_optional, load_json, to_text
 from ._rules import continued_session, refuse_message, refuse_taken
-from .base import DataStorage, NewRun, merge_agent_metadata
-from .errors import NotFoundError
+from .base import DataStorage, NewFork, NewRun, check_repeat, merge_agent_metadata
+from .errors import InvalidDataError, NotFoundError, quote
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
 # Agents and runs are held as a SQL table would hold them: a dict of column values by name
@@ -38,9 +39,16 @@ class _Session:
     external_id: str | None
     created_at: datetime
     updated_at: datetime
-    messages: list[ChatMsg] = field(default_factory=list)  # append-only, seq order
-    last_seq: int = 0
+    parent_session_id: str | None = None
+    forked_from_seq: int | None = None
+    # In seq order. Shared with callers, so they hold no metadata: that is kept apart as
+    # JSON text (by seq), and every read returns a fresh dict.
+    messages: list[ChatMsg] = field(default_factory=list)
+    last_seq: int = 0  # the highest seq ever given out: never lowered
     run_ids: list[str] = field(default_factory=list)
+    metadata: dict[int, str] = field(default_factory=dict)  # seq -> JSON text
+    keys: dict[str, int] = field(default_factory=dict)  # idempotency key -> seq
+    key_of: dict[int, str] = field(default_factory=dict)  # seq -> idempotency key
 
     def record(self) -> SessionRecord:
         return SessionRecord(
@@ -49,7 +57,27 @@ class _Session:
             external_id=self.external_id,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            parent_session_id=self.parent_session_id,
+            forked_from_seq=self.forked_from_seq,
         )
+
+    def with_metadata(self, message: ChatMsg) -> ChatMsg:
+        text = self.metadata.get(message.seq or 0)
+        return message if text is None else message._replace(metadata=load_json(text))
+
+    def drop_after(self, index: int) -> list[ChatMsg]:
+        """Remove messages[index:] and return them (with their metadata)."""
+        dropped = self.messages[index:]
+        del self.messages[index:]
+        if self.metadata or self.key_of:
+            dropped = [self.with_metadata(m) for m in dropped]
+            for message in dropped:
+                seq = message.seq or 0
+                self.metadata.pop(seq, None)
+                key = self.key_of.pop(seq, None)
+                if key is not None:
+                    del self.keys[key]
+        return dropped
 
 
 class InMemoryDataStorage(DataStorage):
@@ -218,13 +246,56 @@ class InMemoryDataStorage(DataStorage):
             refuse_message(agent_id, session_id, run_id, session_agent, run_session)
             raise AssertionError("unreachable: refuse_message raised above")
         seq = session.last_seq = session.last_seq + 1
-        stored = tuple.__new__(ChatMsg, (role, content, seq, run_id, now))  # = models.chat_msg
-        session.messages.append(stored)
+        stored = tuple.__new__(ChatMsg, (role, content, seq, run_id, now, None, None))
+        session.messages.append(stored)  # = models.chat_msg
         session.updated_at = now  # = self._touch(session, now), inlined on the hot path
         activity = self._activity
         del activity[session_id]
         activity[session_id] = None
         return stored  # a tuple of immutable values: safe to share
+
+    async def _add_chat_message_with(
+        self,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+        now: datetime,
+        metadata: str | None,
+        token_count: int | None,
+        idempotency_key: str | None,
+    ) -> ChatMsg:
+        session = self._sessions.get(session_id)
+        if idempotency_key is not None and session is not None and idempotency_key in session.keys:
+            run = None if run_id is None else self._runs.get(run_id)
+            run_session = None if run is None else run["session_id"]
+            refuse_message(agent_id, session_id, run_id, session.agent_id, run_session)
+            seq = session.keys[idempotency_key]
+            first = session.messages[bisect_right(session.messages, seq, key=_seq) - 1]
+            check_repeat(
+                (
+                    first.role,
+                    first.content,
+                    first.run_id,
+                    session.metadata.get(seq),
+                    first.token_count,
+                ),
+                (role, content, run_id, metadata, token_count),
+            )
+            return session.with_metadata(first)
+        stored = await self._add_chat_message(agent_id, session_id, run_id, role, content, now)
+        assert session is not None  # else _add_chat_message raised
+        seq = stored.seq or 0
+        if token_count is not None:
+            stored = session.messages[-1] = stored._replace(token_count=token_count)
+        if idempotency_key is not None:
+            session.keys[idempotency_key] = seq
+            session.key_of[seq] = idempotency_key
+        if metadata is not None:
+            session.metadata[seq] = metadata  # kept apart: see _Session
+            stored = stored._replace(metadata=load_json(metadata))
+        return stored
 
     async def _get_chat_history(
         self, session_id: str, limit: int | None, exclude_run_id: str | None
@@ -234,11 +305,62 @@ class InMemoryDataStorage(DataStorage):
             return []
         messages = session.messages
         if exclude_run_id is None:
-            return messages[-limit:] if limit is not None else messages[:]
-        kept = (m for m in reversed(messages) if m.run_id != exclude_run_id)
-        newest = list(kept if limit is None else islice(kept, min(limit, len(messages))))
-        newest.reverse()
+            newest = messages[-limit:] if limit is not None else messages[:]
+        else:
+            kept = (m for m in reversed(messages) if m.run_id != exclude_run_id)
+            newest = list(kept if limit is None else islice(kept, min(limit, len(messages))))
+            newest.reverse()
+        if session.metadata:
+            return [session.with_metadata(m) for m in newest]
         return newest
+
+    def _session(self, session_id: str) -> _Session:
+        session = self._sessions.get(session_id)
+        if session is None:
+            raise NotFoundError("session_id", session_id)
+        return session
+
+    async def _pop_message(self, session_id: str, now: datetime) -> ChatMsg | None:
+        session = self._session(session_id)
+        if not session.messages:
+            return None
+        [popped] = session.drop_after(len(session.messages) - 1)
+        self._touch(session, now)
+        return popped
+
+    async def _truncate_history(self, session_id: str, after_seq: int, now: datetime) -> int:
+        session = self._session(session_id)
+        dropped = session.drop_after(bisect_right(session.messages, after_seq, key=_seq))
+        if dropped:
+            self._touch(session, now)
+        return len(dropped)
+
+    async def _fork_session(self, request: NewFork) -> SessionRecord:
+        parent = self._session(request.session_id)
+        if request.new_session_id in self._sessions:
+            raise InvalidDataError(
+                "new_session_id", f"{quote(request.new_session_id)} exists already"
+            )
+        through = parent.last_seq if request.through_seq is None else request.through_seq
+        copied = parent.messages[: bisect_right(parent.messages, through, key=_seq)]
+        newest = (copied[-1].seq or 0) if copied else 0
+        fork = _Session(
+            id=request.new_session_id,
+            agent_id=parent.agent_id,
+            external_id=parent.external_id if request.external_id is None else request.external_id,
+            created_at=request.now,
+            updated_at=request.now,
+            parent_session_id=parent.id,
+            forked_from_seq=newest,
+            messages=[m if m.run_id is None else m._replace(run_id=None) for m in copied],
+            last_seq=newest,
+        )
+        fork.metadata = {seq: text for seq, text in parent.metadata.items() if seq <= newest}
+        fork.key_of = {seq: key for seq, key in parent.key_of.items() if seq <= newest}
+        fork.keys = {key: seq for seq, key in fork.key_of.items()}
+        self._sessions[fork.id] = fork
+        self._touch(fork, request.now)
+        return fork.record()
 
     # -- agents and sessions ---------------------------------------------------
 
@@ -301,6 +423,12 @@ class InMemoryDataStorage(DataStorage):
         del self._agents[workflow_name]
         del self._agent_names[agent["id"]]
 
+    async def _delete_sessions(self, external_id: str) -> int:
+        doomed = [s for s in self._sessions.values() if s.external_id == external_id]
+        for session in doomed:
+            self._drop_session(session)
+        return len(doomed)
+
     async def _purge_sessions(self, older_than: datetime) -> int:
         stale: list[_Session] = []
         for session_id in self._activity:
@@ -332,6 +460,9 @@ class InMemoryDataStorage(DataStorage):
                 role=m.role,
                 content=m.content,
                 created_at=m.created_at or s.created_at,
+                metadata=load_json(s.metadata.get(m.seq or 0)),
+                token_count=m.token_count,
+                idempotency_key=s.key_of.get(m.seq or 0),
             )
             for s in sorted(sessions, key=lambda s: s.id)
             for m in s.messages
@@ -342,10 +473,12 @@ class InMemoryDataStorage(DataStorage):
             runs=_runs(runs),
             states={run["id"]: run["state"] for run in runs if run["state"] is not None},
             messages=messages,
+            last_seqs={s.id: s.last_seq for s in sessions},
         )
 
     async def _import(self, dump: Dump) -> None:
         refuse_taken(dump, self._agent_names, self._sessions, self._runs, self._agents)
+        seqs = last_seqs(dump)
         for a in dump.agents:
             self._agents[a.name] = _stored(AGENTS, a)
             self._agent_names[a.id] = a.name
@@ -356,6 +489,9 @@ class InMemoryDataStorage(DataStorage):
                 external_id=s.external_id,
                 created_at=s.created_at,
                 updated_at=s.updated_at,
+                parent_session_id=s.parent_session_id,
+                forked_from_seq=s.forked_from_seq,
+                last_seq=seqs[s.id],
             )
         for r in dump.runs:
             self._runs[r.id] = {**_stored(RUNS, r), "state": dump.states.get(r.id)}
@@ -369,8 +505,17 @@ class InMemoryDataStorage(DataStorage):
                     seq=m.seq,
                     run_id=m.run_id,
                     created_at=m.created_at,
+                    token_count=m.token_count,
                 )
             )
-            target.last_seq = m.seq
+            if m.metadata is not None:
+                target.metadata[m.seq] = to_text(m.metadata)  # checked by from_document
+            if m.idempotency_key is not None:
+                target.keys[m.idempotency_key] = m.seq
+                target.key_of[m.seq] = m.idempotency_key
         order = sorted(self._sessions.values(), key=lambda s: (s.updated_at, s.id))
         self._activity = dict.fromkeys(s.id for s in order)
+
+
+def _seq(message: ChatMsg) -> int:
+    return message.seq or 0

@@ -115,16 +115,22 @@ class RunHandle:
 
 
 class ChatMsg(NamedTuple):
-    """One chat message; ``seq`` orders the messages of a session. Immutable (a tuple)."""
+    """One chat message; ``seq`` orders the messages of a session. A tuple: its fields
+    cannot be rebound, and ``metadata`` is a fresh dict on every read."""
 
     role: str
     content: str | None
     seq: int | None = None
     run_id: str | None = None
     created_at: datetime | None = None
+    metadata: dict[str, Any] | None = None
+    token_count: int | None = None
 
 
-def chat_msg(fields: tuple[str, str | None, int, str | None, datetime]) -> ChatMsg:
+ChatFields = tuple[str, str | None, int, str | None, datetime, dict[str, Any] | None, int | None]
+
+
+def chat_msg(fields: ChatFields) -> ChatMsg:
     """``ChatMsg(*fields)`` without NamedTuple's Python-level ``__new__`` (backends' hot path)."""
     return tuple.__new__(ChatMsg, fields)
 
@@ -143,13 +149,16 @@ class AgentRecord:
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
-    """``updated_at`` is the session's last activity."""
+    """``updated_at`` is the session's last activity. A fork (``fork_session``) names its
+    parent; the parent may have been deleted since."""
 
     id: str
     agent_id: str
     external_id: str | None
     created_at: datetime
     updated_at: datetime
+    parent_session_id: str | None = None  # set on a fork: the session it was copied from
+    forked_from_seq: int | None = None  # and the newest seq it copied (0: none)
 
 
 @dataclass(frozen=True, slots=True)

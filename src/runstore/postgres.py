@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -36,15 +37,22 @@ from ._columns import (
     compile_reader_with,
     encode_row,
 )
-from ._dump import Dump
+from ._dump import Dump, last_seqs
 from ._json import dump_optional, load_json
 from ._rules import refuse_message, refuse_taken
-from .base import DataStorage, NewRun
-from .errors import InvalidDataError, NotFoundError, StorageError, StorageUnavailableError
+from .base import DataStorage, NewFork, NewRun, check_repeat
+from .errors import (
+    InvalidDataError,
+    NotFoundError,
+    StorageError,
+    StorageUnavailableError,
+    quote,
+)
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
 DEFAULT_SCHEMA = "runstore"
 POOLERS = (None, "transaction")
+_MAX_SEQ = 2**63 - 1  # fork_session through every seq
 
 # A JSON string, or a number written with a positive exponent ("1e+20"). jsonb keeps numbers
 # as numeric and prints them without exponent, so "1e+20" would come back as an int.
@@ -200,6 +208,7 @@ _ENCODE: dict[Kind, Callable[[Any, str], Any]] = {
 }
 _agents = compile_reader(AGENTS, _DECODE, _DECODERS)
 _sessions = compile_reader(SESSIONS, _DECODE, _DECODERS)
+_sessions_with_last_seq = compile_reader_with(SESSIONS, "last_seq", _DECODE, _DECODERS)
 _runs = compile_reader(RUNS, _DECODE, _DECODERS)
 _runs_with_state = compile_reader_with(RUNS, "state", _DECODE, _DECODERS)
 _messages = compile_reader(MESSAGES, _DECODE, _DECODERS)
@@ -414,13 +423,86 @@ class PostgresDataStorage(DataStorage):
         content: str | None,
         now: datetime,
     ) -> ChatMsg:
-        seq, session_agent, run_session = await self._fetchrow(
-            self._sql.add_message, agent_id, session_id, run_id, role, content, now
+        return await self._add_chat_message_with(
+            agent_id, session_id, run_id, role, content, now, None, None, None
         )
+
+    async def _add_chat_message_with(
+        self,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+        now: datetime,
+        metadata: str | None,
+        token_count: int | None,
+        idempotency_key: str | None,
+    ) -> ChatMsg:
+        q = self._sql
+        args = (agent_id, session_id, run_id, role, content, now, to_jsonb(metadata), token_count)
+        stored = None
+        if idempotency_key is None:
+            seq, session_agent, run_session = await self._fetchrow(q.add_message, *args, None)
+        else:  # under the session's row lock, so that one key stores one message
+            async with self._transaction() as conn:
+                await conn.execute(q.lock_session, session_id)
+                stored = await conn.fetchrow(q.message_by_key, session_id, idempotency_key)
+                if stored is None:
+                    row = await conn.fetchrow(q.add_message, *args, idempotency_key)
+                else:
+                    row = (None, *await conn.fetchrow(q.message_owners, session_id, run_id))
+                seq, session_agent, run_session = row
         if seq is not None:
-            return ChatMsg(role, content, seq, run_id, now)
+            return ChatMsg(role, content, seq, run_id, now, load_json(metadata), token_count)
         refuse_message(agent_id, session_id, run_id, session_agent, run_session)
+        if stored is not None:
+            check_repeat(
+                (stored[0], stored[1], stored[3], stored[5], stored[6]),
+                (role, content, run_id, metadata, token_count),
+            )
+            return _chat([stored])[0]
         raise NotFoundError("session_id", session_id)  # deleted meanwhile
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        """A connection inside a transaction (errors leave as runstore errors)."""
+        async with self._lease(await self._get_pool()) as conn, conn.transaction():
+            yield conn
+
+    async def _pop_message(self, session_id: str, now: datetime) -> ChatMsg | None:
+        async with self._transaction() as conn:
+            if await conn.fetchval(self._sql.lock_session, session_id) is None:
+                raise NotFoundError("session_id", session_id)
+            row = await conn.fetchrow(self._sql.pop_message, session_id, now)
+        return None if row is None else _chat([row])[0]
+
+    async def _truncate_history(self, session_id: str, after_seq: int, now: datetime) -> int:
+        async with self._transaction() as conn:
+            if await conn.fetchval(self._sql.lock_session, session_id) is None:
+                raise NotFoundError("session_id", session_id)
+            count: int = await conn.fetchval(self._sql.truncate_history, session_id, after_seq, now)
+        return count
+
+    async def _fork_session(self, request: NewFork) -> SessionRecord:
+        through = _MAX_SEQ if request.through_seq is None else request.through_seq
+        agent_id, fork_id, external_id, newest = await self._fetchrow(
+            self._sql.fork_session,
+            request.session_id,
+            through,
+            request.new_session_id,
+            request.external_id,
+            request.now,
+        )
+        if agent_id is None:
+            raise NotFoundError("session_id", request.session_id)
+        if fork_id is None:
+            raise InvalidDataError(
+                "new_session_id", f"{quote(request.new_session_id)} exists already"
+            )
+        return SessionRecord(
+            fork_id, agent_id, external_id, request.now, request.now, request.session_id, newest
+        )
 
     async def _get_chat_history(
         self, session_id: str, limit: int | None, exclude_run_id: str | None
@@ -464,6 +546,10 @@ class PostgresDataStorage(DataStorage):
         if await self._fetchval(self._sql.delete_agent, workflow_name) is None:
             raise NotFoundError("workflow_name", workflow_name)
 
+    async def _delete_sessions(self, external_id: str) -> int:
+        count: int = await self._fetchval(self._sql.delete_sessions, external_id)
+        return count
+
     async def _purge_sessions(self, older_than: datetime) -> int:
         count: int = await self._fetchval(self._sql.purge_sessions, older_than)
         return count
@@ -482,7 +568,7 @@ class PostgresDataStorage(DataStorage):
         else:
             queries = [
                 (q.export_session_agent, session_id),
-                (q.get_session, session_id),
+                (q.export_session_sessions, session_id),
                 (q.export_session_runs, session_id),
                 (q.export_session_messages, session_id),
             ]
@@ -492,12 +578,14 @@ class PostgresDataStorage(DataStorage):
         ):
             agents, sessions, runs, messages = [await conn.fetch(*query) for query in queries]
         runs_and_states = _runs_with_state(runs)
+        sessions_and_seqs = _sessions_with_last_seq(sessions)
         return Dump(
             agents=_agents(agents),
-            sessions=_sessions(sessions),
+            sessions=[session for session, _ in sessions_and_seqs],
             runs=[run for run, _ in runs_and_states],
             states={run.id: state for run, state in runs_and_states if state is not None},
             messages=_messages(messages),
+            last_seqs={session.id: seq for session, seq in sessions_and_seqs},
         )
 
     async def _import(self, dump: Dump) -> None:
@@ -518,14 +606,12 @@ class PostgresDataStorage(DataStorage):
             [r.id for r in dump.runs],
         )
         refuse_taken(dump, set(taken_agents), set(taken_sessions), set(taken_runs))
-        last_seq: dict[str, int] = {}
-        for m in dump.messages:
-            last_seq[m.session_id] = max(last_seq.get(m.session_id, 0), m.seq)
+        last_seq = last_seqs(dump)
         for statement, rows in [
             (q.import_agent, [encode_row(AGENTS, a, _ENCODE) for a in dump.agents]),
             (
                 q.import_session,
-                [(*encode_row(SESSIONS, s, _ENCODE), last_seq.get(s.id, 0)) for s in dump.sessions],
+                [(*encode_row(SESSIONS, s, _ENCODE), last_seq[s.id]) for s in dump.sessions],
             ),
             (
                 q.import_run,

@@ -29,18 +29,19 @@ from ._columns import (
     compile_reader_with,
     encode_row,
 )
-from ._dump import Dump
+from ._dump import Dump, last_seqs
 from ._json import dump_optional, load_json
 from ._rules import continued_session, refuse_message, refuse_taken
 from ._sqlite_driver import Connection
 from ._turns import Turns
-from .base import DataStorage, NewRun, merge_agent_metadata
-from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError
+from .base import DataStorage, NewFork, NewRun, check_repeat, merge_agent_metadata
+from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError, quote
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 _NO_LIMIT = -1  # SQLite's LIMIT -1
+_MAX_SEQ = 2**63 - 1
 
 
 def _to_db(value: datetime) -> int:
@@ -235,17 +236,53 @@ class SqliteDataStorage(DataStorage):
         content: str | None,
         now: datetime,
     ) -> ChatMsg:
-        params = (session_id, agent_id, run_id, role, content, _to_db(now))
+        return await self._add_chat_message_with(
+            agent_id, session_id, run_id, role, content, now, None, None, None
+        )
+
+    async def _add_chat_message_with(
+        self,
+        agent_id: str,
+        session_id: str,
+        run_id: str | None,
+        role: str,
+        content: str | None,
+        now: datetime,
+        metadata: str | None,
+        token_count: int | None,
+        idempotency_key: str | None,
+    ) -> ChatMsg:
+        params = (
+            session_id,
+            agent_id,
+            run_id,
+            role,
+            content,
+            _to_db(now),
+            metadata,
+            token_count,
+            idempotency_key,
+        )
         async with self._lock:  # the hot path: _statement() without contextlib's cost
             db = self._db or await self._connection()
             rows = await db.fetchall(sql.ADD_MESSAGE, params)
         if not rows:
-            # Refused: find out why, in a transaction so that the answer cannot go stale.
+            # Refused, or a known idempotency key: find out which, in a transaction so that
+            # the answer cannot go stale.
             async with self._transaction() as db:
                 await _explain_refused_message(db, session_id, agent_id, run_id)
+                if idempotency_key is not None:
+                    stored = await db.fetchall(sql.MESSAGE_BY_KEY, (session_id, idempotency_key))
+                    if stored:
+                        first = stored[0]
+                        check_repeat(
+                            (first[0], first[1], first[3], first[5], first[6]),
+                            (role, content, run_id, metadata, token_count),
+                        )
+                        return _chat(stored)[0]
                 rows = await db.fetchall(sql.ADD_MESSAGE, params)
         [(seq,)] = rows
-        return chat_msg((role, content, seq, run_id, now))
+        return chat_msg((role, content, seq, run_id, now, load_json(metadata), token_count))
 
     async def _get_chat_history(
         self, session_id: str, limit: int | None, exclude_run_id: str | None
@@ -260,6 +297,54 @@ class SqliteDataStorage(DataStorage):
                     sql.HISTORY_EXCLUDING_RUN, (session_id, exclude_run_id, count)
                 )
         return _chat(reversed(rows))
+
+    async def _pop_message(self, session_id: str, now: datetime) -> ChatMsg | None:
+        async with self._transaction() as db:
+            if not await db.fetchall(sql.SESSION_EXISTS, (session_id,)):
+                raise NotFoundError("session_id", session_id)
+            rows = await db.fetchall(sql.POP_MESSAGE, (session_id,))
+            if rows:
+                await db.execute(sql.TOUCH_SESSION, (_to_db(now), session_id))
+        return _chat(rows)[0] if rows else None
+
+    async def _truncate_history(self, session_id: str, after_seq: int, now: datetime) -> int:
+        async with self._transaction() as db:
+            if not await db.fetchall(sql.SESSION_EXISTS, (session_id,)):
+                raise NotFoundError("session_id", session_id)
+            rows = await db.fetchall(sql.TRUNCATE_HISTORY, (session_id, after_seq))
+            if rows:
+                await db.execute(sql.TOUCH_SESSION, (_to_db(now), session_id))
+        return len(rows)
+
+    async def _fork_session(self, request: NewFork) -> SessionRecord:
+        through = _MAX_SEQ if request.through_seq is None else request.through_seq
+        now = _to_db(request.now)
+        async with self._transaction() as db:
+            parents = _sessions(await db.fetchall(sql.GET_SESSION, (request.session_id,)))
+            if not parents:
+                raise NotFoundError("session_id", request.session_id)
+            if await db.fetchall(sql.SESSION_EXISTS, (request.new_session_id,)):
+                raise InvalidDataError(
+                    "new_session_id", f"{quote(request.new_session_id)} exists already"
+                )
+            [(newest,)] = await db.fetchall(sql.NEWEST_SEQ, (request.session_id, through))
+            newest = newest or 0
+            fork = (request.new_session_id, request.external_id, now, newest, request.session_id)
+            await db.execute(sql.FORK_SESSION, fork)
+            await db.execute(
+                sql.FORK_MESSAGES, (request.new_session_id, request.session_id, newest)
+            )
+        [parent] = parents
+        external_id = parent.external_id if request.external_id is None else request.external_id
+        return SessionRecord(
+            request.new_session_id,
+            parent.agent_id,
+            external_id,
+            request.now,
+            request.now,
+            request.session_id,
+            newest,
+        )
 
     # -- agents and sessions ---------------------------------------------------
 
@@ -299,6 +384,11 @@ class SqliteDataStorage(DataStorage):
         if not rows:
             raise NotFoundError("workflow_name", workflow_name)
 
+    async def _delete_sessions(self, external_id: str) -> int:
+        async with self._statement() as db:  # one statement: atomic on its own
+            rows = await db.fetchall(sql.DELETE_SESSIONS_BY_EXTERNAL_ID, (external_id,))
+        return len(rows)
+
     async def _purge_sessions(self, older_than: datetime) -> int:
         async with self._statement() as db:
             rows = await db.fetchall(sql.PURGE_SESSIONS, (_to_db(older_than),))
@@ -313,6 +403,7 @@ class SqliteDataStorage(DataStorage):
                 sessions = await db.fetchall(sql.EXPORT_SESSIONS)
                 runs = await db.fetchall(sql.EXPORT_RUNS)
                 messages = await db.fetchall(sql.EXPORT_MESSAGES)
+                seqs = await db.fetchall(sql.LAST_SEQS)
             else:
                 sessions = await db.fetchall(sql.GET_SESSION, (session_id,))
                 agents = []
@@ -320,6 +411,7 @@ class SqliteDataStorage(DataStorage):
                     agents = await db.fetchall(sql.AGENT_BY_ID, (session.agent_id,))
                 runs = await db.fetchall(sql.EXPORT_SESSION_RUNS, (session_id,))
                 messages = await db.fetchall(sql.EXPORT_SESSION_MESSAGES, (session_id,))
+                seqs = await db.fetchall(sql.SESSION_LAST_SEQ, (session_id,))
         runs_and_states = _runs_with_state(runs)
         return Dump(
             agents=_agents(agents),
@@ -327,9 +419,11 @@ class SqliteDataStorage(DataStorage):
             runs=[run for run, _ in runs_and_states],
             states={run.id: state for run, state in runs_and_states if state is not None},
             messages=_messages(messages),
+            last_seqs=dict(seqs),
         )
 
     async def _import(self, dump: Dump) -> None:
+        seqs = last_seqs(dump)
         async with self._transaction() as db:
             await _refuse_existing(db, dump)
             await db.executemany(
@@ -337,21 +431,16 @@ class SqliteDataStorage(DataStorage):
             )
             await db.executemany(
                 sql.IMPORT_SESSION,
-                [(*encode_row(SESSIONS, s, _ENCODE), 0) for s in dump.sessions],
+                [(*encode_row(SESSIONS, s, _ENCODE), seqs[s.id]) for s in dump.sessions],
             )
             await db.executemany(
                 sql.IMPORT_RUN,
                 [(*encode_row(RUNS, r, _ENCODE), dump.states.get(r.id)) for r in dump.runs],
             )
-            # Messages come sorted by (session, seq), so the insert trigger leaves each
-            # session's counter at its highest seq; it also sets the activity time, which
-            # the next statement puts back.
+            # Each session has its last_seq already, so the insert trigger leaves it alone.
             await db.executemany(
                 sql.IMPORT_MESSAGE,
                 [encode_row(MESSAGES, m, _ENCODE) for m in dump.messages],
-            )
-            await db.executemany(
-                sql.TOUCH_SESSION, [(_to_db(s.updated_at), s.id) for s in dump.sessions]
             )
 
 

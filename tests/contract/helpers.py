@@ -11,7 +11,7 @@ NewStore = Callable[[], Awaitable[DataStorage]]  # the type of the ``new_store``
 
 EMPTY_EXPORT = {
     "format": "runstore.export",
-    "version": 1,
+    "version": 2,
     "agents": [],
     "sessions": [],
     "runs": [],

@@ -7,6 +7,7 @@ same observable results.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import tempfile
 from collections.abc import Coroutine
@@ -40,14 +41,49 @@ JSON_VALUE = st.recursive(
     max_leaves=8,
 )
 PAYLOAD = st.dictionaries(st.text(CHARS, max_size=6), JSON_VALUE, max_size=3)
+# Message metadata: no floats, so that a repeat's metadata is equal however a backend
+# keeps the sign of zero (test_message_fields covers floats).
+METADATA = st.one_of(
+    st.none(),
+    st.dictionaries(
+        st.sampled_from(["type", "id", "b"]),
+        st.none() | st.booleans() | st.integers(-3, 3) | st.text(CHARS, max_size=4),
+        max_size=2,
+    ),
+)
+TOKENS = st.one_of(st.none(), st.integers(0, 9))
+KEYS = st.sampled_from([None, None, "k1", "k2"])
+
+
+@dataclass
+class ModelMsg:
+    seq: int
+    role: str
+    content: str | None
+    run_id: str | None
+    metadata: dict[str, Any] | None
+    token_count: int | None
+    key: str | None
+
+    def same_request(self, other: ModelMsg) -> bool:
+        """The idempotency rule: metadata compared as JSON values."""
+        return (self.role, self.content, self.run_id, self.token_count) == (
+            other.role,
+            other.content,
+            other.run_id,
+            other.token_count,
+        ) and json.dumps(self.metadata, sort_keys=True) == json.dumps(
+            other.metadata, sort_keys=True
+        )
 
 
 @dataclass
 class ModelSession:
     agent: str
     external_id: str | None
-    messages: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    messages: list[ModelMsg] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+    last_seq: int = 0
 
 
 @dataclass
@@ -154,9 +190,19 @@ class StoreMachine(RuleBasedStateMachine):
         role=st.sampled_from(["user", "assistant"]),
         content=TEXT,
         with_run=st.booleans(),
+        metadata=METADATA,
+        token_count=TOKENS,
+        key=KEYS,
     )
     def add_message(
-        self, data: st.DataObject, role: str, content: str | None, with_run: bool
+        self,
+        data: st.DataObject,
+        role: str,
+        content: str | None,
+        with_run: bool,
+        metadata: dict[str, Any] | None,
+        token_count: int | None,
+        key: str | None,
     ) -> None:
         session_id = self.pick(data, list(self.sessions), "no-such-session")
         session = self.sessions.get(session_id)
@@ -165,7 +211,14 @@ class StoreMachine(RuleBasedStateMachine):
             run_id = self.pick(data, list(self.runs), "no-such-run")
         agent_id = self.agents[session.agent] if session else "no-agent"
         call = self.store.add_chat_message(
-            agent_id=agent_id, session_id=session_id, run_id=run_id, role=role, content=content
+            agent_id=agent_id,
+            session_id=session_id,
+            run_id=run_id,
+            role=role,
+            content=content,
+            metadata=metadata,
+            token_count=token_count,
+            idempotency_key=key,
         )
         if session is None:
             with pytest.raises(NotFoundError):
@@ -179,42 +232,165 @@ class StoreMachine(RuleBasedStateMachine):
             with pytest.raises(InvalidDataError):
                 self.run(call)
             return
+        wanted = ModelMsg(0, role, content, run_id, metadata, token_count, key)
+        stored = [m for m in session.messages if key is not None and m.key == key]
+        if stored and not stored[0].same_request(wanted):
+            before = self.run(self.store.export_data())
+            with pytest.raises(InvalidDataError) as caught:
+                self.run(call)
+            assert caught.value.field == "idempotency_key"
+            assert self.run(self.store.export_data()) == before
+            return
         message = self.run(call)
-        session.messages.append((role, content, run_id))
-        assert message.seq == len(session.messages)
+        if stored:
+            assert self.view(message) == self.view(stored[0])
+            return
+        session.last_seq += 1
+        wanted.seq = session.last_seq
+        session.messages.append(wanted)
+        assert self.view(message) == self.view(wanted)
         self.touch(session_id)
+
+    @staticmethod
+    def view(message: Any) -> tuple[Any, ...]:
+        return (
+            message.seq,
+            message.role,
+            message.content,
+            message.run_id,
+            message.metadata,
+            message.token_count,
+        )
+
+    def known_session(self, data: st.DataObject) -> tuple[str, ModelSession | None]:
+        session_id = self.pick(data, list(self.sessions), "no-such-session")
+        return session_id, self.sessions.get(session_id)
+
+    @rule(data=st.data())
+    def pop_message(self, data: st.DataObject) -> None:
+        session_id, session = self.known_session(data)
+        if session is None:
+            with pytest.raises(NotFoundError):
+                self.run(self.store.pop_message(session_id))
+            return
+        popped = self.run(self.store.pop_message(session_id))
+        if not session.messages:
+            assert popped is None
+            return
+        assert popped is not None and self.view(popped) == self.view(session.messages.pop())
+        self.touch(session_id)
+
+    @rule(data=st.data(), after_seq=st.integers(0, 12))
+    def truncate_history(self, data: st.DataObject, after_seq: int) -> None:
+        session_id, session = self.known_session(data)
+        call = self.store.truncate_history(session_id, after_seq=after_seq)
+        if session is None:
+            with pytest.raises(NotFoundError):
+                self.run(call)
+            return
+        kept = [m for m in session.messages if m.seq <= after_seq]
+        assert self.run(call) == len(session.messages) - len(kept)
+        if len(kept) < len(session.messages):
+            self.touch(session_id)
+        session.messages = kept
+
+    @rule(
+        data=st.data(),
+        through_seq=st.one_of(st.none(), st.integers(0, 12)),
+        external_id=EXTERNAL,
+        pinned=st.booleans(),
+    )
+    def fork_session(
+        self, data: st.DataObject, through_seq: int | None, external_id: str | None, pinned: bool
+    ) -> None:
+        session_id, parent = self.known_session(data)
+        new_id = None
+        if pinned:
+            new_id = self.pick(data, [f"pinned-{self.pinned + 1}"], session_id)
+        call = self.store.fork_session(
+            session_id, through_seq=through_seq, new_session_id=new_id, external_id=external_id
+        )
+        if parent is None:
+            with pytest.raises(NotFoundError):
+                self.run(call)
+            return
+        if new_id == session_id:
+            with pytest.raises(InvalidDataError) as caught:
+                self.run(call)
+            assert caught.value.field == "new_session_id"
+            return
+        if new_id is not None:
+            self.pinned += 1
+        record = self.run(call)
+        copied = [
+            ModelMsg(m.seq, m.role, m.content, None, m.metadata, m.token_count, m.key)
+            for m in parent.messages
+            if through_seq is None or m.seq <= through_seq
+        ]
+        newest = copied[-1].seq if copied else 0
+        assert (record.parent_session_id, record.forked_from_seq) == (session_id, newest)
+        assert record.agent_id == self.agents[parent.agent]
+        assert new_id is None or record.id == new_id
+        assert record.id not in self.sessions
+        fork = ModelSession(parent.agent, external_id or parent.external_id, copied)
+        fork.last_seq = newest
+        self.sessions[record.id] = fork
+        self.touch(record.id)
+
+    @rule(external_id=st.sampled_from(["u1", "u2", "nobody"]))
+    def delete_sessions(self, external_id: str) -> None:
+        doomed = [i for i, s in self.sessions.items() if s.external_id == external_id]
+        assert self.run(self.store.delete_sessions(external_id=external_id)) == len(doomed)
+        for session_id in doomed:
+            for run_id in self.sessions.pop(session_id).runs:
+                del self.runs[run_id]
+            self.activity.remove(session_id)
 
     @rule(
         data=st.data(),
         limit=st.one_of(st.none(), st.integers(0, 8)),
         max_chars=st.one_of(st.none(), st.integers(0, 30)),
+        max_tokens=st.one_of(st.none(), st.integers(0, 20)),
         exclude=st.booleans(),
     )
     def read_history(
-        self, data: st.DataObject, limit: int | None, max_chars: int | None, exclude: bool
+        self,
+        data: st.DataObject,
+        limit: int | None,
+        max_chars: int | None,
+        max_tokens: int | None,
+        exclude: bool,
     ) -> None:
         session_id = self.pick(data, list(self.sessions), "no-such-session")
         exclude_run = self.pick(data, list(self.runs), "no-such-run") if exclude else None
         got = self.run(
             self.store.get_chat_history(
-                session_id, limit, max_chars=max_chars, exclude_run_id=exclude_run
+                session_id,
+                limit,
+                max_chars=max_chars,
+                max_tokens=max_tokens,
+                exclude_run_id=exclude_run,
             )
         )
         session = self.sessions.get(session_id)
-        numbered = list(enumerate(session.messages, 1)) if session else []
-        kept = [(seq, m) for seq, m in numbered if exclude_run is None or m[2] != exclude_run]
+        messages = session.messages if session else []
+        kept = [m for m in messages if exclude_run is None or m.run_id != exclude_run]
         if limit is not None:
             kept = kept[-limit:] if limit else []
-        if max_chars is not None:
-            window: list[tuple[int, tuple[str, str | None, str | None]]] = []
-            total = 0
-            for seq, m in reversed(kept):
-                total += len(m[1] or "")
-                if total > max_chars:
-                    break
-                window.insert(0, (seq, m))
-            kept = window
-        assert [(m.seq, m.role, m.content, m.run_id) for m in got] == [(seq, *m) for seq, m in kept]
+        for budget, size in [
+            (max_chars, lambda m: len(m.content or "")),
+            (max_tokens, lambda m: m.token_count or 0),
+        ]:
+            if budget is not None:
+                window: list[ModelMsg] = []
+                total = 0
+                for m in reversed(kept):
+                    total += size(m)
+                    if total > budget:
+                        break
+                    window.insert(0, m)
+                kept = window
+        assert [self.view(m) for m in got] == [self.view(m) for m in kept]
 
     @rule(
         data=st.data(), output=st.one_of(st.none(), PAYLOAD), context=st.one_of(st.none(), PAYLOAD)
