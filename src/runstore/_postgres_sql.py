@@ -363,6 +363,10 @@ HISTORY_EXCLUDING_RUN = (
 )
 # Serialises the keyed adds, pops and truncations of one session (until commit).
 LOCK_SESSION = "SELECT 1 FROM {s}.sessions WHERE id = $1 FOR UPDATE"
+
+# replace_history: the session's agent under its row lock, and its newest message's seq.
+LOCK_SESSION_AGENT = "SELECT agent_id FROM {s}.sessions WHERE id = $1 FOR UPDATE"
+NEWEST_MESSAGE_SEQ = "SELECT coalesce(max(seq), 0) FROM {s}.messages WHERE session_id = $1"
 MESSAGE_BY_KEY = (
     f"SELECT {CHAT.select()} FROM {{s}}.messages WHERE session_id = $1 AND idempotency_key = $2"
 )
@@ -476,6 +480,8 @@ class Statements:
         self.history = fill(HISTORY)
         self.history_excluding_run = fill(HISTORY_EXCLUDING_RUN)
         self.lock_session = fill(LOCK_SESSION)
+        self.lock_session_agent = fill(LOCK_SESSION_AGENT)
+        self.newest_message_seq = fill(NEWEST_MESSAGE_SEQ)
         self.message_by_key = fill(MESSAGE_BY_KEY)
         self.message_owners = fill(MESSAGE_OWNERS)
         self.pop_message = fill(POP_MESSAGE)

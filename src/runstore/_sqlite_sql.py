@@ -252,6 +252,7 @@ MESSAGE_BY_KEY = f"""SELECT {CHAT.select()} FROM messages
 POP_MESSAGE = f"""DELETE FROM messages WHERE session_id = ?1
     AND seq = (SELECT max(seq) FROM messages WHERE session_id = ?1) RETURNING {CHAT.select()}"""
 TRUNCATE_HISTORY = "DELETE FROM messages WHERE session_id = ? AND seq > ? RETURNING 1"
+NEWEST_MESSAGE_SEQ = "SELECT coalesce(max(seq), 0) FROM messages WHERE session_id = ?"
 # fork_session: the newest seq copied, the new session (with that as its last_seq, so the
 # insert trigger leaves it alone), then every copied message in one statement.
 NEWEST_SEQ = "SELECT max(seq) FROM messages WHERE session_id = ? AND seq <= ?"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -158,6 +159,26 @@ def check_repeat(stored: RepeatFields, given: RepeatFields) -> None:
         raise InvalidDataError(
             "idempotency_key", "was used for a different message in this session"
         )
+
+
+NewMessage = tuple[str, str | None, str | None, str | None, int | None]
+"""A checked message to append: (role, content, run_id, metadata JSON text, token_count)."""
+
+
+def _check_new_message(message: Any, field: str) -> NewMessage:
+    if not isinstance(message, ChatMsg):
+        raise InvalidDataError(field, f"must be a ChatMsg, not {type(message).__name__}")
+    if message.seq is not None:
+        raise InvalidDataError(f"{field}.seq", "is given by the store: leave it None")
+    if message.created_at is not None:
+        raise InvalidDataError(f"{field}.created_at", "is set by the store: leave it None")
+    return (
+        check_name(message.role, f"{field}.role"),
+        check_optional_text(message.content, f"{field}.content"),
+        None if message.run_id is None else check_name(message.run_id, f"{field}.run_id"),
+        dump_object(message.metadata, f"{field}.metadata"),
+        check_limit(message.token_count, f"{field}.token_count"),
+    )
 
 
 class DataStorage(ABC):
@@ -413,6 +434,52 @@ class DataStorage(ABC):
         )
         return await self._fork_session(request)
 
+    async def add_chat_messages(
+        self, session_id: str, messages: Sequence[ChatMsg]
+    ) -> list[ChatMsg]:
+        """Append ``messages`` (``ChatMsg(role, content, run_id=..., metadata=...,
+        token_count=...)``, no ``seq`` or ``created_at``) to the session in one atomic step;
+        returns them as stored, with their ``seq``s. All or nothing."""
+        stored = await self._replace_messages(session_id, None, messages, None)
+        assert stored is not None  # unconditional
+        return stored
+
+    async def replace_history(
+        self,
+        session_id: str,
+        *,
+        after_seq: int,
+        messages: Sequence[ChatMsg],
+        if_newest_seq: int | None = None,
+    ) -> list[ChatMsg] | None:
+        """In one atomic step, remove the session's messages with a ``seq`` above
+        ``after_seq`` and append ``messages`` (as ``add_chat_messages``). With
+        ``if_newest_seq``, only if the session's newest message has that ``seq`` (0: it has
+        no message); else nothing changes and the result is ``None``."""
+        return await self._replace_messages(
+            session_id, check_count(after_seq, "after_seq"), messages, if_newest_seq
+        )
+
+    async def _replace_messages(
+        self,
+        session_id: str,
+        after_seq: int | None,
+        messages: Sequence[ChatMsg],
+        if_newest_seq: int | None,
+    ) -> list[ChatMsg] | None:
+        self._check_open()
+        session_id = check_name(session_id, "session_id")
+        if if_newest_seq is not None:
+            check_count(if_newest_seq, "if_newest_seq")
+        if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+            raise InvalidDataError("messages", "must be a list of ChatMsg")
+        checked = [
+            _check_new_message(message, f"messages[{i}]") for i, message in enumerate(messages)
+        ]
+        return await self._replace_history(
+            session_id, after_seq, checked, if_newest_seq, self._now()
+        )
+
     # -- agents and sessions ---------------------------------------------------
 
     async def list_agents(self) -> list[AgentRecord]:
@@ -550,6 +617,21 @@ class DataStorage(ABC):
         known ``idempotency_key`` returns its message (``check_repeat``) and stores nothing."""
 
     @abstractmethod
+    async def _replace_history(
+        self,
+        session_id: str,
+        after_seq: int | None,
+        messages: list[NewMessage],
+        if_newest_seq: int | None,
+        now: datetime,
+    ) -> list[ChatMsg] | None:
+        """Atomically: unknown session -> NotFoundError; each run_id checked as in
+        ``add_chat_message`` (``refuse_message``); ``if_newest_seq`` given and not the seq of
+        the newest message (0: none) -> None, nothing changed; then remove the messages
+        above ``after_seq`` (None: remove nothing) and append ``messages`` with the next
+        seqs. Counts as activity when anything changed."""
+
+    @abstractmethod
     async def _pop_message(self, session_id: str, now: datetime) -> ChatMsg | None: ...
 
     @abstractmethod
@@ -597,4 +679,4 @@ class DataStorage(ABC):
     async def _import(self, dump: Dump) -> None: ...
 
 
-__all__ = ["DataStorage", "NewFork", "NewRun"]
+__all__ = ["DataStorage", "NewFork", "NewMessage", "NewRun"]

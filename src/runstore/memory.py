@@ -13,7 +13,7 @@ from ._columns import AGENTS, RUNS, Kind, Table, compile_reader, encode_row
 from ._dump import Dump, MessageRow, last_seqs
 from ._json import dump_optional, load_json, to_text
 from ._rules import continued_session, refuse_message, refuse_taken
-from .base import DataStorage, NewFork, NewRun, check_repeat, merge_agent_metadata
+from .base import DataStorage, NewFork, NewMessage, NewRun, check_repeat, merge_agent_metadata
 from .errors import InvalidDataError, NotFoundError, quote
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
@@ -334,6 +334,42 @@ class InMemoryDataStorage(DataStorage):
         if dropped:
             self._touch(session, now)
         return len(dropped)
+
+    async def _replace_history(
+        self,
+        session_id: str,
+        after_seq: int | None,
+        messages: list[NewMessage],
+        if_newest_seq: int | None,
+        now: datetime,
+    ) -> list[ChatMsg] | None:
+        session = self._session(session_id)
+        for message_run_id in {message[2] for message in messages}:
+            if message_run_id is None:
+                continue
+            run = self._runs.get(message_run_id)
+            run_session = None if run is None else run["session_id"]
+            refuse_message(
+                session.agent_id, session_id, message_run_id, session.agent_id, run_session
+            )
+        newest = (session.messages[-1].seq or 0) if session.messages else 0
+        if if_newest_seq is not None and newest != if_newest_seq:
+            return None
+        changed = False
+        if after_seq is not None:
+            changed = bool(session.drop_after(bisect_right(session.messages, after_seq, key=_seq)))
+        stored = []
+        for role, content, run_id, metadata, token_count in messages:
+            seq = session.last_seq = session.last_seq + 1
+            message = tuple.__new__(ChatMsg, (role, content, seq, run_id, now, None, token_count))
+            session.messages.append(message)
+            if metadata is not None:
+                session.metadata[seq] = metadata  # kept apart: see _Session
+                message = message._replace(metadata=load_json(metadata))
+            stored.append(message)
+        if changed or stored:
+            self._touch(session, now)
+        return stored
 
     async def _fork_session(self, request: NewFork) -> SessionRecord:
         parent = self._session(request.session_id)

@@ -40,7 +40,7 @@ from ._columns import (
 from ._dump import Dump, last_seqs
 from ._json import dump_optional, load_json
 from ._rules import refuse_message, refuse_taken
-from .base import DataStorage, NewFork, NewRun, check_repeat
+from .base import DataStorage, NewFork, NewMessage, NewRun, check_repeat
 from .errors import (
     InvalidDataError,
     NotFoundError,
@@ -483,6 +483,48 @@ class PostgresDataStorage(DataStorage):
                 raise NotFoundError("session_id", session_id)
             count: int = await conn.fetchval(self._sql.truncate_history, session_id, after_seq, now)
         return count
+
+    async def _replace_history(
+        self,
+        session_id: str,
+        after_seq: int | None,
+        messages: list[NewMessage],
+        if_newest_seq: int | None,
+        now: datetime,
+    ) -> list[ChatMsg] | None:
+        q = self._sql
+        async with self._transaction() as conn:
+            agent_id = await conn.fetchval(q.lock_session_agent, session_id)
+            if agent_id is None:
+                raise NotFoundError("session_id", session_id)
+            for run_id in {message[2] for message in messages}:
+                if run_id is not None:
+                    owners = await conn.fetchrow(q.message_owners, session_id, run_id)
+                    refuse_message(agent_id, session_id, run_id, owners[0], owners[1])
+            if (
+                if_newest_seq is not None
+                and await conn.fetchval(q.newest_message_seq, session_id) != if_newest_seq
+            ):
+                return None
+            if after_seq is not None:
+                await conn.fetchval(q.truncate_history, session_id, after_seq, now)
+            stored = []
+            for role, content, run_id, metadata, token_count in messages:
+                seq, _, _ = await conn.fetchrow(
+                    q.add_message,
+                    agent_id,
+                    session_id,
+                    run_id,
+                    role,
+                    content,
+                    now,
+                    to_jsonb(metadata),
+                    token_count,
+                    None,
+                )
+                loaded = load_json(metadata)
+                stored.append(ChatMsg(role, content, seq, run_id, now, loaded, token_count))
+        return stored
 
     async def _fork_session(self, request: NewFork) -> SessionRecord:
         through = _MAX_SEQ if request.through_seq is None else request.through_seq

@@ -34,7 +34,7 @@ from ._json import dump_optional, load_json
 from ._rules import continued_session, refuse_message, refuse_taken
 from ._sqlite_driver import Connection
 from ._turns import Turns
-from .base import DataStorage, NewFork, NewRun, check_repeat, merge_agent_metadata
+from .base import DataStorage, NewFork, NewMessage, NewRun, check_repeat, merge_agent_metadata
 from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError, quote
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
@@ -315,6 +315,43 @@ class SqliteDataStorage(DataStorage):
             if rows:
                 await db.execute(sql.TOUCH_SESSION, (_to_db(now), session_id))
         return len(rows)
+
+    async def _replace_history(
+        self,
+        session_id: str,
+        after_seq: int | None,
+        messages: list[NewMessage],
+        if_newest_seq: int | None,
+        now: datetime,
+    ) -> list[ChatMsg] | None:
+        when = _to_db(now)
+        async with self._transaction() as db:
+            owner = await db.fetchall(sql.SESSION_OWNER, (session_id,))
+            if not owner:
+                raise NotFoundError("session_id", session_id)
+            agent_id: str = owner[0][0]
+            for run_id in {message[2] for message in messages}:
+                if run_id is not None:
+                    await _explain_refused_message(db, session_id, agent_id, run_id)
+            if if_newest_seq is not None:
+                newest = await db.fetchall(sql.NEWEST_MESSAGE_SEQ, (session_id,))
+                if newest[0][0] != if_newest_seq:
+                    return None
+            changed = False
+            if after_seq is not None:
+                changed = bool(await db.fetchall(sql.TRUNCATE_HISTORY, (session_id, after_seq)))
+            stored = []
+            for role, content, run_id, metadata, token_count in messages:
+                params = (session_id, agent_id, run_id, role, content, when, metadata, token_count)
+                rows = await db.fetchall(sql.ADD_MESSAGE, (*params, None))
+                stored.append(
+                    chat_msg(
+                        (role, content, rows[0][0], run_id, now, load_json(metadata), token_count)
+                    )
+                )
+            if changed and not stored:
+                await db.execute(sql.TOUCH_SESSION, (when, session_id))
+        return stored
 
     async def _fork_session(self, request: NewFork) -> SessionRecord:
         through = _MAX_SEQ if request.through_seq is None else request.through_seq
