@@ -21,15 +21,17 @@ async def run(settings: Settings) -> Results:
     server = Server()
     server.start()
     try:
-        log(f"PostgreSQL: {server.dsn or server.why_not}")
+        log(f"PostgreSQL: {server.dsn or server.why_not}; PgBouncer: {server.pgbouncer_dsn}")
         log("== µs per chat turn")
         results = Results(
             settings,
             datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-            await measure_all(server.dsn, settings),
+            await measure_all(server.dsn, settings, pgbouncer_dsn=server.pgbouncer_dsn),
         )
         log("== PostgreSQL concurrency")
-        results.concurrency = await concurrency(server.dsn, server.why_not, settings)
+        results.concurrency = await concurrency(
+            server.dsn, server.why_not, settings, server.pgbouncer_dsn
+        )
         log("== initialize_run")
         results.initialize = await extras.initialize_run_costs(server.dsn, settings)
     finally:

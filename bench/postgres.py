@@ -2,7 +2,9 @@
 
 The server is the one ``RUNSTORE_BENCH_DSN`` (or ``RUNSTORE_PG_DSN``) names, else a throwaway
 loopback cluster started with the tests' ``tests/pg_server.py`` (and stopped at the end) when
-PostgreSQL is installed; else the Postgres rows say "not run". That cluster runs with
+PostgreSQL is installed; else the Postgres rows say "not run". PgBouncer in transaction pooling
+mode in front of it is ``RUNSTORE_BENCH_PGBOUNCER_DSN``, else the one ``tests/pg_server.py``
+starts with the throwaway cluster (when PgBouncer is installed). That cluster runs with
 ``fsync=off``: both runstore and the raw asyncpg floor see the same server. Each concurrent
 session is one task doing turns on its own session (pre-filled with 100 messages) for a fixed
 time; turns/s counts every task's turns.
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .floors import RawAsyncpg
-from .runstore_stores import RunstorePostgres
+from .runstore_stores import RunstorePostgres, RunstorePostgresPgBouncer
 from .timing import Figure, Settings
 from .turns import log
 from .workload import Subject, Unavailable
@@ -38,11 +40,13 @@ class Server:
 
     def __init__(self) -> None:
         self.dsn: str | None = None
+        self.pgbouncer_dsn: str | None = None
         self.why_not = ""
         self._state: Path | None = None
 
     def start(self) -> None:
         self.dsn = os.environ.get("RUNSTORE_BENCH_DSN") or os.environ.get("RUNSTORE_PG_DSN")
+        self.pgbouncer_dsn = os.environ.get("RUNSTORE_BENCH_PGBOUNCER_DSN")
         if self.dsn:
             return
         self.dsn = None
@@ -62,6 +66,8 @@ class Server:
             shutil.rmtree(state, ignore_errors=True)
             return
         self.dsn = (state / "dsn").read_text().strip()
+        if (state / "pgbouncer_dsn").exists():
+            self.pgbouncer_dsn = (state / "pgbouncer_dsn").read_text().strip()
         self._state = state
 
     def stop(self) -> None:
@@ -97,14 +103,17 @@ async def _turns_per_second(subject: Subject, sessions: list[Any], seconds: floa
     return sum(counts) / (time.perf_counter() - start)
 
 
-async def concurrency(dsn: str | None, why_not: str, settings: Settings) -> list[Concurrency]:
-    """turns/s of runstore's Postgres store and of the raw asyncpg floor, their repetitions
-    interleaved at each level of concurrency."""
+async def concurrency(
+    dsn: str | None, why_not: str, settings: Settings, pgbouncer_dsn: str | None = None
+) -> list[Concurrency]:
+    """turns/s of runstore's Postgres store (straight to the server and through PgBouncer) and
+    of the raw asyncpg floor, their repetitions interleaved at each level of concurrency."""
     factories: list[Callable[[], Subject]] = [
         lambda: RawAsyncpg(dsn),
         lambda: RunstorePostgres(dsn),
+        lambda: RunstorePostgresPgBouncer(pgbouncer_dsn),
     ]
-    rows = [Concurrency("raw asyncpg"), Concurrency("runstore Postgres")]
+    rows = [Concurrency(factory().name) for factory in factories]
     if dsn is None:
         for row in rows:
             row.missing = why_not
@@ -112,22 +121,24 @@ async def concurrency(dsn: str | None, why_not: str, settings: Settings) -> list
     seconds = max(0.2, settings.budget * 2.5)
     for count in CONCURRENCY:
         opened: list[Subject] = []
+        prepared = []
         try:
-            prepared = []
             for row, factory in zip(rows, factories, strict=True):
+                if row.missing is not None:
+                    continue
                 subject = factory()
                 opened.append(subject)
-                await subject.open(Path("."))
+                try:
+                    await subject.open(Path("."))
+                except Unavailable as exc:
+                    row.missing = str(exc)
+                    continue
                 sessions = await subject.add_sessions(count, 100)
                 await _turns_per_second(subject, sessions, seconds / 4)  # warm the pool
                 prepared.append((row, subject, sessions, []))
             for _ in range(settings.reps):
                 for _, subject, sessions, samples in prepared:
                     samples.append(await _turns_per_second(subject, sessions, seconds))
-        except Unavailable as exc:
-            for row in rows:
-                row.missing = str(exc)
-            return rows
         finally:
             for subject in opened:
                 await subject.close()

@@ -100,14 +100,16 @@ class RunstoreSqlite(RunstoreSubject):
         return sqlite_store(workdir / f"runstore-{self.driver}.sqlite3", self.driver)
 
 
-def postgres_store(dsn: str | None, schema: str) -> DataStorage:
+def postgres_store(
+    dsn: str | None, schema: str, pooler: str | None = None, why_not: str = "no PostgreSQL server"
+) -> DataStorage:
     if dsn is None:
-        raise Unavailable("no PostgreSQL server")
+        raise Unavailable(why_not)
     try:
         from runstore import PostgresDataStorage
     except (ImportError, AttributeError) as exc:
         raise Unavailable(f"runstore.PostgresDataStorage is missing ({exc})") from None
-    store: DataStorage = PostgresDataStorage(dsn, schema=schema)
+    store: DataStorage = PostgresDataStorage(dsn, schema=schema, pooler=pooler)
     return store
 
 
@@ -130,6 +132,8 @@ class RunstorePostgres(RunstoreSubject):
 
     name = "runstore Postgres"
     floor = "raw asyncpg"
+    pooler: str | None = None
+    why_not = "no PostgreSQL server"
 
     def __init__(self, dsn: str | None) -> None:
         super().__init__()
@@ -137,7 +141,7 @@ class RunstorePostgres(RunstoreSubject):
         self.schema = f"runstore_bench_{next(_schemas)}"
 
     async def make(self, workdir: Path) -> DataStorage:
-        store = postgres_store(self.dsn, self.schema)
+        store = postgres_store(self.dsn, self.schema, self.pooler, self.why_not)
         assert self.dsn is not None
         await drop_schema(self.dsn, self.schema)
         return store
@@ -146,3 +150,14 @@ class RunstorePostgres(RunstoreSubject):
         await super().close()
         if self.store is not None and self.dsn is not None:
             await drop_schema(self.dsn, self.schema)
+
+
+class RunstorePostgresPgBouncer(RunstorePostgres):
+    """The same, through PgBouncer in transaction pooling mode in front of the same server
+    (``pooler="transaction"``: no prepared-statement cache, so each statement is parsed
+    again). Its floor is raw asyncpg straight to the server: the ratio is the whole cost of
+    the pooler."""
+
+    name = "runstore Postgres via PgBouncer (transaction pooling)"
+    pooler = "transaction"
+    why_not = "no PgBouncer (scripts/test installs it; or set RUNSTORE_BENCH_PGBOUNCER_DSN)"

@@ -11,7 +11,12 @@ from pathlib import Path
 
 from .floors import BareList, MinimalAsyncStore, RawAiosqlite, RawAsyncpg, RawSqlite3
 from .peers import AdkSessions, AgentsSqliteSession, LangChainHistory, LangGraphSaver
-from .runstore_stores import RunstoreMemory, RunstorePostgres, RunstoreSqlite
+from .runstore_stores import (
+    RunstoreMemory,
+    RunstorePostgres,
+    RunstorePostgresPgBouncer,
+    RunstoreSqlite,
+)
 from .timing import Figure, Plan, Settings, cell, interleave, prepare
 from .workload import SIZES, Subject, Unavailable
 
@@ -25,7 +30,9 @@ class Row:
     group: str = ""
 
 
-def subjects(dsn: str | None) -> list[tuple[str, Callable[[], Subject]]]:
+def subjects(
+    dsn: str | None, pgbouncer_dsn: str | None = None
+) -> list[tuple[str, Callable[[], Subject]]]:
     """(group, factory) for every measured store, in table order."""
     return [
         ("floor", BareList),
@@ -37,6 +44,7 @@ def subjects(dsn: str | None) -> list[tuple[str, Callable[[], Subject]]]:
         ("runstore", lambda: RunstoreSqlite("sqlite3")),
         ("runstore", lambda: RunstoreSqlite("aiosqlite")),
         ("runstore", lambda: RunstorePostgres(dsn)),
+        ("runstore", lambda: RunstorePostgresPgBouncer(pgbouncer_dsn)),
         ("peer", LangChainHistory),
         ("peer", AdkSessions),
         ("peer", LangGraphSaver),
@@ -50,11 +58,15 @@ def log(message: str) -> None:
 
 
 async def measure_all(
-    dsn: str | None, settings: Settings, sizes: tuple[int, ...] = SIZES
+    dsn: str | None,
+    settings: Settings,
+    sizes: tuple[int, ...] = SIZES,
+    *,
+    pgbouncer_dsn: str | None = None,
 ) -> list[Row]:
     """Every store at every size. Per size, all stores are opened and pre-filled first, then
     their repetitions run interleaved (``timing.interleave``)."""
-    factories = subjects(dsn)
+    factories = subjects(dsn, pgbouncer_dsn)
     rows: list[Row] = []
     for group, factory in factories:
         probe = factory()
