@@ -6,12 +6,16 @@ import asyncio
 import json
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 from pg_server import shared_dsn
+
+from runstore import DataStorage, RunHandle, StorageError
 
 WORKER = Path(__file__).with_name("pg_worker.py")
 
@@ -93,3 +97,65 @@ def pgbouncer_console(dsn: str, command: str) -> list[dict[str, str]]:
     header, *rows = done.stdout.splitlines()[:-1]  # the last line counts the rows
     names = header.split("\t")
     return [dict(zip(names, row.split("\t"), strict=True)) for row in rows]
+
+
+class ChatWriters:
+    """``count`` tasks appending to one session until ``stop()``, recording each acknowledged
+    message (content -> seq, and when) and each ``StorageError``; any other exception fails
+    the test. ``until`` waits (bounded) for a condition on what they recorded."""
+
+    def __init__(self, store: DataStorage, run: RunHandle, count: int = 4) -> None:
+        self.store = store
+        self.run = run
+        self.acknowledged: dict[str, int] = {}
+        self.acknowledged_at: list[float] = []
+        self.errors: list[StorageError] = []
+        self._finished = asyncio.Event()
+        self._changed = asyncio.Event()
+        self._tasks = [asyncio.create_task(self._write(n)) for n in range(count)]
+
+    async def _write(self, number: int) -> None:
+        for sent in range(10_000_000):  # bounded; stop() ends it far earlier
+            if self._finished.is_set():
+                return
+            content = f"w{number}-{sent}"
+            try:
+                message = await self.store.add_chat_message(
+                    agent_id=self.run.agent_id,
+                    session_id=self.run.session_id,
+                    run_id=self.run.run_id,
+                    role="user",
+                    content=content,
+                )
+            except StorageError as exc:
+                self.errors.append(exc)
+                await asyncio.sleep(0.02)
+            else:
+                assert message.seq is not None
+                self.acknowledged[content] = message.seq
+                self.acknowledged_at.append(time.monotonic())
+            self._changed.set()
+
+    async def until(self, condition: Callable[[], bool], seconds: float = 120) -> None:
+        """Until the condition holds, checked after every call; a hang becomes a failure."""
+
+        async def wait() -> None:
+            while not condition():
+                self._changed.clear()
+                await self._changed.wait()
+
+        await asyncio.wait_for(wait(), seconds)
+
+    async def more(self, count: int, seconds: float = 120) -> None:
+        """Until ``count`` more writes are acknowledged."""
+        target = len(self.acknowledged) + count
+        await self.until(lambda: len(self.acknowledged) >= target, seconds)
+
+    async def stop(self) -> None:
+        self._finished.set()
+        await asyncio.gather(*self._tasks)
+
+    def lost(self, stored: dict[str, int | None]) -> dict[str, int]:
+        """The acknowledged messages missing from ``stored`` (content -> seq) or with another
+        seq."""
+        return {c: s for c, s in self.acknowledged.items() if stored.get(c) != s}

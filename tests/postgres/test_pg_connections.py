@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
-from pg_helpers import new_schema
+from pg_helpers import ChatWriters, new_schema
 from pg_server import Cluster, shared_dsn, shared_pgbouncer_dsn
 
 from runstore import (
@@ -41,17 +41,6 @@ async def terminate(admin: asyncpg.Connection, app: str) -> int:
     return ended
 
 
-async def bounded(condition: Callable[[], bool], changed: asyncio.Event) -> None:
-    """Wait until the condition holds, checked whenever ``changed`` is set; at most 60 s."""
-
-    async def wait() -> None:
-        while not condition():
-            changed.clear()
-            await changed.wait()
-
-    await asyncio.wait_for(wait(), 60)
-
-
 @pytest.mark.parametrize("via", ["direct", "pgbouncer"])
 async def test_server_side_disconnects_give_runstore_errors_and_the_store_recovers(
     via: str,
@@ -63,56 +52,27 @@ async def test_server_side_disconnects_give_runstore_errors_and_the_store_recove
     store = PostgresDataStorage(dsn, schema=new_schema(), max_connections=WRITERS, pooler=pooler)
     admin = await asyncpg.connect(shared_dsn())
     run = await store.initialize_run(workflow_name="chat")
-    acknowledged: dict[str, int] = {}
-    errors: list[StorageError] = []
-    finished = asyncio.Event()
-    changed = asyncio.Event()
-
-    async def writer(number: int) -> None:
-        for sent in range(1_000_000):  # bounded; the test ends it far earlier
-            if finished.is_set():
-                return
-            content = f"w{number}-{sent}"
-            try:
-                message = await store.add_chat_message(
-                    agent_id=run.agent_id,
-                    session_id=run.session_id,
-                    run_id=run.run_id,
-                    role="user",
-                    content=content,
-                )
-            except StorageError as exc:  # anything else fails the test
-                errors.append(exc)
-                await asyncio.sleep(0.01)
-            else:
-                assert message.seq is not None
-                acknowledged[content] = message.seq
-            changed.set()
-
-    writers = [asyncio.create_task(writer(n)) for n in range(WRITERS)]
-    ended = rounds = 0
+    writers = ChatWriters(store, run, WRITERS)
+    ended = 0
     try:
-        for _ in range(DISCONNECTS + 1):
-            target = len(acknowledged) + 20
-            await bounded(lambda: len(acknowledged) >= target, changed)  # noqa: B023 (it recovered)
-            if rounds < DISCONNECTS:
-                ended += await terminate(admin, app)
-                rounds += 1
+        for _ in range(DISCONNECTS):
+            await writers.more(20, 60)  # it works (again)
+            ended += await terminate(admin, app)
+        await writers.more(20, 60)
     finally:
-        finished.set()
-        await asyncio.gather(*writers)
+        await writers.stop()
         await admin.close()
 
+    errors = writers.errors
     kinds = sorted({str(e)[:90] for e in errors})
     print(f"\n{DISCONNECTS} rounds, {ended} backends terminated, {len(errors)} errors, "
-          f"{len(acknowledged)} acknowledged writes; kinds: {kinds}")  # fmt: skip
+          f"{len(writers.acknowledged)} acknowledged writes; kinds: {kinds}")  # fmt: skip
     assert ended >= DISCONNECTS
     assert errors, "terminating busy backends mid-run must fail some calls"
     assert all(isinstance(e, StorageUnavailableError) for e in errors), errors[:3]
     history = await store.get_chat_history(run.session_id, None)
-    stored = {m.content: m.seq for m in history}
     assert [m.seq for m in history] == sorted({m.seq for m in history})
-    assert {c: s for c, s in acknowledged.items() if stored.get(c) != s} == {}
+    assert writers.lost({m.content or "": m.seq for m in history}) == {}
     await store.close()
 
 

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
+from pg_helpers import ChatWriters
 from pg_server import DATABASE, USER, Cluster
 
-from runstore import PostgresDataStorage, StorageError, StorageUnavailableError
+from runstore import PostgresDataStorage, StorageUnavailableError
 
 WRITERS = 4
 
@@ -49,17 +50,6 @@ async def make_synchronous(primary: Cluster) -> None:
         await conn.close()
 
 
-async def until(condition: Callable[[], bool], changed: asyncio.Event) -> None:
-    """Wait for the condition, checked whenever ``changed`` is set; at most 120 s."""
-
-    async def wait() -> None:
-        while not condition():
-            changed.clear()
-            await changed.wait()
-
-    await asyncio.wait_for(wait(), 120)
-
-
 async def test_failover_loses_no_acknowledged_write_and_the_store_resumes(
     primary_and_standby: tuple[Cluster, Cluster],
 ) -> None:
@@ -71,54 +61,26 @@ async def test_failover_loses_no_acknowledged_write_and_the_store_resumes(
     )
     store = PostgresDataStorage(dsn, schema="failover", connect_timeout=2.0)
     run = await store.initialize_run(workflow_name="chat")
-    acknowledged: dict[str, int] = {}
-    acknowledged_at: list[float] = []
-    errors: list[StorageError] = []
-    finished = asyncio.Event()
-    changed = asyncio.Event()
-
-    async def writer(number: int) -> None:
-        for sent in range(1_000_000):  # bounded; the test ends it far earlier
-            if finished.is_set():
-                return
-            content = f"w{number}-{sent}"
-            try:
-                message = await store.add_chat_message(
-                    agent_id=run.agent_id,
-                    session_id=run.session_id,
-                    run_id=run.run_id,
-                    role="user",
-                    content=content,
-                )
-            except StorageError as exc:  # anything else fails the test
-                errors.append(exc)
-                await asyncio.sleep(0.02)
-            else:
-                assert message.seq is not None
-                acknowledged[content] = message.seq
-                acknowledged_at.append(time.monotonic())
-            changed.set()
-
-    writers = [asyncio.create_task(writer(n)) for n in range(WRITERS)]
+    writers = ChatWriters(store, run, WRITERS)
     try:
-        await until(lambda: len(acknowledged) >= 200, changed)
+        await writers.more(200)
         crashed_at = time.monotonic()
         await asyncio.to_thread(primary.stop, "immediate")
         stopped_at = time.monotonic()
-        before_failover = len(acknowledged)
-        await until(lambda: len(errors) >= WRITERS, changed)  # the writers noticed
+        before_failover = len(writers.acknowledged)
+        await writers.until(lambda: len(writers.errors) >= WRITERS)  # the writers noticed
         promoting_at = time.monotonic()
         await asyncio.to_thread(standby.promote)
-        await until(lambda: len(acknowledged) >= before_failover + 200, changed)
+        await writers.more(200)
     finally:
-        finished.set()
-        await asyncio.gather(*writers)
+        await writers.stop()
 
-    resumed_at = min(t for t in acknowledged_at if t > stopped_at)
+    errors = writers.errors
+    resumed_at = min(t for t in writers.acknowledged_at if t > stopped_at)
     print(
         f"\nfailover: {before_failover} writes acknowledged before the crash, "
-        f"{len(acknowledged)} in all, {len(errors)} errors; first write on the new primary "
-        f"{resumed_at - promoting_at:.3f} s after `pg_ctl promote` started, "
+        f"{len(writers.acknowledged)} in all, {len(errors)} errors; first write on the new "
+        f"primary {resumed_at - promoting_at:.3f} s after `pg_ctl promote` started, "
         f"{resumed_at - crashed_at:.3f} s after the crash"
     )
     assert resumed_at > promoting_at  # nothing was acknowledged while there was no primary
@@ -134,7 +96,7 @@ async def test_failover_loses_no_acknowledged_write_and_the_store_resumes(
     finally:
         await conn.close()
     stored = {row["content"]: row["seq"] for row in rows}
-    lost = {c: s for c, s in acknowledged.items() if stored.get(c) != s}
+    lost = writers.lost(stored)
     assert lost == {}, f"{len(lost)} acknowledged writes lost"
     assert len(set(stored.values())) == len(stored)  # seq unique
     await store.close()
