@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import extras, pyodide
+from . import extras, pyodide, workflows
 from .postgres import Server, concurrency
 from .report import Results, markdown, plot
 from .timing import Settings
@@ -34,6 +34,8 @@ async def run(settings: Settings) -> Results:
         )
         log("== initialize_run")
         results.initialize = await extras.initialize_run_costs(server.dsn, settings)
+        log("== workflow adapters (LangGraph, ADK)")
+        results.workflows = await workflows.measure(server.dsn, quick=settings.reps < 5)
     finally:
         server.stop()
     log("== one add vs one INSERT+COMMIT")

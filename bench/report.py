@@ -28,6 +28,7 @@ class Results:
     adds: list[Line] = field(default_factory=list)
     pyodide: list[Line] = field(default_factory=list)
     pyodide_missing: str | None = None
+    workflows: list[str] = field(default_factory=list)  # markdown lines (bench/workflows.py)
     seconds: float = 0.0
 
 
@@ -321,6 +322,8 @@ def markdown(results: Results) -> str:
         "Peer versions: `bench/requirements.txt`.",
         "",
     ]
+    if results.workflows:
+        out += ["", *results.workflows]
     return "\n".join(out)
 
 

@@ -28,6 +28,9 @@ SCRIPT = textwrap.dedent(
                                       run_id=run.run_id, role="user", content=str(i)))
     assert len(finish(store.get_chat_history(run.session_id))) == 50
     finish(store.save_state(run.run_id, runstore.WorkflowState("w")))
+    finish(store.put_entries("s", [runstore.NewEntry("k", {"a": 1}, b"x")]))
+    assert finish(store.merge_entry("s", "k", {"b": 2})).value == {"a": 1, "b": 2}
+    assert [e.key for e in finish(store.list_entries("s", prefix="k"))] == ["k"]
     finish(store.close())
     assert "threading" not in sys.modules
     print("ok")

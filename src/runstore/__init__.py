@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._entries import Entry, NewEntry
 from .base import DataStorage
 from .errors import (
     InvalidDataError,
@@ -25,8 +26,10 @@ __all__ = [
     "AgentRecord",
     "ChatMsg",
     "DataStorage",
+    "Entry",
     "InMemoryDataStorage",
     "InvalidDataError",
+    "NewEntry",
     "NotFoundError",
     "PostgresDataStorage",
     "RunHandle",

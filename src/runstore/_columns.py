@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
 from ._dump import MessageRow
+from ._entries import Entry
 from .models import AgentRecord, ChatMsg, RunRecord, SessionRecord
 
-Kind = Literal["text", "int", "float", "json", "time"]
+Kind = Literal["text", "int", "float", "json", "time", "bytes"]
 R = TypeVar("R")
 Reader = Callable[[Iterable[Any]], list[R]]
 
@@ -125,6 +126,21 @@ CHAT = Table(
         ("created_at", "time"),
         ("metadata", "json"),
         ("token_count", "int"),
+    ),
+)
+
+# Entries, the ordered key-value store (docs/contract.md, "Entries").
+ENTRIES = Table(
+    "entries",
+    Entry,
+    (
+        ("scope", "text"),
+        ("key", "text"),
+        ("value", "json"),
+        ("data", "bytes"),
+        ("tag", "text"),
+        ("version", "int"),
+        ("updated_at", "time"),
     ),
 )
 

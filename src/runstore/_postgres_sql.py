@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ._columns import AGENTS, CHAT, MESSAGES, RUNS, SESSIONS, Kind, Table
+from ._columns import AGENTS, CHAT, ENTRIES, MESSAGES, RUNS, SESSIONS, Kind, Table
 from .errors import InvalidDataError
 
 # SQLSTATEs raised by the ``initialize_run`` function; message = field, detail = problem.
@@ -209,11 +209,28 @@ ALTER TABLE {s}.sessions ADD COLUMN parent_session_id text COLLATE "C",
     ADD COLUMN forked_from_seq bigint;
 """
 
+# v4: entries, the ordered key-value store (docs/contract.md, "Entries"). Keys are
+# COLLATE "C" so they sort by code point, as on every backend.
+_V4_ENTRIES = """
+CREATE TABLE {s}.entries (
+    scope text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
+    value jsonb,
+    data bytea,
+    tag text COLLATE "C",
+    version bigint NOT NULL,
+    updated_at timestamptz NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+CREATE INDEX entries_by_tag ON {s}.entries (scope, tag) WHERE tag IS NOT NULL;
+"""
+
 # (version, SQL): append only; a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_TABLES + _V1_INITIALIZE_RUN),
     (2, _V2_RENAME_MESSAGES),
     (3, _V3_MESSAGES_V2),
+    (4, _V4_ENTRIES),
 )
 
 _CAST: dict[Kind, str] = {"json": "::jsonb"}
@@ -441,6 +458,54 @@ SELECT array(SELECT id FROM {s}.agents WHERE id = ANY($1::text[])),
 """
 
 
+# -- entries ---------------------------------------------------------------------
+# A key range is ``key >= lower [AND key < upper]``. ``ENTRY_STATEMENTS`` is keyed by
+# statement name; ``list``, ``delete`` and ``copy`` have one per (bounded[, reverse|tags]).
+
+_ENTRY = ENTRIES.select()
+_REPLACE = """ON CONFLICT (scope, key) DO UPDATE SET value = EXCLUDED.value,
+    data = EXCLUDED.data, tag = EXCLUDED.tag, version = {s}.entries.version + 1,
+    updated_at = EXCLUDED.updated_at"""
+# $1 scope, $2 keys, $3 values (JSON text), $4 data, $5 tags, $6 now.
+_PUT = f"""INSERT INTO {{s}}.entries ({_ENTRY})
+    SELECT $1, k, v::jsonb, d, t, 1, $6
+    FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[]) AS u (k, v, d, t)"""
+# $1 scope, $2 key, $3 patch (JSON text), $4 now[, $5 expected version].
+_MERGED = "coalesce({s}.entries.value, '{}'::jsonb) || $3::jsonb"
+_RANGES = {False: "scope = $1 AND key >= $2", True: "scope = $1 AND key >= $2 AND key < $3"}
+
+ENTRY_STATEMENTS: dict[str, str] = {
+    "put": f"WITH w AS ({_PUT} {_REPLACE} RETURNING 1) SELECT count(*) FROM w",
+    "put_if_absent": f"""WITH w AS ({_PUT} ON CONFLICT (scope, key) DO NOTHING RETURNING 1)
+    SELECT count(*) FROM w""",
+    "get": f"SELECT {_ENTRY} FROM {{s}}.entries WHERE scope = $1 AND key = $2",
+    "merge": f"""INSERT INTO {{s}}.entries (scope, key, value, version, updated_at)
+    VALUES ($1, $2, $3::jsonb, 1, $4)
+    ON CONFLICT (scope, key) DO UPDATE SET value = {_MERGED},
+    version = {{s}}.entries.version + 1, updated_at = EXCLUDED.updated_at
+    RETURNING {_ENTRY}""",
+    "merge_if_absent": f"""INSERT INTO {{s}}.entries (scope, key, value, version, updated_at)
+    VALUES ($1, $2, $3::jsonb, 1, $4) ON CONFLICT (scope, key) DO NOTHING RETURNING {_ENTRY}""",
+    "merge_if_version": f"""UPDATE {{s}}.entries SET value = {_MERGED}, version = version + 1,
+    updated_at = $4 WHERE scope = $1 AND key = $2 AND version = $5 RETURNING {_ENTRY}""",
+}
+for _bounded in (False, True):
+    _n = 4 if _bounded else 3  # the first parameter after the range
+    for _reverse in (False, True):
+        ENTRY_STATEMENTS[f"list {_bounded} {_reverse}"] = f"""SELECT {_ENTRY} FROM {{s}}.entries
+    WHERE {_RANGES[_bounded]} ORDER BY key {"DESC" if _reverse else "ASC"} LIMIT ${_n}"""
+    for _tagged in (False, True):
+        _tags = f"AND tag = ANY(${_n}::text[])" if _tagged else ""
+        ENTRY_STATEMENTS[f"delete {_bounded} {_tagged}"] = f"""WITH d AS (DELETE FROM {{s}}.entries
+    WHERE {_RANGES[_bounded]} {_tags} RETURNING 1) SELECT count(*) FROM d"""
+    # then: to_scope, to_prefix, length of prefix, now
+    ENTRY_STATEMENTS[f"copy {_bounded}"] = f"""WITH c AS (
+    INSERT INTO {{s}}.entries ({_ENTRY})
+    SELECT ${_n}, ${_n + 1} || substr(key, ${_n + 2} + 1), value, data, tag, 1, ${_n + 3}
+    FROM {{s}}.entries WHERE {_RANGES[_bounded]} {_REPLACE} RETURNING 1)
+    SELECT count(*) FROM c"""
+
+
 class Statements:
     """The statements above for one schema: its quoted name in place of ``{s}``."""
 
@@ -492,3 +557,4 @@ class Statements:
         self.import_message = fill(IMPORT_MESSAGE)
         self.export_session_agent = fill(EXPORT_SESSION_AGENT)
         self.taken_ids = fill(TAKEN_IDS)
+        self.entries = {key: fill(sql) for key, sql in ENTRY_STATEMENTS.items()}

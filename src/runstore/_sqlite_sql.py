@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._columns import AGENTS, CHAT, MESSAGES, RUNS, SESSIONS, Table
+from ._columns import AGENTS, CHAT, ENTRIES, MESSAGES, RUNS, SESSIONS, Table
 
 # ``PRAGMA application_id`` of a runstore database ("RSTO"): tells our files from others.
 APPLICATION_ID = 0x5253544F
@@ -120,7 +120,23 @@ _V3: tuple[str, ...] = (
     "DROP INDEX sessions_by_agent",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+# v4: entries, the ordered key-value store (docs/contract.md, "Entries"). A rowid table, as
+# entries may hold large blobs; (scope, key) is its unique index, so keys are read in order.
+_V4: tuple[str, ...] = (
+    """CREATE TABLE entries (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT,
+        data BLOB,
+        tag TEXT,
+        version INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        PRIMARY KEY (scope, key)
+    )""",
+    "CREATE INDEX entries_by_tag ON entries (scope, tag) WHERE tag IS NOT NULL",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # -- connection set-up -----------------------------------------------------------------
@@ -284,3 +300,39 @@ TAKEN_AGENT_IDS = _TAKEN.format(column="id", table="agents")
 TAKEN_AGENT_NAMES = _TAKEN.format(column="name", table="agents")
 TAKEN_SESSION_IDS = _TAKEN.format(column="id", table="sessions")
 TAKEN_RUN_IDS = _TAKEN.format(column="id", table="runs")
+
+# -- entries ---------------------------------------------------------------------------
+# Keys compare as UTF-8 bytes (BINARY), which is code point order. A range is always
+# ``key >= lower [AND key < upper]``; the statement dicts are keyed by (bounded above, reverse).
+
+_ENTRY = ENTRIES.select()  # scope, key, value, data, tag, version, updated_at
+PUT_ENTRY = f"""INSERT INTO entries ({_ENTRY}) VALUES (?, ?, ?, ?, ?, 1, ?)
+    ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, data = excluded.data,
+    tag = excluded.tag, version = entries.version + 1, updated_at = excluded.updated_at"""
+PUT_ENTRY_IF_ABSENT = f"""INSERT INTO entries ({_ENTRY}) VALUES (?, ?, ?, ?, ?, 1, ?)
+    ON CONFLICT (scope, key) DO NOTHING RETURNING 1"""
+GET_ENTRY = f"SELECT {_ENTRY} FROM entries WHERE scope = ? AND key = ?"
+_RANGE = {False: "scope = ? AND key >= ?", True: "scope = ? AND key >= ? AND key < ?"}
+LIST_ENTRIES: dict[tuple[bool, bool], str] = {
+    (bounded, reverse): f"""SELECT {_ENTRY} FROM entries WHERE {_RANGE[bounded]}
+    ORDER BY key {"DESC" if reverse else "ASC"} LIMIT ?"""
+    for bounded in (False, True)
+    for reverse in (False, True)
+}
+# Keyed by (bounded above, by tags); tags are one JSON array parameter, last.
+DELETE_ENTRIES: dict[tuple[bool, bool], str] = {
+    (bounded, tagged): f"""DELETE FROM entries WHERE {_RANGE[bounded]}
+    {"AND tag IN (SELECT value FROM json_each(?))" if tagged else ""} RETURNING 1"""
+    for bounded in (False, True)
+    for tagged in (False, True)
+}
+# Parameters: to_scope, to_prefix, length of prefix, now, then the range.
+COPY_ENTRIES: dict[bool, str] = {
+    bounded: f"""INSERT INTO entries ({_ENTRY})
+    SELECT ?, ? || substr(key, ? + 1), value, data, tag, 1, ? FROM entries
+    WHERE {_RANGE[bounded]} ORDER BY key
+    ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, data = excluded.data,
+    tag = excluded.tag, version = entries.version + 1, updated_at = excluded.updated_at
+    RETURNING 1"""
+    for bounded in (False, True)
+}

@@ -17,6 +17,7 @@ from typing import Any, Self
 
 from . import _export
 from ._dump import Dump
+from ._entries import EntryStore
 from ._json import dump_object, load_json
 from .errors import InvalidDataError, StorageClosedError
 from .models import (
@@ -181,7 +182,7 @@ def _check_new_message(message: Any, field: str) -> NewMessage:
     )
 
 
-class DataStorage(ABC):
+class DataStorage(EntryStore, ABC):
     """Async storage for agents, sessions, runs, chat messages and workflow states.
 
     The rules every backend follows are in ``docs/contract.md``.
@@ -556,7 +557,7 @@ class DataStorage(ABC):
 
     # -- hooks a backend implements ------------------------------------------
 
-    async def _open(self) -> None:  # noqa: B027 - a hook with nothing to do by default
+    async def _open(self) -> None:
         """Open what the backend needs; nothing by default."""
 
     @abstractmethod

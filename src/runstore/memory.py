@@ -11,6 +11,7 @@ from typing import Any
 
 from ._columns import AGENTS, RUNS, Kind, Table, compile_reader, encode_row
 from ._dump import Dump, MessageRow, last_seqs
+from ._entries import MemoryEntries
 from ._json import dump_optional, load_json, to_text
 from ._rules import continued_session, refuse_message, refuse_taken
 from .base import DataStorage, NewFork, NewMessage, NewRun, check_repeat, merge_agent_metadata
@@ -80,12 +81,13 @@ class _Session:
         return dropped
 
 
-class InMemoryDataStorage(DataStorage):
+class InMemoryDataStorage(DataStorage, MemoryEntries):
     """Keeps everything in this process's memory; works in Pyodide. Payloads are held as
     JSON text, so what a caller gets back is always a fresh copy."""
 
     def __init__(self) -> None:
         super().__init__()
+        MemoryEntries.__init__(self)
         self._agents: dict[str, _Row] = {}  # by name
         self._agent_names: dict[str, str] = {}  # id -> name
         self._sessions: dict[str, _Session] = {}
@@ -94,6 +96,7 @@ class InMemoryDataStorage(DataStorage):
         self._activity: dict[str, None] = {}
 
     async def _close(self) -> None:
+        self._clear_entries()
         self._agents.clear()
         self._agent_names.clear()
         self._sessions.clear()

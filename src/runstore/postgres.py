@@ -29,6 +29,7 @@ from . import _postgres_sql as sql
 from ._columns import (
     AGENTS,
     CHAT,
+    ENTRIES,
     MESSAGES,
     RUNS,
     SESSIONS,
@@ -38,6 +39,7 @@ from ._columns import (
     encode_row,
 )
 from ._dump import Dump, last_seqs
+from ._entries import Entry, EntryRow, KeyRange
 from ._json import dump_optional, load_json
 from ._rules import refuse_message, refuse_taken
 from .base import DataStorage, NewFork, NewMessage, NewRun, check_repeat
@@ -213,6 +215,7 @@ _runs = compile_reader(RUNS, _DECODE, _DECODERS)
 _runs_with_state = compile_reader_with(RUNS, "state", _DECODE, _DECODERS)
 _messages = compile_reader(MESSAGES, _DECODE, _DECODERS)
 _chat = compile_reader(CHAT, _DECODE, _DECODERS)
+_entries = compile_reader(ENTRIES, _DECODE, _DECODERS)
 
 
 class PostgresDataStorage(DataStorage):
@@ -666,6 +669,65 @@ class PostgresDataStorage(DataStorage):
         ]:
             if rows:
                 await conn.executemany(statement, rows)
+
+    # -- entries ---------------------------------------------------------------
+
+    async def _put_entries(
+        self, scope: str, rows: list[EntryRow], only_if_absent: bool, now: datetime
+    ) -> int:
+        written: int = await self._fetchval(
+            self._sql.entries["put_if_absent" if only_if_absent else "put"],
+            scope,
+            [r.key for r in rows],
+            [to_jsonb(r.value) for r in rows],
+            [r.data for r in rows],
+            [r.tag for r in rows],
+            now,
+        )
+        return written
+
+    async def _get_entry(self, scope: str, key: str) -> Entry | None:
+        row = await self._fetchrow(self._sql.entries["get"], scope, key)
+        return None if row is None else _entries([row])[0]
+
+    async def _list_entries(
+        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
+    ) -> list[Entry]:
+        statement = self._sql.entries[f"list {bounds.upper is not None} {reverse}"]
+        rows = await self._fetch(statement, *bounds.params(scope), limit)
+        return _entries(rows)
+
+    async def _merge_entry(
+        self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
+    ) -> Entry | None:
+        args: tuple[Any, ...] = (scope, key, to_jsonb(patch), now)
+        if expect_version is None:
+            row = await self._fetchrow(self._sql.entries["merge"], *args)
+        elif expect_version == 0:
+            row = await self._fetchrow(self._sql.entries["merge_if_absent"], *args)
+        else:
+            row = await self._fetchrow(self._sql.entries["merge_if_version"], *args, expect_version)
+        return None if row is None else _entries([row])[0]
+
+    async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
+        statement = self._sql.entries[f"delete {bounds.upper is not None} {tags is not None}"]
+        args = bounds.params(scope) + (() if tags is None else (tags,))
+        deleted: int = await self._fetchval(statement, *args)
+        return deleted
+
+    async def _copy_entries(
+        self,
+        scope: str,
+        bounds: KeyRange,
+        prefix: str,
+        to_scope: str,
+        to_prefix: str,
+        now: datetime,
+    ) -> int:
+        statement = self._sql.entries[f"copy {bounds.upper is not None}"]
+        args = (*bounds.params(scope), to_scope, to_prefix, len(prefix), now)
+        copied: int = await self._fetchval(statement, *args)
+        return copied
 
 
 def _payload(value: dict[str, Any] | None, field: str) -> str | None:

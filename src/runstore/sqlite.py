@@ -21,6 +21,7 @@ from . import _sqlite_sql as sql
 from ._columns import (
     AGENTS,
     CHAT,
+    ENTRIES,
     MESSAGES,
     RUNS,
     SESSIONS,
@@ -30,7 +31,8 @@ from ._columns import (
     encode_row,
 )
 from ._dump import Dump, last_seqs
-from ._json import dump_optional, load_json
+from ._entries import Entry, EntryRow, KeyRange
+from ._json import dump_optional, load_json, to_text
 from ._rules import continued_session, refuse_message, refuse_taken
 from ._sqlite_driver import Connection
 from ._turns import Turns
@@ -78,6 +80,7 @@ _runs = compile_reader(RUNS, _DECODE, _DECODERS)
 _runs_with_state = compile_reader_with(RUNS, "state", _DECODE, _DECODERS)
 _messages = compile_reader(MESSAGES, _DECODE, _DECODERS)
 _chat = compile_reader(CHAT, _DECODE, _DECODERS)
+_entries = compile_reader(ENTRIES, _DECODE, _DECODERS)
 
 
 def _is_file(path: str) -> bool:
@@ -479,6 +482,72 @@ class SqliteDataStorage(DataStorage):
                 sql.IMPORT_MESSAGE,
                 [encode_row(MESSAGES, m, _ENCODE) for m in dump.messages],
             )
+
+    # -- entries ---------------------------------------------------------------
+
+    async def _put_entries(
+        self, scope: str, rows: list[EntryRow], only_if_absent: bool, now: datetime
+    ) -> int:
+        when = _to_db(now)
+        params = [(scope, r.key, r.value, r.data, r.tag, when) for r in rows]
+        async with self._transaction() as db:
+            if not only_if_absent:
+                await db.executemany(sql.PUT_ENTRY, params)
+                return len(params)
+            written = 0
+            for one in params:
+                written += len(await db.fetchall(sql.PUT_ENTRY_IF_ABSENT, one))
+            return written
+
+    async def _get_entry(self, scope: str, key: str) -> Entry | None:
+        async with self._statement() as db:
+            rows = await db.fetchall(sql.GET_ENTRY, (scope, key))
+        return _entries(rows)[0] if rows else None
+
+    async def _list_entries(
+        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
+    ) -> list[Entry]:
+        statement = sql.LIST_ENTRIES[bounds.upper is not None, reverse]
+        params = (*bounds.params(scope), _NO_LIMIT if limit is None else limit)
+        async with self._statement() as db:
+            rows = await db.fetchall(statement, params)
+        return _entries(rows)
+
+    async def _merge_entry(
+        self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
+    ) -> Entry | None:
+        async with self._transaction() as db:  # BEGIN IMMEDIATE: no other writer meanwhile
+            found = _entries(await db.fetchall(sql.GET_ENTRY, (scope, key)))
+            old = found[0] if found else None
+            if expect_version is not None and (old.version if old else 0) != expect_version:
+                return None
+            value = to_text({**((old.value if old else None) or {}), **json.loads(patch)})
+            data, tag = (old.data, old.tag) if old else (None, None)
+            await db.execute(sql.PUT_ENTRY, (scope, key, value, data, tag, _to_db(now)))
+            rows = await db.fetchall(sql.GET_ENTRY, (scope, key))
+        return _entries(rows)[0]
+
+    async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
+        statement = sql.DELETE_ENTRIES[bounds.upper is not None, tags is not None]
+        params: tuple[str | None, ...] = bounds.params(scope)
+        if tags is not None:
+            params = (*params, json.dumps(tags))
+        async with self._statement() as db:
+            return len(await db.fetchall(statement, params))
+
+    async def _copy_entries(
+        self,
+        scope: str,
+        bounds: KeyRange,
+        prefix: str,
+        to_scope: str,
+        to_prefix: str,
+        now: datetime,
+    ) -> int:
+        statement = sql.COPY_ENTRIES[bounds.upper is not None]
+        params = (to_scope, to_prefix, len(prefix), _to_db(now), *bounds.params(scope))
+        async with self._statement() as db:
+            return len(await db.fetchall(statement, params))
 
 
 async def _roll_back(db: Connection) -> None:

@@ -1,0 +1,446 @@
+"""Entries: an ordered key-value store beside sessions and runs (docs/contract.md, "Entries").
+
+``EntryStore`` holds the public methods and their argument checks; a backend implements the
+``_*_entries`` hooks. Keys are compared by code point everywhere; a prefix becomes the key range
+``[prefix, successor(prefix))`` and ``after`` the inclusive bound ``after + "\\x01"`` (no key holds
+a NUL), so every backend only ever answers ``lower <= key < upper`` queries.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from bisect import bisect_left, insort
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from ._json import dump_object, load_json, to_text
+from .errors import InvalidDataError
+from .models import check_name, check_optional_text
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stored entry. ``value`` is a fresh dict on every read; ``data`` is bytes."""
+
+    scope: str
+    key: str
+    value: dict[str, Any] | None
+    data: bytes | None
+    tag: str | None
+    version: int
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewEntry:
+    """What ``put_entries`` writes."""
+
+    key: str
+    value: dict[str, Any] | None = None
+    data: bytes | None = None
+    tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryRow:
+    """A checked entry on its way to a backend: ``value`` is JSON text."""
+
+    key: str
+    value: str | None
+    data: bytes | None
+    tag: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRange:
+    """``lower <= key < upper``; ``upper=None`` is unbounded."""
+
+    lower: str
+    upper: str | None
+
+    def __contains__(self, key: str) -> bool:
+        return key >= self.lower and (self.upper is None or key < self.upper)
+
+    @property
+    def empty(self) -> bool:
+        return self.upper is not None and self.upper <= self.lower
+
+    def params(self, scope: str) -> tuple[str, ...]:
+        """SQL parameters: scope, lower[, upper] (the statement for a bounded range)."""
+        return (scope, self.lower) if self.upper is None else (scope, self.lower, self.upper)
+
+
+_MAX_CODE_POINT = 0x10FFFF
+
+
+def successor(prefix: str) -> str | None:
+    """The smallest string greater than every string starting with ``prefix`` (None: none)."""
+    chars = list(prefix)
+    while chars:
+        point = ord(chars.pop()) + 1
+        if 0xD800 <= point <= 0xDFFF:  # surrogates are never stored
+            point = 0xE000
+        if point <= _MAX_CODE_POINT:
+            return "".join(chars) + chr(point)
+    return None
+
+
+def key_range(prefix: str | None, after: str | None, before: str | None) -> KeyRange:
+    lower = prefix or ""
+    upper = None if not prefix else successor(prefix)
+    if after is not None:
+        lower = max(lower, after + "\x01")
+    if before is not None and (upper is None or before < upper):
+        upper = before
+    return KeyRange(lower, upper)
+
+
+def entry_value(text: str | None) -> dict[str, Any] | None:
+    value: dict[str, Any] | None = load_json(text)
+    return value
+
+
+def check_data(value: Any, field: str) -> bytes | None:
+    if value is None or type(value) is bytes:
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise InvalidDataError(field, f"must be bytes or None, not {type(value).__name__}")
+
+
+class EntryStore(ABC):
+    """The public entry methods of ``DataStorage`` (mixed into it) and the hooks behind them."""
+
+    if TYPE_CHECKING:  # provided by DataStorage
+
+        def _check_open(self) -> None: ...
+
+        def _now(self) -> datetime: ...
+
+    async def put_entries(
+        self, scope: str, entries: Sequence[NewEntry], *, only_if_absent: bool = False
+    ) -> int:
+        """Write entries atomically; with ``only_if_absent`` existing keys are kept.
+        Returns how many were written."""
+        self._check_open()
+        scope = check_name(scope, "scope")
+        if isinstance(entries, str | bytes) or not isinstance(entries, Sequence):
+            raise InvalidDataError("entries", "must be a sequence of NewEntry")
+        rows: list[EntryRow] = []
+        seen: set[str] = set()
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, NewEntry):
+                raise InvalidDataError(f"entries[{index}]", "must be a NewEntry")
+            key = check_name(entry.key, f"entries[{index}].key")
+            if key in seen:
+                raise InvalidDataError(f"entries[{index}].key", f"{key[:40]!r} is repeated")
+            seen.add(key)
+            rows.append(
+                EntryRow(
+                    key,
+                    dump_object(entry.value, f"entries[{index}].value"),
+                    check_data(entry.data, f"entries[{index}].data"),
+                    check_optional_text(entry.tag, f"entries[{index}].tag"),
+                )
+            )
+        if not isinstance(only_if_absent, bool):
+            raise InvalidDataError("only_if_absent", "must be a bool")
+        if not rows:
+            return 0
+        return await self._put_entries(scope, rows, only_if_absent, self._now())
+
+    async def get_entry(self, scope: str, key: str) -> Entry | None:
+        self._check_open()
+        return await self._get_entry(check_name(scope, "scope"), check_name(key, "key"))
+
+    async def list_entries(
+        self,
+        scope: str,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        reverse: bool = False,
+        limit: int | None = None,
+    ) -> list[Entry]:
+        """Entries in key order (descending with ``reverse``) within the given bounds."""
+        self._check_open()
+        scope = check_name(scope, "scope")
+        bounds = self._key_range(prefix, after, before)
+        if not isinstance(reverse, bool):
+            raise InvalidDataError("reverse", "must be a bool")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
+            raise InvalidDataError("limit", "must be an int or None")
+        if limit is not None and limit < 0:
+            raise InvalidDataError("limit", f"must not be negative, got {limit}")
+        if limit == 0 or bounds.empty:
+            return []
+        return await self._list_entries(scope, bounds, reverse, limit)
+
+    async def merge_entry(
+        self,
+        scope: str,
+        key: str,
+        patch: dict[str, Any],
+        *,
+        expect_version: int | None = None,
+    ) -> Entry | None:
+        """Set the top-level keys of ``patch`` in the entry's value atomically (creating it).
+        With ``expect_version`` only if the stored version matches (0: absent), else None."""
+        self._check_open()
+        scope = check_name(scope, "scope")
+        key = check_name(key, "key")
+        if not isinstance(patch, dict):
+            raise InvalidDataError("patch", f"must be a dict, not {type(patch).__name__}")
+        patch_text = dump_object(patch, "patch")
+        assert patch_text is not None
+        if expect_version is not None and (
+            isinstance(expect_version, bool)
+            or not isinstance(expect_version, int)
+            or expect_version < 0
+        ):
+            raise InvalidDataError("expect_version", "must be a non-negative int or None")
+        return await self._merge_entry(scope, key, patch_text, expect_version, self._now())
+
+    async def delete_entries(
+        self,
+        scope: str,
+        *,
+        prefix: str | None = None,
+        after: str | None = None,
+        before: str | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> int:
+        """Delete the entries in the key range (whole scope by default), only those tagged
+        with one of ``tags`` when given; returns how many."""
+        self._check_open()
+        scope = check_name(scope, "scope")
+        bounds = self._key_range(prefix, after, before)
+        checked_tags: list[str] | None = None
+        if tags is not None:
+            if isinstance(tags, str) or not isinstance(tags, Sequence):
+                raise InvalidDataError("tags", "must be a sequence of strings")
+            checked_tags = [check_name(tag, f"tags[{i}]") for i, tag in enumerate(tags)]
+            if not checked_tags:
+                return 0
+        if bounds.empty:
+            return 0
+        return await self._delete_entries(scope, bounds, checked_tags)
+
+    async def copy_entries(
+        self, scope: str, *, prefix: str, to_prefix: str, to_scope: str | None = None
+    ) -> int:
+        """Copy every entry whose key starts with ``prefix`` to ``to_prefix`` + the rest of its
+        key (in ``to_scope``, default ``scope``), replacing entries there; returns how many."""
+        self._check_open()
+        scope = check_name(scope, "scope")
+        prefix = check_name(prefix, "prefix")
+        to_prefix = check_name(to_prefix, "to_prefix")
+        target = scope if to_scope is None else check_name(to_scope, "to_scope")
+        if target == scope and prefix == to_prefix:
+            return 0
+        bounds = key_range(prefix, None, None)
+        if target == scope and (to_prefix.startswith(prefix) or prefix.startswith(to_prefix)):
+            raise InvalidDataError("to_prefix", "overlaps prefix in the same scope")
+        return await self._copy_entries(scope, bounds, prefix, target, to_prefix, self._now())
+
+    @staticmethod
+    def _key_range(prefix: Any, after: Any, before: Any) -> KeyRange:
+        for name, value in (("prefix", prefix), ("after", after), ("before", before)):
+            if value is not None and (not isinstance(value, str)):
+                raise InvalidDataError(
+                    name, f"must be a string or None, not {type(value).__name__}"
+                )
+            if value:
+                check_optional_text(value, name)
+        return key_range(prefix, after, before)
+
+    # -- hooks a backend implements ------------------------------------------
+
+    @abstractmethod
+    async def _put_entries(
+        self, scope: str, rows: list[EntryRow], only_if_absent: bool, now: datetime
+    ) -> int: ...
+
+    @abstractmethod
+    async def _get_entry(self, scope: str, key: str) -> Entry | None: ...
+
+    @abstractmethod
+    async def _list_entries(
+        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
+    ) -> list[Entry]: ...
+
+    @abstractmethod
+    async def _merge_entry(
+        self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
+    ) -> Entry | None: ...
+
+    @abstractmethod
+    async def _delete_entries(
+        self, scope: str, bounds: KeyRange, tags: list[str] | None
+    ) -> int: ...
+
+    @abstractmethod
+    async def _copy_entries(
+        self,
+        scope: str,
+        bounds: KeyRange,
+        prefix: str,
+        to_scope: str,
+        to_prefix: str,
+        now: datetime,
+    ) -> int: ...
+
+
+@dataclass(slots=True)
+class _Stored:
+    value: str | None
+    data: bytes | None
+    tag: str | None
+    version: int
+    updated_at: datetime
+
+
+class MemoryEntries(EntryStore):
+    """The entry hooks over one sorted key list and one dict per scope (no thread, no await)."""
+
+    def __init__(self) -> None:
+        self._entry_scopes: dict[str, tuple[list[str], dict[str, _Stored]]] = {}
+
+    def _scope(self, scope: str) -> tuple[list[str], dict[str, _Stored]]:
+        found = self._entry_scopes.get(scope)
+        if found is None:
+            found = self._entry_scopes[scope] = ([], {})
+        return found
+
+    @staticmethod
+    def _entry(scope: str, key: str, stored: _Stored) -> Entry:
+        return Entry(
+            scope,
+            key,
+            entry_value(stored.value),
+            stored.data,
+            stored.tag,
+            stored.version,
+            stored.updated_at,
+        )
+
+    @staticmethod
+    def _slice(keys: list[str], bounds: KeyRange) -> tuple[int, int]:
+        start = bisect_left(keys, bounds.lower)
+        end = len(keys) if bounds.upper is None else bisect_left(keys, bounds.upper)
+        return start, max(start, end)
+
+    def _write(
+        self,
+        scope: str,
+        key: str,
+        value: str | None,
+        data: bytes | None,
+        tag: str | None,
+        now: datetime,
+    ) -> None:
+        keys, stored = self._scope(scope)
+        old = stored.get(key)
+        if old is None:
+            insort(keys, key)
+            stored[key] = _Stored(value, data, tag, 1, now)
+        else:
+            stored[key] = _Stored(value, data, tag, old.version + 1, now)
+
+    async def _put_entries(
+        self, scope: str, rows: list[EntryRow], only_if_absent: bool, now: datetime
+    ) -> int:
+        _, stored = self._scope(scope)
+        written = 0
+        for row in rows:
+            if only_if_absent and row.key in stored:
+                continue
+            self._write(scope, row.key, row.value, row.data, row.tag, now)
+            written += 1
+        return written
+
+    async def _get_entry(self, scope: str, key: str) -> Entry | None:
+        found = self._entry_scopes.get(scope)
+        stored = None if found is None else found[1].get(key)
+        return None if stored is None else self._entry(scope, key, stored)
+
+    async def _list_entries(
+        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
+    ) -> list[Entry]:
+        found = self._entry_scopes.get(scope)
+        if found is None:
+            return []
+        keys, stored = found
+        start, end = self._slice(keys, bounds)
+        if reverse:
+            chosen = keys[max(start, end - limit) if limit is not None else start : end]
+            chosen.reverse()
+        else:
+            chosen = keys[start : end if limit is None else min(end, start + limit)]
+        return [self._entry(scope, key, stored[key]) for key in chosen]
+
+    async def _merge_entry(
+        self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
+    ) -> Entry | None:
+        _, stored = self._scope(scope)
+        old = stored.get(key)
+        if expect_version is not None and (0 if old is None else old.version) != expect_version:
+            return None
+        merged: dict[str, Any] = {}
+        if old is not None and old.value is not None:
+            merged = load_json(old.value)
+        merged.update(load_json(patch))
+        self._write(
+            scope,
+            key,
+            to_text(merged),
+            None if old is None else old.data,
+            None if old is None else old.tag,
+            now,
+        )
+        return self._entry(scope, key, stored[key])
+
+    async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
+        found = self._entry_scopes.get(scope)
+        if found is None:
+            return 0
+        keys, stored = found
+        start, end = self._slice(keys, bounds)
+        if tags is None:
+            doomed = keys[start:end]
+            del keys[start:end]
+        else:
+            wanted = set(tags)
+            doomed = [k for k in keys[start:end] if stored[k].tag in wanted]
+            gone = set(doomed)
+            keys[start:end] = [k for k in keys[start:end] if k not in gone]
+        for key in doomed:
+            del stored[key]
+        if not keys:
+            del self._entry_scopes[scope]
+        return len(doomed)
+
+    async def _copy_entries(
+        self,
+        scope: str,
+        bounds: KeyRange,
+        prefix: str,
+        to_scope: str,
+        to_prefix: str,
+        now: datetime,
+    ) -> int:
+        found = self._entry_scopes.get(scope)
+        if found is None:
+            return 0
+        keys, stored = found
+        start, end = self._slice(keys, bounds)
+        copies = [(to_prefix + key[len(prefix) :], stored[key]) for key in keys[start:end]]
+        for key, source in copies:
+            self._write(to_scope, key, source.value, source.data, source.tag, now)
+        return len(copies)
+
+    def _clear_entries(self) -> None:
+        self._entry_scopes.clear()

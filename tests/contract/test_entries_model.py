@@ -1,0 +1,187 @@
+"""Model-based test of entries: random puts, merges, deletes and copies against a plain dict
+model, with range reads compared after every step (docs/contract.md, "Entries")."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from backends import FACTORIES
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
+
+from runstore import DataStorage, NewEntry
+
+T = TypeVar("T")
+# Keys from a few characters that stress code point order: a control character, ASCII
+# either side of "/", a 2-byte and a 4-byte UTF-8 character and the highest code point.
+KEY = st.text(
+    st.sampled_from(["\x01", "/", "a", "b", "é", "\U0001f600", "\U0010ffff"]),
+    min_size=1,
+    max_size=3,
+)
+SCOPE = st.sampled_from(["s", "t"])
+VALUE = st.none() | st.dictionaries(
+    st.sampled_from(["x", "y", "z"]), st.integers(-3, 3), max_size=2
+)
+DATA = st.none() | st.binary(max_size=4)
+TAG = st.none() | st.sampled_from(["r1", "r2"])
+
+Model = dict[str, dict[str, tuple[dict[str, Any] | None, bytes | None, str | None, int]]]
+
+
+class EntriesMachine(RuleBasedStateMachine):
+    backend = "memory"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.folder = Path(tempfile.mkdtemp(prefix="runstore-entries-"))
+        self.store: DataStorage = self.run(FACTORIES[self.backend](self.folder))
+        self.model: Model = {"s": {}, "t": {}}
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coro)
+
+    def teardown(self) -> None:
+        self.run(self.store.close())
+        self.loop.close()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def write(self, scope: str, key: str, value: Any, data: Any, tag: Any) -> None:
+        old = self.model[scope].get(key)
+        self.model[scope][key] = (value, data, tag, 1 if old is None else old[3] + 1)
+
+    @rule(
+        scope=SCOPE,
+        items=st.lists(st.tuples(KEY, VALUE, DATA, TAG), max_size=3, unique_by=lambda i: i[0]),
+        only_if_absent=st.booleans(),
+    )
+    def put(self, scope: str, items: list[Any], only_if_absent: bool) -> None:
+        entries = [NewEntry(k, v, d, t) for k, v, d, t in items]
+        written = self.run(self.store.put_entries(scope, entries, only_if_absent=only_if_absent))
+        expected = 0
+        for key, value, data, tag in items:
+            if only_if_absent and key in self.model[scope]:
+                continue
+            self.write(scope, key, value, data, tag)
+            expected += 1
+        assert written == expected
+
+    @rule(scope=SCOPE, key=KEY, patch=VALUE, expect=st.none() | st.integers(0, 3))
+    def merge(self, scope: str, key: str, patch: Any, expect: int | None) -> None:
+        patch = patch or {}
+        entry = self.run(self.store.merge_entry(scope, key, patch, expect_version=expect))
+        old = self.model[scope].get(key)
+        if expect is not None and (0 if old is None else old[3]) != expect:
+            assert entry is None
+            return
+        value = {**((old[0] or {}) if old else {}), **patch}
+        self.write(scope, key, value, old[1] if old else None, old[2] if old else None)
+        assert (
+            entry is not None
+            and entry.value == value
+            and entry.version == self.model[scope][key][3]
+        )
+
+    @rule(
+        scope=SCOPE,
+        prefix=st.none() | KEY,
+        after=st.none() | KEY,
+        before=st.none() | KEY,
+        tags=st.none() | st.lists(st.sampled_from(["r1", "r2", "r3"]), max_size=2),
+    )
+    def delete(
+        self,
+        scope: str,
+        prefix: str | None,
+        after: str | None,
+        before: str | None,
+        tags: list[str] | None,
+    ) -> None:
+        deleted = self.run(
+            self.store.delete_entries(scope, prefix=prefix, after=after, before=before, tags=tags)
+        )
+        doomed = [
+            k
+            for k in self.model[scope]
+            if self.within(k, prefix, after, before)
+            and (tags is None or self.model[scope][k][2] in tags)
+        ]
+        for key in doomed:
+            del self.model[scope][key]
+        assert deleted == len(doomed)
+
+    @rule(scope=SCOPE, prefix=KEY, to_prefix=KEY, to_scope=st.none() | SCOPE)
+    def copy(self, scope: str, prefix: str, to_prefix: str, to_scope: str | None) -> None:
+        target = to_scope or scope
+        if target == scope and (prefix.startswith(to_prefix) or to_prefix.startswith(prefix)):
+            return  # refused (tested in test_entries.py)
+        copied = self.run(
+            self.store.copy_entries(scope, prefix=prefix, to_prefix=to_prefix, to_scope=to_scope)
+        )
+        sources = {k: v for k, v in self.model[scope].items() if k.startswith(prefix)}
+        for key, (value, data, tag, _) in sorted(sources.items()):
+            self.write(target, to_prefix + key[len(prefix) :], value, data, tag)
+        assert copied == len(sources)
+
+    @staticmethod
+    def within(key: str, prefix: str | None, after: str | None, before: str | None) -> bool:
+        return (
+            (prefix is None or key.startswith(prefix))
+            and (after is None or key > after)
+            and (before is None or key < before)
+        )
+
+    @rule(
+        scope=SCOPE,
+        prefix=st.none() | KEY,
+        after=st.none() | KEY,
+        before=st.none() | KEY,
+        reverse=st.booleans(),
+        limit=st.none() | st.integers(0, 3),
+    )
+    def read_range(
+        self,
+        scope: str,
+        prefix: str | None,
+        after: str | None,
+        before: str | None,
+        reverse: bool,
+        limit: int | None,
+    ) -> None:
+        found = self.run(
+            self.store.list_entries(
+                scope, prefix=prefix, after=after, before=before, reverse=reverse, limit=limit
+            )
+        )
+        keys = sorted(k for k in self.model[scope] if self.within(k, prefix, after, before))
+        if reverse:
+            keys.reverse()
+        assert [e.key for e in found] == keys[:limit]
+
+    @invariant()
+    def everything_matches(self) -> None:
+        for scope, entries in self.model.items():
+            found = self.run(self.store.list_entries(scope))
+            assert [(e.key, e.value, e.data, e.tag, e.version) for e in found] == [
+                (k, *entries[k]) for k in sorted(entries)
+            ]
+
+
+def test_entries_match_the_model(backend: str) -> None:
+    machine = type(f"EntriesMachine_{backend}", (EntriesMachine,), {"backend": backend})
+    run_state_machine_as_test(
+        machine,
+        settings=settings(
+            max_examples=30,
+            stateful_step_count=20,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
