@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from .errors import InvalidDataError, quote
@@ -122,3 +123,23 @@ def dump_object(value: Any, field: str) -> str | None:
 
 def load_json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+_NOT_BRACKET = re.compile(r"[^\[\]{}]++")
+
+
+def nested_deeper_than(text: str, levels: int) -> bool:
+    """Whether JSON text nests lists/objects more than ``levels`` deep, found without parsing
+    it: parsing very deep text overflows Pyodide's stack (natively, a RecursionError)."""
+    if text.count("[") + text.count("{") <= levels:
+        return False
+    depth = 0
+    for char in _NOT_BRACKET.sub("", _JSON_STRING.sub("", text)):
+        if char in "[{":
+            depth += 1
+            if depth > levels:
+                return True
+        else:
+            depth -= 1
+    return False

@@ -304,7 +304,7 @@ class DataStorage(EntryStore, ABC):
     async def load_state(self, run_id: str) -> WorkflowState | None:
         self._check_open()
         text = await self._load_state(check_name(run_id, "run_id"))
-        return None if text is None else WorkflowState.from_json(text)
+        return None if text is None else WorkflowState._from_stored(text)
 
     # -- chat ------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
-from ._json import check_json, check_text, to_text
+from ._json import MAX_DEPTH, check_json, check_text, nested_deeper_than, to_text
 from .errors import InvalidDataError, quote
 
 Status = Literal["pending", "running", "completed", "failed"]
@@ -99,10 +99,21 @@ class WorkflowState:
     def from_json(cls, text: str | bytes) -> WorkflowState:
         """Refuses what ``from_dict`` refuses, and ``NaN``/``Infinity`` like every payload."""
         try:
+            if isinstance(text, bytes | bytearray):
+                text = text.decode(json.detect_encoding(text), "surrogatepass")
+            if not isinstance(text, str):
+                raise TypeError(f"a state is str or bytes, not {type(text).__name__}")
+            if nested_deeper_than(text, MAX_DEPTH + 1):  # + 1: the state object itself
+                raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
             raw = json.loads(text)
         except (ValueError, TypeError, RecursionError) as exc:
             raise InvalidDataError("state", f"not valid JSON: {exc}") from None
         return cls.from_dict(raw)
+
+    @classmethod
+    def _from_stored(cls, text: str) -> WorkflowState:
+        """A state from text ``to_json`` wrote and a store kept: checked on the way in."""
+        return cls(**json.loads(text))
 
 
 @dataclass(frozen=True, slots=True)

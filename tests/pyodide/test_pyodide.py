@@ -96,6 +96,11 @@ def test_contract_suite_passes_inside_pyodide(selenium_standalone: Any, inner_ba
     )
     assert inner_versions == " ".join(metadata.version(name) for name in tools)
     put_files(selenium, suite_files())
+    # pytest-pyodide's Node runner waits for a script's result with pexpect's 60 s default,
+    # whatever driver_timeout says; the whole contract suite takes longer than that.
+    spawn = getattr(selenium, "p", None)
+    if spawn is not None:
+        spawn.timeout = 900
     args = ["-q", "tests/contract", "--backends", inner_backend]
     report = json.loads(
         selenium.run(
