@@ -430,7 +430,7 @@ class DataStorage(EntryStore, ABC):
             new_session_id=new_id()
             if new_session_id is None
             else check_name(new_session_id, "new_session_id"),
-            external_id=check_optional_text(external_id, "external_id"),
+            external_id=check_external_id(external_id),
             now=self._now(),
         )
         return await self._fork_session(request)
@@ -529,7 +529,7 @@ class DataStorage(EntryStore, ABC):
         self._check_open()
         if external_id is None:
             raise InvalidDataError("external_id", "must be a string")
-        return await self._delete_sessions(check_optional_text(external_id, "external_id") or "")
+        return await self._delete_sessions(check_external_id(external_id) or "")
 
     async def purge_sessions(self, older_than: datetime) -> int:
         """Delete sessions whose last activity is before ``older_than``; returns how many."""

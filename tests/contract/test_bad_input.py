@@ -310,6 +310,80 @@ CASES = [
     ),
     Case("import version huge", imported(["version"], 10**5000), "version"),
     Case("import not a dict", lambda s, r: s.import_data([]), "document"),  # type: ignore[arg-type]
+    # messages v2: metadata is a payload, counts and seqs are ints in range, keys are ids
+    Case("metadata int 2**64", add(metadata={"x": 2**64}), "metadata['x']"),
+    Case("metadata nan", add(metadata={"x": [float("nan")]}), "metadata['x'][0]"),
+    Case("metadata not a dict", add(metadata=[1]), "metadata"),
+    Case("metadata mixed keys", add(metadata={1: 2, "zz": 3}), "metadata"),
+    Case("metadata far too deep", add(metadata=nested(FAR_TOO_DEEP)), "metadata" + DEEP),
+    Case("token_count -1", add(token_count=-1), "token_count"),
+    Case("token_count 2**63", add(token_count=2**63), "token_count"),
+    Case("token_count float", add(token_count=1.0), "token_count"),
+    Case("idempotency_key 257", add(idempotency_key=LONG), "idempotency_key"),
+    Case("idempotency_key empty", add(idempotency_key=""), "idempotency_key"),
+    Case("max_tokens 2**63", history(max_tokens=2**63), "max_tokens"),
+    Case("max_tokens -1", history(max_tokens=-1), "max_tokens"),
+    Case("pop_message 257", lambda s, r: s.pop_message(LONG), "session_id"),
+    Case(
+        "truncate after_seq 2**63",
+        lambda s, r: s.truncate_history(r.session_id, after_seq=2**63),
+        "after_seq",
+    ),
+    Case(
+        "truncate after_seq None",
+        lambda s, r: s.truncate_history(r.session_id, after_seq=None),  # type: ignore[arg-type]
+        "after_seq",
+    ),
+    Case(
+        "truncate after_seq -1",
+        lambda s, r: s.truncate_history(r.session_id, after_seq=-1),
+        "after_seq",
+    ),
+    Case(
+        "fork through_seq 10**30",
+        lambda s, r: s.fork_session(r.session_id, through_seq=10**30),
+        "through_seq",
+    ),
+    Case(
+        "fork new_session_id 257",
+        lambda s, r: s.fork_session(r.session_id, new_session_id=LONG),
+        "new_session_id",
+    ),
+    Case(
+        "fork external_id 257",
+        lambda s, r: s.fork_session(r.session_id, external_id=LONG),
+        "external_id",
+    ),
+    Case(
+        "delete_sessions external_id 257",
+        lambda s, r: s.delete_sessions(external_id=LONG),
+        "external_id",
+    ),
+    Case(
+        "delete_sessions external_id int",
+        lambda s, r: s.delete_sessions(external_id=5),  # type: ignore[arg-type]
+        "external_id",
+    ),
+    Case(
+        "import token_count 2**63",
+        imported(["messages", 0, "token_count"], 2**63),
+        "messages[0].token_count",
+    ),
+    Case(
+        "import last_seq 2**53",
+        imported(["sessions", 0, "last_seq"], 2**53),
+        "sessions[0].last_seq",
+    ),
+    Case(
+        "import metadata nan",
+        imported(["messages", 0, "metadata"], {"x": float("inf")}),
+        "messages[0].metadata['x']",
+    ),
+    Case(
+        "import idempotency_key 257",
+        imported(["messages", 0, "idempotency_key"], LONG),
+        "messages[0].idempotency_key",
+    ),
     # unknown ids in writes: NotFoundError naming the field (the longest id a store takes)
     Case("update unknown run", lambda s, r: s.update_run(MAX_ID), "run_id", NotFoundError),
     Case(
@@ -323,6 +397,19 @@ CASES = [
     Case(
         "delete unknown session",
         lambda s, r: s.delete_session(MAX_ID),
+        "session_id",
+        NotFoundError,
+    ),
+    Case("pop unknown session", lambda s, r: s.pop_message(MAX_ID), "session_id", NotFoundError),
+    Case(
+        "truncate unknown session",
+        lambda s, r: s.truncate_history(MAX_ID, after_seq=0),
+        "session_id",
+        NotFoundError,
+    ),
+    Case(
+        "fork unknown session",
+        lambda s, r: s.fork_session(MAX_ID),
         "session_id",
         NotFoundError,
     ),

@@ -83,6 +83,7 @@ PLACES = [
     ("save_state", "input_data"),
     ("save_state", "output_data"),
     ("save_state", "token_usage"),
+    ("add_chat_message", "metadata"),
 ]
 ANY_VALUE_PLACES = {("save_state", "output_data")}
 NONE_ALLOWED_PLACES = {("save_state", "token_usage")}
@@ -157,6 +158,10 @@ def driven(backend: str) -> Iterator[Driver]:
 
 
 async def stored_value(store: DataStorage, run: RunHandle, method: str, arg: str) -> Any:
+    if method == "add_chat_message":
+        [message] = await store.get_chat_history(run.session_id, 1)
+        await store.pop_message(run.session_id)  # keep the store small
+        return message.metadata
     if method == "save_state":
         state = await store.load_state(run.run_id)
         assert state is not None
@@ -174,6 +179,10 @@ async def put(store: DataStorage, run: RunHandle, method: str, arg: str, value: 
         return await store.initialize_run(workflow_name="w", **{arg: value})
     if method == "update_run":
         await store.update_run(run.run_id, **{arg: value})
+        return run
+    if method == "add_chat_message":
+        ids = {"agent_id": run.agent_id, "session_id": run.session_id, "run_id": None}
+        await store.add_chat_message(**ids, role="user", content="x", **{arg: value})
         return run
     state = WorkflowState("w")
     setattr(state, arg, value)
@@ -264,16 +273,34 @@ CALLS = st.one_of(
                 "run_id": RUN_IDS,
                 "role": NAMES,
                 "content": NAMES,
-            }
+            },
+            optional={"metadata": PAYLOADS, "token_count": LIMITS, "idempotency_key": NAMES},
         ),
     ),
     st.tuples(
         st.just("get_chat_history"),
         st.fixed_dictionaries(
             {"session_id": NAMES},
-            optional={"limit": LIMITS, "max_chars": LIMITS, "exclude_run_id": RUN_IDS},
+            optional={
+                "limit": LIMITS,
+                "max_chars": LIMITS,
+                "max_tokens": LIMITS,
+                "exclude_run_id": RUN_IDS,
+            },
         ),
     ),
+    st.tuples(
+        st.just("truncate_history"),
+        st.fixed_dictionaries({"session_id": NAMES, "after_seq": LIMITS}),
+    ),
+    st.tuples(
+        st.just("fork_session"),
+        st.fixed_dictionaries(
+            {"session_id": NAMES},
+            optional={"through_seq": LIMITS, "new_session_id": NAMES, "external_id": NAMES},
+        ),
+    ),
+    st.tuples(st.just("delete_sessions"), st.fixed_dictionaries({"external_id": NAMES})),
     st.tuples(
         st.just("list_sessions"),
         st.fixed_dictionaries(
@@ -288,7 +315,9 @@ CALLS = st.one_of(
     ),
     st.tuples(st.just("purge_sessions"), st.fixed_dictionaries({"older_than": TIMES})),
     st.tuples(
-        st.sampled_from(["get_session", "list_runs", "delete_session", "export_data"]),
+        st.sampled_from(
+            ["get_session", "list_runs", "delete_session", "export_data", "pop_message"]
+        ),
         st.fixed_dictionaries({"session_id": NAMES}),
     ),
     st.tuples(
