@@ -14,6 +14,7 @@ import pytest
 from helpers import say, start
 
 from runstore import (
+    ChatMsg,
     DataStorage,
     InvalidDataError,
     NotFoundError,
@@ -87,6 +88,10 @@ def add(**kwargs: Any) -> Call:
         return s.add_chat_message(**{**ids, "role": "user", "content": "hi", **kwargs})
 
     return call
+
+
+def batch(*messages: ChatMsg) -> Call:
+    return lambda s, r: s.add_chat_messages(r.session_id, list(messages))
 
 
 def history(session_id: str | None = None, **kwargs: Any) -> Call:
@@ -363,6 +368,35 @@ CASES = [
         "delete_sessions external_id int",
         lambda s, r: s.delete_sessions(external_id=5),  # type: ignore[arg-type]
         "external_id",
+    ),
+    Case("batch role 257", batch(ChatMsg(LONG, "x")), "messages[0].role"),
+    Case(
+        "batch metadata 2**64",
+        batch(ChatMsg("user", "x"), ChatMsg("user", "y", metadata={"n": 2**64})),
+        "messages[1].metadata['n']",
+    ),
+    Case(
+        "batch token_count 2**63",
+        batch(ChatMsg("user", "x", token_count=2**63)),
+        "messages[0].token_count",
+    ),
+    Case("batch run_id wide", batch(ChatMsg("user", "x", run_id=WIDE)), "messages[0].run_id"),
+    Case(
+        "batch session_id 257",
+        lambda s, r: s.add_chat_messages(LONG, [ChatMsg("user", "x")]),
+        "session_id",
+    ),
+    Case(
+        "replace after_seq 2**63",
+        lambda s, r: s.replace_history(r.session_id, after_seq=2**63, messages=[]),
+        "after_seq",
+    ),
+    Case(
+        "replace if_newest_seq 10**30",
+        lambda s, r: s.replace_history(
+            r.session_id, after_seq=0, messages=[], if_newest_seq=10**30
+        ),
+        "if_newest_seq",
     ),
     Case(
         "import token_count 2**63",
