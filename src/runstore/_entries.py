@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ._json import dump_object, load_json, to_text
-from .errors import InvalidDataError
-from .models import check_name, check_optional_text
+from .errors import InvalidDataError, quote
+from .models import MAX_INT64, MAX_NAME_LENGTH, check_int_range, check_name, check_optional_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +135,14 @@ class EntryStore(ABC):
                 raise InvalidDataError(f"entries[{index}]", "must be a NewEntry")
             key = check_name(entry.key, f"entries[{index}].key")
             if key in seen:
-                raise InvalidDataError(f"entries[{index}].key", f"{key[:40]!r} is repeated")
+                raise InvalidDataError(f"entries[{index}].key", f"{quote(key)} is repeated")
             seen.add(key)
             rows.append(
                 EntryRow(
                     key,
                     dump_object(entry.value, f"entries[{index}].value"),
                     check_data(entry.data, f"entries[{index}].data"),
-                    check_optional_text(entry.tag, f"entries[{index}].tag"),
+                    check_optional_text(entry.tag, f"entries[{index}].tag", MAX_NAME_LENGTH),
                 )
             )
         if not isinstance(only_if_absent, bool):
@@ -171,10 +171,8 @@ class EntryStore(ABC):
         bounds = self._key_range(prefix, after, before)
         if not isinstance(reverse, bool):
             raise InvalidDataError("reverse", "must be a bool")
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
-            raise InvalidDataError("limit", "must be an int or None")
-        if limit is not None and limit < 0:
-            raise InvalidDataError("limit", f"must not be negative, got {limit}")
+        if limit is not None:
+            limit = check_int_range(limit, "limit", 0, MAX_INT64)
         if limit == 0 or bounds.empty:
             return []
         return await self._list_entries(scope, bounds, reverse, limit)
@@ -196,12 +194,8 @@ class EntryStore(ABC):
             raise InvalidDataError("patch", f"must be a dict, not {type(patch).__name__}")
         patch_text = dump_object(patch, "patch")
         assert patch_text is not None
-        if expect_version is not None and (
-            isinstance(expect_version, bool)
-            or not isinstance(expect_version, int)
-            or expect_version < 0
-        ):
-            raise InvalidDataError("expect_version", "must be a non-negative int or None")
+        if expect_version is not None:
+            expect_version = check_int_range(expect_version, "expect_version", 0, MAX_INT64)
         return await self._merge_entry(scope, key, patch_text, expect_version, self._now())
 
     async def delete_entries(

@@ -16,7 +16,9 @@ from helpers import say, start
 from runstore import (
     ChatMsg,
     DataStorage,
+    Entry,
     InvalidDataError,
+    NewEntry,
     NotFoundError,
     RunHandle,
     StorageError,
@@ -88,6 +90,10 @@ def add(**kwargs: Any) -> Call:
         return s.add_chat_message(**{**ids, "role": "user", "content": "hi", **kwargs})
 
     return call
+
+
+def put(*entries: NewEntry, scope: str = "s") -> Call:
+    return lambda s, r: s.put_entries(scope, list(entries))
 
 
 def batch(*messages: ChatMsg) -> Call:
@@ -418,6 +424,37 @@ CASES = [
         imported(["messages", 0, "idempotency_key"], LONG),
         "messages[0].idempotency_key",
     ),
+    # entries: scopes, keys and tags are names; values are payloads; limits as above
+    Case("entry scope 257", put(NewEntry("k"), scope=LONG), "scope"),
+    Case("entry key 257", put(NewEntry(LONG)), "entries[0].key"),
+    Case("entry key repeated, huge", put(NewEntry(HUGE), NewEntry(HUGE)), "entries[0].key"),
+    Case("entry tag 257", put(NewEntry("k", tag=LONG)), "entries[0].tag"),
+    Case("entry value 2**64", put(NewEntry("k", value={"n": 2**64})), "entries[0].value['n']"),
+    Case(
+        "entry value far too deep",
+        put(NewEntry("a"), NewEntry("k", value=nested(FAR_TOO_DEEP))),
+        "entries[1].value" + DEEP,
+    ),
+    Case("entry data str", put(NewEntry("k", data="text")), "entries[0].data"),  # type: ignore[arg-type]
+    Case("get_entry key 257", lambda s, r: s.get_entry("s", LONG), "key"),
+    Case("list_entries limit 2**63", lambda s, r: s.list_entries("s", limit=2**63), "limit"),
+    Case("list_entries prefix NUL", lambda s, r: s.list_entries("s", prefix="a\x00"), "prefix"),
+    Case(
+        "merge_entry expect_version 2**63",
+        lambda s, r: s.merge_entry("s", "k", {"a": 1}, expect_version=2**63),
+        "expect_version",
+    ),
+    Case(
+        "merge_entry patch nan",
+        lambda s, r: s.merge_entry("s", "k", {"a": float("nan")}),
+        "patch['a']",
+    ),
+    Case(
+        "copy_entries to_prefix 257",
+        lambda s, r: s.copy_entries("s", prefix="k", to_prefix=LONG),
+        "to_prefix",
+    ),
+    Case("delete_entries tag 257", lambda s, r: s.delete_entries("s", tags=[LONG]), "tags[0]"),
     # unknown ids in writes: NotFoundError naming the field (the longest id a store takes)
     Case("update unknown run", lambda s, r: s.update_run(MAX_ID), "run_id", NotFoundError),
     Case(
@@ -462,18 +499,24 @@ async def seeded(store: DataStorage) -> RunHandle:
     await say(store, run, "hello")
     await store.save_state(run.run_id, WorkflowState("chat", data={"n": 1}))
     await store.update_run(run.run_id, output_data={"a": 1}, duration_seconds=0.5)
+    await store.put_entries("s", [NewEntry("k", value={"v": 1}, data=b"d", tag="t")])
     return run
+
+
+async def everything(store: DataStorage) -> tuple[dict[str, Any], list[Entry]]:
+    """What a refused call must leave unchanged: the export, and the entries (not in it)."""
+    return await store.export_data(), await store.list_entries("s")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 async def test_bad_input_is_refused(store: DataStorage, case: Case) -> None:
     run = await seeded(store)
-    before = await store.export_data()
+    before = await everything(store)
     with pytest.raises(StorageError) as caught:  # any other exception fails the test
         await case.call(store, run)
     assert (type(caught.value), getattr(caught.value, "field", None)) == (case.error, case.field)
     assert len(str(caught.value)) <= MAX_MESSAGE
-    assert await store.export_data() == before
+    assert await everything(store) == before
 
 
 def test_case_names_are_unique() -> None:
