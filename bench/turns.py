@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .floors import BareList, MinimalAsyncStore, RawAiosqlite, RawAsyncpg, RawSqlite3
+from .integrations import RunstoreAgentsSession
 from .peers import AdkSessions, AgentsSqliteSession, LangChainHistory, LangGraphSaver
 from .runstore_stores import (
     RunstoreMemory,
@@ -50,6 +51,9 @@ def subjects(
         ("peer", LangGraphSaver),
         ("peer", lambda: AgentsSqliteSession(on_file=False)),
         ("peer", lambda: AgentsSqliteSession(on_file=True)),
+        ("adapter", lambda: RunstoreAgentsSession(None)),
+        ("adapter", lambda: RunstoreAgentsSession("sqlite3")),
+        ("adapter", lambda: RunstoreAgentsSession("aiosqlite")),
     ]
 
 

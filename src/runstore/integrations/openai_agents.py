@@ -1,0 +1,168 @@
+"""Session memory for the OpenAI Agents SDK on any runstore store (``runstore[openai-agents]``).
+
+``RunstoreSession(session_id, store)`` is an ``agents.memory.SessionABC``: pass it as
+``Runner.run(agent, input, session=...)``. Each conversation item is one runstore message: the
+item itself (a JSON object) is the message's ``metadata``; ``role`` is the item's role (or its
+type) and ``content`` its text when it has one, so the store's own tools show the chat.
+
+Every operation is one store call: ``add_items`` is ``add_chat_messages`` (all or nothing),
+``pop_item`` is ``pop_message``, ``clear_session`` is ``truncate_history``; compaction
+(``OpenAIResponsesCompactionSession``) replaces the newest items with ``replace_history(...,
+if_newest_seq=...)``, a compare-and-swap that fails when the history changed since it was read.
+
+The runstore session is created on the first write, as a session of the agent
+``workflow_name`` (by ``initialize_run``, which also records one run). A session that exists
+already (of any agent) is used as it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any, cast
+
+from agents.items import TResponseInputItem
+from agents.memory.session import SessionABC, _await_mutation, _CompactionSnapshot
+from agents.memory.session_settings import (
+    SessionSettings,
+    coerce_session_settings,
+    resolve_session_limit,
+)
+
+from .. import ChatMsg, DataStorage, NotFoundError
+
+__all__ = ["RunstoreSession"]
+
+
+def item_message(item: TResponseInputItem) -> ChatMsg:
+    """The runstore message that stores one conversation item."""
+    fields = cast(dict[str, Any], item)
+    role = fields.get("role") or fields.get("type") or "item"
+    content = fields.get("content")
+    return ChatMsg(
+        role if isinstance(role, str) else "item",
+        content if isinstance(content, str) else None,
+        metadata=fields,
+    )
+
+
+def _items(messages: list[ChatMsg]) -> list[TResponseInputItem]:
+    """The items of messages this session wrote (messages without an item are skipped)."""
+    return [cast(TResponseInputItem, m.metadata) for m in messages if m.metadata is not None]
+
+
+class RunstoreSession(SessionABC):
+    """An OpenAI Agents session kept in a runstore store (memory, SQLite, PostgreSQL, the
+    browser store). The store is not closed by the session."""
+
+    def __init__(
+        self,
+        session_id: str,
+        store: DataStorage,
+        *,
+        workflow_name: str = "openai-agents",
+        external_id: str | None = None,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
+    ) -> None:
+        self.session_id = session_id
+        self.store = store
+        self.workflow_name = workflow_name
+        self.external_id = external_id
+        self.session_settings = (
+            coerce_session_settings(session_settings)
+            if session_settings is not None
+            else SessionSettings()
+        )
+        self._exists = False
+
+    async def _ensure_session(self) -> None:
+        if not self._exists:
+            if await self.store.get_session(self.session_id) is None:
+                await self.store.initialize_run(
+                    workflow_name=self.workflow_name,
+                    session_id=self.session_id,
+                    external_id=self.external_id,
+                )
+            self._exists = True
+
+    async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
+        """The newest ``limit`` items (default: ``session_settings.limit``, else all), oldest
+        first."""
+        count = resolve_session_limit(limit, self.session_settings)
+        if count is not None and count < 0:
+            count = None  # as SQLiteSession: a negative limit means no limit
+        if count == 0:
+            return []
+        return _items(await self.store.get_chat_history(self.session_id, limit=count))
+
+    async def add_items(self, items: list[TResponseInputItem]) -> None:
+        """Append ``items`` in one atomic store call."""
+        if not items:
+            return
+        messages = [item_message(item) for item in items]
+        await _await_mutation(self._add(messages))
+
+    async def _add(self, messages: list[ChatMsg]) -> None:
+        await self._ensure_session()
+        try:
+            await self.store.add_chat_messages(self.session_id, messages)
+        except NotFoundError:  # the session was deleted meanwhile: make it again
+            self._exists = False
+            await self._ensure_session()
+            await self.store.add_chat_messages(self.session_id, messages)
+
+    async def pop_item(self) -> TResponseInputItem | None:
+        """Remove and return the newest item (``None`` when there is none)."""
+        return await _await_mutation(self._pop())
+
+    async def _pop(self) -> TResponseInputItem | None:
+        try:
+            message = await self.store.pop_message(self.session_id)
+        except NotFoundError:
+            return None
+        return None if message is None else cast(TResponseInputItem, message.metadata)
+
+    async def clear_session(self) -> None:
+        """Remove every item (the runstore session and its runs stay)."""
+        await _await_mutation(self._clear())
+
+    async def _clear(self) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self.store.truncate_history(self.session_id, after_seq=0)
+
+    async def _get_compaction_snapshot(
+        self,
+        limit: int,
+        *,
+        prune_prefix: Callable[[TResponseInputItem], bool] | None = None,
+    ) -> _CompactionSnapshot | None:
+        """The newest ``limit`` items and an atomic ``replace_suffix`` (the compaction
+        interface upstream sessions offer). ``prune_prefix`` (expiring old items first, used by
+        ``EncryptedSession``) has no store primitive yet: then there is no snapshot and the
+        framework takes its slower path."""
+        if prune_prefix is not None or limit <= 0:
+            return None
+        read = await self.store.get_chat_history(self.session_id, limit=limit + 1)
+        complete = len(read) <= limit
+        window = read[-limit:]
+        if any(message.metadata is None for message in window):
+            return None
+
+        async def replace_suffix(start: int, output: list[TResponseInputItem]) -> bool:
+            expected = window[start:]
+            if not expected:
+                return False
+            first, newest = expected[0].seq, expected[-1].seq
+            assert first is not None and newest is not None
+            try:
+                replaced = await self.store.replace_history(
+                    self.session_id,
+                    after_seq=first - 1,
+                    messages=[item_message(item) for item in output],
+                    if_newest_seq=newest,
+                )
+            except NotFoundError:
+                return False
+            return replaced is not None
+
+        return _CompactionSnapshot(_items(window), complete, replace_suffix)

@@ -1,0 +1,109 @@
+"""RunstoreSession on every backend, and the example as a test. Run in .venv-openai-agents
+(scripts/test --only openai-agents); upstream's own tests run through upstream.py."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agents import Agent, Runner
+from agents.testing import ScriptedModel, assistant_message
+from backends import FACTORIES
+
+from runstore import DataStorage, InvalidDataError
+from runstore.integrations.openai_agents import RunstoreSession
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def _example() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "openai_agents_session", ROOT / "examples" / "openai_agents_session.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+async def test_example_second_turn_reads_the_first_from_runstore(store: DataStorage) -> None:
+    answers, second_input = await _example().two_turns(store)
+    assert answers == ["It is sunny in Paris.", "You asked about Paris."]
+    kinds = [item.get("role") or item.get("type") for item in second_input]
+    assert kinds == ["user", "function_call", "function_call_output", "assistant", "user"]
+    stored = await store.get_chat_history("user-42", limit=None)
+    assert [m.role for m in stored] == [*kinds, "assistant"]
+    assert [m.metadata for m in stored[:5]] == second_input  # the items, structured
+    assert stored[0].content == "What's the weather in Paris?"
+
+
+def _item(text: str) -> Any:
+    return {"role": "user", "content": text}
+
+
+async def test_items_window_pop_clear(store: DataStorage) -> None:
+    session = RunstoreSession("s", store)
+    assert await session.get_items() == []
+    assert await session.pop_item() is None
+    await session.add_items([_item(str(i)) for i in range(5)])
+    assert await session.get_items(2) == [_item("3"), _item("4")]
+    assert await session.get_items() == [_item(str(i)) for i in range(5)]
+    assert await session.get_items(0) == []
+    assert await session.pop_item() == _item("4")
+    limited = RunstoreSession("s", store, session_settings={"limit": 1})
+    assert await limited.get_items() == [_item("3")]
+    await session.clear_session()
+    assert await session.get_items() == []
+    await session.add_items([_item("again")])
+    assert await limited.get_items() == [_item("again")]
+
+
+async def test_add_items_is_all_or_nothing(store: DataStorage) -> None:
+    session = RunstoreSession("s", store)
+    await session.add_items([_item("kept")])
+    with pytest.raises(InvalidDataError):
+        await session.add_items([_item("a"), {"role": "user", "content": float("nan")}])
+    assert await session.get_items() == [_item("kept")]
+
+
+async def test_compaction_snapshot_replaces_only_an_unchanged_suffix(store: DataStorage) -> None:
+    session = RunstoreSession("s", store)
+    await session.add_items([_item(str(i)) for i in range(4)])
+    snapshot = await session._get_compaction_snapshot(2)
+    assert snapshot is not None
+    assert snapshot.items == [_item("2"), _item("3")] and not snapshot.complete
+    stale = await session._get_compaction_snapshot(3)
+    assert stale is not None
+    assert await snapshot.replace_suffix(0, [_item("summary")])
+    assert await session.get_items() == [_item("0"), _item("1"), _item("summary")]
+    assert not await stale.replace_suffix(1, [_item("late")])  # the history changed
+    assert await session.get_items() == [_item("0"), _item("1"), _item("summary")]
+    whole = await session._get_compaction_snapshot(10)
+    assert whole is not None and whole.complete
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite-sqlite3", "sqlite-aiosqlite"])
+def test_run_sync_turns_share_one_store(kind: str, tmp_path: Path) -> None:
+    """Runner.run_sync makes a new event loop per call: one store serves them all."""
+    store = asyncio.run(FACTORIES[kind](tmp_path))
+    model = ScriptedModel([[assistant_message("one")], [assistant_message("two")]])
+    agent = Agent(name="assistant", model=model)
+    session = RunstoreSession("sync", store)
+    assert Runner.run_sync(agent, "first", session=session).final_output == "one"
+    assert Runner.run_sync(agent, "second", session=session).final_output == "two"
+    assert next(item.get("content") for item in model.calls[-1].input) == "first"
+    assert len(asyncio.run(session.get_items())) == 4
+    asyncio.run(store.close())
+
+
+def test_import_runstore_imports_no_framework() -> None:
+    script = (
+        "import sys, runstore, runstore.integrations; "
+        "assert not {'agents', 'pydantic_ai', 'openai'} & set(sys.modules), sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True)

@@ -1,0 +1,107 @@
+"""Runs OpenAI Agents' own session tests against RunstoreSession on each backend, and
+against upstream SQLiteSession on the same files for reference; prints the counts.
+
+Usage (in .venv-openai-agents, from the repository root; scripts/test does this):
+    python tests/integrations/openai_agents/upstream.py [--modes upstream,memory,...]
+
+The sdist (pinned below, with its tests/) is downloaded from the package index into
+build/openai-agents at test time; nothing of it is committed. The plugin that swaps the
+session class, and the one list of excluded tests, is runstore_upstream.py beside this file.
+Exit status 1 when a test that is not excluded fails in any mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+VERSION = "0.24.0"
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+BUILD = ROOT / "build" / "openai-agents"
+MODES = ["upstream", "memory", "sqlite-sqlite3", "sqlite-aiosqlite", "postgres"]
+
+sys.path.insert(0, str(HERE))
+from runstore_upstream import RUNNER_FILES, SESSION_FILES  # noqa: E402
+
+
+def sdist() -> Path:
+    """The extracted sdist, downloaded on first use."""
+    folder = BUILD / f"openai_agents-{VERSION}"
+    if not (folder / "tests").is_dir():
+        BUILD.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+             f"openai-agents=={VERSION}", "-d", str(BUILD)],
+            check=True,
+        )  # fmt: skip
+        with tarfile.open(BUILD / f"openai_agents-{VERSION}.tar.gz") as archive:
+            archive.extractall(BUILD, filter="data")
+    return folder
+
+
+def run(mode: str, folder: Path) -> dict[str, object]:
+    report = BUILD / f"report-{mode}.json"
+    report.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(HERE),
+        "RUNSTORE_AGENTS_SESSION": mode,
+        "RUNSTORE_AGENTS_REPORT": str(report),
+    }
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "-p", "runstore_upstream", *SESSION_FILES, *RUNNER_FILES]  # fmt: skip
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    if not report.exists():
+        sys.exit(f"{mode}: pytest wrote no report\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    result: dict[str, object] = json.loads(report.read_text())
+    failed = [t for t, v in result["tests"].items() if v["outcome"] == "failed"]  # type: ignore[attr-defined]
+    if failed:
+        print(done.stdout[-6000:])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--modes", default=",".join(MODES))
+    modes = parser.parse_args().modes.split(",")
+    folder = sdist()
+    print(f"openai-agents {VERSION}: {len(SESSION_FILES)} session test files in full, and the "
+          f"tests of {len(RUNNER_FILES)} runner test files that make a SQLiteSession")  # fmt: skip
+    print(f"{'session':>18} {'passed':>7} {'failed':>7} {'skipped':>8} {'excluded':>9}"
+          f" {'made a session: passed/of':>27}")  # fmt: skip
+    bad = False
+    excluded: dict[str, str] = {}
+    for mode in modes:
+        result = run(mode, folder)
+        tests = result["tests"]
+        counts = Counter(v["outcome"] for v in tests.values())  # type: ignore[attr-defined]
+        sessions = [v for v in tests.values() if v["session"]]  # type: ignore[attr-defined]
+        session_passed = sum(v["outcome"] == "passed" for v in sessions)
+        for entry in result["excluded"]:  # type: ignore[attr-defined]
+            excluded[entry["test"]] = entry["reason"]
+        label = "SQLiteSession" if mode == "upstream" else f"runstore {mode}"
+        print(f"{label:>18} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}"
+              f" {len(result['excluded']):>9} {session_passed:>19}/{len(sessions)}")  # type: ignore[arg-type]  # fmt: skip
+        for test, value in tests.items():  # type: ignore[attr-defined]
+            if value["outcome"] == "failed":
+                bad = True
+                print(f"    FAILED {test}")
+    if excluded:
+        print(
+            f"\nExcluded from the runstore runs ({len(excluded)}, listed in runstore_upstream.py):"
+        )
+        for reason in sorted(set(excluded.values())):
+            names = sorted(t for t, r in excluded.items() if r == reason)
+            print(f"  {len(names)}: {reason}")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
