@@ -17,7 +17,6 @@ already (of any agent) is used as it is.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -30,6 +29,7 @@ from agents.memory.session_settings import (
 )
 
 from .. import ChatMsg, DataStorage, NotFoundError
+from ._conversation import Conversation
 
 __all__ = ["RunstoreSession"]
 
@@ -73,17 +73,7 @@ class RunstoreSession(SessionABC):
             if session_settings is not None
             else SessionSettings()
         )
-        self._exists = False
-
-    async def _ensure_session(self) -> None:
-        if not self._exists:
-            if await self.store.get_session(self.session_id) is None:
-                await self.store.initialize_run(
-                    workflow_name=self.workflow_name,
-                    session_id=self.session_id,
-                    external_id=self.external_id,
-                )
-            self._exists = True
+        self._conversation = Conversation(store, session_id, workflow_name, external_id)
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The newest ``limit`` items (default: ``session_settings.limit``, else all), oldest
@@ -100,16 +90,7 @@ class RunstoreSession(SessionABC):
         if not items:
             return
         messages = [item_message(item) for item in items]
-        await _await_mutation(self._add(messages))
-
-    async def _add(self, messages: list[ChatMsg]) -> None:
-        await self._ensure_session()
-        try:
-            await self.store.add_chat_messages(self.session_id, messages)
-        except NotFoundError:  # the session was deleted meanwhile: make it again
-            self._exists = False
-            await self._ensure_session()
-            await self.store.add_chat_messages(self.session_id, messages)
+        await _await_mutation(self._conversation.append(messages))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (``None`` when there is none)."""
@@ -124,11 +105,7 @@ class RunstoreSession(SessionABC):
 
     async def clear_session(self) -> None:
         """Remove every item (the runstore session and its runs stay)."""
-        await _await_mutation(self._clear())
-
-    async def _clear(self) -> None:
-        with contextlib.suppress(NotFoundError):
-            await self.store.truncate_history(self.session_id, after_seq=0)
+        await _await_mutation(self._conversation.clear())
 
     async def _get_compaction_snapshot(
         self,

@@ -18,7 +18,6 @@ counts 0 toward ``max_tokens`` (the store's rule).
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -33,7 +32,8 @@ from pydantic_ai.messages import (
     UserPromptPart,
 )
 
-from .. import ChatMsg, DataStorage, NotFoundError
+from .. import ChatMsg, DataStorage
+from ._conversation import Conversation
 
 __all__ = ["RunstoreMessageHistory", "starts_cleanly", "window_start"]
 
@@ -88,17 +88,7 @@ class RunstoreMessageHistory:
         self.workflow_name = workflow_name
         self.external_id = external_id
         self.count_tokens = count_tokens
-        self._exists = False
-
-    async def _ensure_session(self) -> None:
-        if not self._exists:
-            if await self.store.get_session(self.session_id) is None:
-                await self.store.initialize_run(
-                    workflow_name=self.workflow_name,
-                    session_id=self.session_id,
-                    external_id=self.external_id,
-                )
-            self._exists = True
+        self._conversation = Conversation(store, session_id, workflow_name, external_id)
 
     def _message(self, message: ModelMessage) -> ChatMsg:
         [data] = ModelMessagesTypeAdapter.dump_python([message], mode="json")
@@ -110,14 +100,7 @@ class RunstoreMessageHistory:
         """Append ``messages`` (e.g. ``result.new_messages()``), all or nothing."""
         if not messages:
             return
-        stored = [self._message(message) for message in messages]
-        await self._ensure_session()
-        try:
-            await self.store.add_chat_messages(self.session_id, stored)
-        except NotFoundError:  # the session was deleted meanwhile: make it again
-            self._exists = False
-            await self._ensure_session()
-            await self.store.add_chat_messages(self.session_id, stored)
+        await self._conversation.append([self._message(message) for message in messages])
 
     async def load(
         self, *, limit: int | None = None, max_tokens: int | None = None
@@ -133,5 +116,4 @@ class RunstoreMessageHistory:
 
     async def clear(self) -> None:
         """Remove every message (the runstore session stays)."""
-        with contextlib.suppress(NotFoundError):
-            await self.store.truncate_history(self.session_id, after_seq=0)
+        await self._conversation.clear()

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -14,25 +13,14 @@ import pytest
 from agents import Agent, Runner
 from agents.testing import ScriptedModel, assistant_message
 from backends import FACTORIES
+from integrations.examples import load_example
 
 from runstore import DataStorage, InvalidDataError
 from runstore.integrations.openai_agents import RunstoreSession
 
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def _example() -> Any:
-    spec = importlib.util.spec_from_file_location(
-        "openai_agents_session", ROOT / "examples" / "openai_agents_session.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
 
 async def test_example_second_turn_reads_the_first_from_runstore(store: DataStorage) -> None:
-    answers, second_input = await _example().two_turns(store)
+    answers, second_input = await load_example("openai_agents_session").two_turns(store)
     assert answers == ["It is sunny in Paris.", "You asked about Paris."]
     kinds = [item.get("role") or item.get("type") for item in second_input]
     assert kinds == ["user", "function_call", "function_call_output", "assistant", "user"]
