@@ -74,7 +74,7 @@ def main() -> None:
     folder = sdist()
     print(f"openai-agents {VERSION}: {len(SESSION_FILES)} session test files in full, and the "
           f"tests of {len(RUNNER_FILES)} runner test files that make a SQLiteSession")  # fmt: skip
-    print(f"{'session':>18} {'passed':>7} {'failed':>7} {'skipped':>8} {'excluded':>9}"
+    print(f"{'session':>26} {'passed':>7} {'failed':>7} {'skipped':>8} {'excluded':>9}"
           f" {'made a session: passed/of':>27}")  # fmt: skip
     bad = False
     excluded: dict[str, str] = {}
@@ -87,7 +87,7 @@ def main() -> None:
         for entry in result["excluded"]:  # type: ignore[attr-defined]
             excluded[entry["test"]] = entry["reason"]
         label = "SQLiteSession" if mode == "upstream" else f"runstore {mode}"
-        print(f"{label:>18} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}"
+        print(f"{label:>26} {counts['passed']:>7} {counts['failed']:>7} {counts['skipped']:>8}"
               f" {len(result['excluded']):>9} {session_passed:>19}/{len(sessions)}")  # type: ignore[arg-type]  # fmt: skip
         for test, value in tests.items():  # type: ignore[attr-defined]
             if value["outcome"] == "failed":
