@@ -318,7 +318,9 @@ def markdown(results: Results) -> str:
         "## How each store is modelled",
         "",
         "Floors: `bench/floors.py`; runstore: `bench/runstore_stores.py`; peers: "
-        "`bench/peers.py`. Each file's docstring says exactly which public calls make a turn. "
+        "`bench/peers.py`; runstore as OpenAI Agents' session (floor: the SDK's own "
+        "`SQLiteSession`): `bench/integrations.py`. Each file's docstring says exactly which "
+        "public calls make a turn. "
         "Peer versions: `bench/requirements.txt`.",
         "",
     ]
