@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, TypeVar
 
-from ._dump import MessageRow
+from ._dump import Dump, MessageRow
 from ._entries import Entry
 from .models import AgentRecord, ChatMsg, RunRecord, SessionRecord
 
 Kind = Literal["text", "int", "float", "json", "time", "bytes"]
 R = TypeVar("R")
-Reader = Callable[[Iterable[Any]], list[R]]
+Rows = Iterable[Any]  # rows as a driver returns them: tuples, asyncpg records
+Reader = Callable[[Rows], list[R]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +201,54 @@ def _compile(
     exec(compile(source, f"<{table.name} reader>", "exec"), scope)
     reader: Reader[Any] = scope["read"]
     return reader
+
+
+@dataclass(frozen=True, slots=True)
+class Readers:
+    """One SQL backend's row readers: rows hold the columns of ``AGENTS``, ``SESSIONS``,
+    ``RUNS``, ``MESSAGES`` or ``CHAT`` in order (``..._with_...``: then that one column)."""
+
+    agents: Reader[AgentRecord]
+    sessions: Reader[SessionRecord]
+    sessions_with_last_seq: Callable[[Rows], list[tuple[SessionRecord, Any]]]
+    runs: Reader[RunRecord]
+    runs_with_state: Callable[[Rows], list[tuple[RunRecord, Any]]]
+    messages: Reader[MessageRow]
+    chat: Reader[ChatMsg]
+    entries: Reader[Entry]
+
+    def dump(
+        self,
+        agents: Rows,
+        sessions: list[SessionRecord],
+        runs_with_state: Rows,
+        messages: Rows,
+        last_seqs: dict[str, int],
+    ) -> Dump:
+        """What an export read, as a ``Dump``."""
+        runs_and_states = self.runs_with_state(runs_with_state)
+        return Dump(
+            agents=self.agents(agents),
+            sessions=sessions,
+            runs=[run for run, _ in runs_and_states],
+            states={run.id: state for run, state in runs_and_states if state is not None},
+            messages=self.messages(messages),
+            last_seqs=last_seqs,
+        )
+
+
+def compile_readers(decode: Mapping[Kind, str], namespace: Mapping[str, Any]) -> Readers:
+    """Every reader a SQL backend needs (see ``compile_reader``)."""
+    return Readers(
+        agents=compile_reader(AGENTS, decode, namespace),
+        sessions=compile_reader(SESSIONS, decode, namespace),
+        sessions_with_last_seq=compile_reader_with(SESSIONS, "last_seq", decode, namespace),
+        runs=compile_reader(RUNS, decode, namespace),
+        runs_with_state=compile_reader_with(RUNS, "state", decode, namespace),
+        messages=compile_reader(MESSAGES, decode, namespace),
+        chat=compile_reader(CHAT, decode, namespace),
+        entries=compile_reader(ENTRIES, decode, namespace),
+    )
 
 
 def encode_row(

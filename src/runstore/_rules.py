@@ -7,10 +7,14 @@ its ``initialize_run`` function as well (same order, same errors; the contract s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Container
 
+from ._calls import NewRun
 from ._dump import Dump
+from ._json import to_text
 from .errors import InvalidDataError, NotFoundError, quote
+from .models import ChatMsg
 
 
 def refuse_message(
@@ -64,3 +68,55 @@ def refuse_taken(
         for index, value in enumerate(values):
             if value in taken:
                 raise InvalidDataError(f"{kind}[{index}].{key}", f"{quote(value)} exists already")
+
+
+AgentMetadata = tuple[str | None, str | None, str | None, str | None]
+
+
+def merge_agent_metadata(request: NewRun, stored: AgentMetadata) -> AgentMetadata | None:
+    """The agent's (description, input_schema, output_schema, workflow) after ``request``,
+    or None when nothing changes. JSON is compared as ``_canonical`` text: key order is not
+    kept, but 0, 0.0 and false differ (as in PostgreSQL's jsonb)."""
+    given = (request.description, request.input_schema, request.output_schema, request.workflow)
+    changed = given[0] is not None and given[0] != stored[0]
+    for new, old in zip(given[1:], stored[1:], strict=True):
+        changed = changed or (new is not None and _canonical(new) != _canonical(old))
+    if not changed:
+        return None
+    merged = tuple(new if new is not None else old for new, old in zip(given, stored, strict=True))
+    return merged  # type: ignore[return-value]
+
+
+def _canonical(metadata: str | None) -> str | None:  # any JSON text, not only metadata
+    """JSON text that is equal for equal values: key order ignored, 1, 1.0 and true apart,
+    -0.0 as 0.0 (PostgreSQL does not keep the sign of zero)."""
+    if metadata is None:
+        return None
+    return json.dumps(json.loads(metadata, parse_float=_float), sort_keys=True)
+
+
+def _float(text: str) -> float:
+    return float(text) + 0.0  # -0.0 + 0.0 == 0.0
+
+
+RepeatFields = tuple[str, str | None, str | None, str | None, int | None]
+
+
+def repeat_fields(message: ChatMsg) -> RepeatFields:
+    """What ``check_repeat`` compares, of a stored message."""
+    metadata = None if message.metadata is None else to_text(message.metadata)
+    return (message.role, message.content, message.run_id, metadata, message.token_count)
+
+
+def check_repeat(stored: RepeatFields, given: RepeatFields) -> None:
+    """The idempotency rule, shared by the backends. Both are (role, content, run_id,
+    metadata JSON text, token_count): of the message stored under a key, and of a repeat
+    of the key. A repeat must ask for the same message."""
+    if (
+        stored[:3] != given[:3]
+        or stored[4] != given[4]
+        or (stored[3] != given[3] and _canonical(stored[3]) != _canonical(given[3]))
+    ):
+        raise InvalidDataError(
+            "idempotency_key", "was used for a different message in this session"
+        )

@@ -6,19 +6,28 @@ A backend implements only the hooks, so argument rules cannot drift between back
 
 from __future__ import annotations
 
-import json
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
 from . import _export
+from ._calls import (
+    NO_OPTIONS,
+    HistoryReplacement,
+    MessageCall,
+    MessageOptions,
+    NewFork,
+    NewMessage,
+    NewRun,
+    RunUpdate,
+    SessionQuery,
+)
 from ._dump import Dump
 from ._entries import EntryStore
-from ._json import dump_object, load_json
+from ._json import dump_object
 from .errors import InvalidDataError, StorageClosedError
 from .models import (
     MAX_INT64,
@@ -37,54 +46,7 @@ from .models import (
     to_utc,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class NewRun:
-    """A checked ``initialize_run`` call. Payloads are JSON text; ``new_*`` ids are used
-    only for whatever has to be created."""
-
-    workflow_name: str
-    description: str | None
-    input_schema: str | None
-    output_schema: str | None
-    workflow: str | None
-    session_id: str | None
-    external_id: str | None
-    input_data: str | None
-    now: datetime
-    new_agent_id: str
-    new_session_id: str
-    new_run_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class NewFork:
-    """A checked ``fork_session`` call; ``external_id`` None keeps the parent's."""
-
-    session_id: str
-    through_seq: int | None
-    new_session_id: str
-    external_id: str | None
-    now: datetime
-
-
 _MICROSECOND = timedelta(microseconds=1)
-
-
-AgentMetadata = tuple[str | None, str | None, str | None, str | None]
-
-
-def merge_agent_metadata(request: NewRun, stored: AgentMetadata) -> AgentMetadata | None:
-    """The agent's (description, input_schema, output_schema, workflow) after ``request``,
-    or None when nothing changes. JSON is compared by value: key order is not kept."""
-    given = (request.description, request.input_schema, request.output_schema, request.workflow)
-    changed = given[0] is not None and given[0] != stored[0]
-    for new, old in zip(given[1:], stored[1:], strict=True):
-        changed = changed or (new is not None and load_json(new) != load_json(old))
-    if not changed:
-        return None
-    merged = tuple(new if new is not None else old for new, old in zip(given, stored, strict=True))
-    return merged  # type: ignore[return-value]
 
 
 def new_id() -> str:
@@ -131,39 +93,6 @@ def trim_to_tokens(messages: list[ChatMsg], max_tokens: int) -> list[ChatMsg]:
             break
         start -= 1
     return messages[start:]
-
-
-def _canonical(metadata: str | None) -> str | None:
-    """JSON text that is equal for equal values: key order ignored, 1, 1.0 and true apart,
-    -0.0 as 0.0 (PostgreSQL does not keep the sign of zero)."""
-    if metadata is None:
-        return None
-    return json.dumps(json.loads(metadata, parse_float=_float), sort_keys=True)
-
-
-def _float(text: str) -> float:
-    return float(text) + 0.0  # -0.0 + 0.0 == 0.0
-
-
-RepeatFields = tuple[str, str | None, str | None, str | None, int | None]
-
-
-def check_repeat(stored: RepeatFields, given: RepeatFields) -> None:
-    """The idempotency rule, shared by the backends. Both are (role, content, run_id,
-    metadata JSON text, token_count): of the message stored under a key, and of a repeat
-    of the key. A repeat must ask for the same message."""
-    if (
-        stored[:3] != given[:3]
-        or stored[4] != given[4]
-        or (stored[3] != given[3] and _canonical(stored[3]) != _canonical(given[3]))
-    ):
-        raise InvalidDataError(
-            "idempotency_key", "was used for a different message in this session"
-        )
-
-
-NewMessage = tuple[str, str | None, str | None, str | None, int | None]
-"""A checked message to append: (role, content, run_id, metadata JSON text, token_count)."""
 
 
 def _check_new_message(message: Any, field: str) -> NewMessage:
@@ -280,7 +209,7 @@ class DataStorage(EntryStore, ABC):
         output = dump_object(output_data, "output_data")
         context_text = dump_object(context, "context")
         duration = check_duration(duration_seconds, "duration_seconds")
-        await self._update_run(run_id, output, context_text, duration, self._now())
+        await self._update_run(RunUpdate(run_id, output, context_text, duration, self._now()))
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         self._check_open()
@@ -343,21 +272,15 @@ class DataStorage(EntryStore, ABC):
             check_name(role, "role")
         if content is not None:
             check_optional_text(content, "content")
+        message = (agent_id, session_id, run_id, role, content, self._now())
         if metadata is None and token_count is None and idempotency_key is None:
-            return await self._add_chat_message(
-                agent_id, session_id, run_id, role, content, self._now()
-            )
-        return await self._add_chat_message_with(
-            agent_id,
-            session_id,
-            run_id,
-            role,
-            content,
-            self._now(),
+            return await self._add_chat_message(message)
+        options = MessageOptions(
             dump_object(metadata, "metadata"),
             check_limit(token_count, "token_count"),
             None if idempotency_key is None else check_name(idempotency_key, "idempotency_key"),
         )
+        return await self._add_chat_message_with(message, options)
 
     async def get_chat_history(
         self,
@@ -478,7 +401,7 @@ class DataStorage(EntryStore, ABC):
             _check_new_message(message, f"messages[{i}]") for i, message in enumerate(messages)
         ]
         return await self._replace_history(
-            session_id, after_seq, checked, if_newest_seq, self._now()
+            HistoryReplacement(session_id, after_seq, checked, if_newest_seq, self._now())
         )
 
     # -- agents and sessions ---------------------------------------------------
@@ -511,7 +434,9 @@ class DataStorage(EntryStore, ABC):
             before = check_name(before, "before")
         if checked_limit == 0:
             return []
-        return await self._list_sessions(workflow_name, external_id, checked_limit, before)
+        return await self._list_sessions(
+            SessionQuery(workflow_name, external_id, checked_limit, before)
+        )
 
     async def delete_session(self, session_id: str) -> None:
         """Delete a session with its runs, states and messages."""
@@ -567,14 +492,7 @@ class DataStorage(EntryStore, ABC):
     async def _initialize_run(self, request: NewRun) -> RunHandle: ...
 
     @abstractmethod
-    async def _update_run(
-        self,
-        run_id: str,
-        output_data: str | None,
-        context: str | None,
-        duration_seconds: float | None,
-        now: datetime,
-    ) -> None: ...
+    async def _update_run(self, update: RunUpdate) -> None: ...
 
     @abstractmethod
     async def _get_run(self, run_id: str) -> RunRecord | None: ...
@@ -588,44 +506,21 @@ class DataStorage(EntryStore, ABC):
     @abstractmethod
     async def _load_state(self, run_id: str) -> str | None: ...
 
-    @abstractmethod
-    async def _add_chat_message(
-        self,
-        agent_id: str,
-        session_id: str,
-        run_id: str | None,
-        role: str,
-        content: str | None,
-        now: datetime,
-    ) -> ChatMsg:
+    async def _add_chat_message(self, message: MessageCall) -> ChatMsg:
         """Append a message with the next ``seq``; the checks are listed in docs/contract.md.
-        The hot path: a message without metadata, token count or idempotency key."""
+        The hot path: a message without metadata, token count or idempotency key. By
+        default ``_add_chat_message_with``; a backend overrides it where that is faster."""
+        return await self._add_chat_message_with(message, NO_OPTIONS)
 
     @abstractmethod
     async def _add_chat_message_with(
-        self,
-        agent_id: str,
-        session_id: str,
-        run_id: str | None,
-        role: str,
-        content: str | None,
-        now: datetime,
-        metadata: str | None,
-        token_count: int | None,
-        idempotency_key: str | None,
+        self, message: MessageCall, options: MessageOptions
     ) -> ChatMsg:
         """``_add_chat_message`` with any of the optional fields. After the same checks, a
         known ``idempotency_key`` returns its message (``check_repeat``) and stores nothing."""
 
     @abstractmethod
-    async def _replace_history(
-        self,
-        session_id: str,
-        after_seq: int | None,
-        messages: list[NewMessage],
-        if_newest_seq: int | None,
-        now: datetime,
-    ) -> list[ChatMsg] | None:
+    async def _replace_history(self, change: HistoryReplacement) -> list[ChatMsg] | None:
         """Atomically: unknown session -> NotFoundError; each run_id checked as in
         ``add_chat_message`` (``refuse_message``); ``if_newest_seq`` given and not the seq of
         the newest message (0: none) -> None, nothing changed; then remove the messages
@@ -656,13 +551,7 @@ class DataStorage(EntryStore, ABC):
     async def _get_session(self, session_id: str) -> SessionRecord | None: ...
 
     @abstractmethod
-    async def _list_sessions(
-        self,
-        workflow_name: str | None,
-        external_id: str | None,
-        limit: int | None,
-        before: str | None,
-    ) -> list[SessionRecord]: ...
+    async def _list_sessions(self, query: SessionQuery) -> list[SessionRecord]: ...
 
     @abstractmethod
     async def _delete_session(self, session_id: str) -> None: ...
@@ -680,4 +569,4 @@ class DataStorage(EntryStore, ABC):
     async def _import(self, dump: Dump) -> None: ...
 
 
-__all__ = ["DataStorage", "NewFork", "NewMessage", "NewRun"]
+__all__ = ["DataStorage"]

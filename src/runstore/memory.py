@@ -9,12 +9,19 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
+from . import _calls as calls
 from ._columns import AGENTS, RUNS, Kind, Table, compile_reader, encode_row
 from ._dump import Dump, MessageRow, last_seqs
 from ._entries import MemoryEntries
 from ._json import dump_optional, load_json, to_text
-from ._rules import continued_session, refuse_message, refuse_taken
-from .base import DataStorage, NewFork, NewMessage, NewRun, check_repeat, merge_agent_metadata
+from ._rules import (
+    check_repeat,
+    continued_session,
+    merge_agent_metadata,
+    refuse_message,
+    refuse_taken,
+)
+from .base import DataStorage
 from .errors import InvalidDataError, NotFoundError, quote
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
@@ -110,7 +117,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
 
     # -- runs ------------------------------------------------------------------
 
-    async def _initialize_run(self, request: NewRun) -> RunHandle:
+    async def _initialize_run(self, request: calls.NewRun) -> RunHandle:
         now = request.now
         agent = self._agents.get(request.workflow_name)
         agent_id = agent["id"] if agent is not None else request.new_agent_id
@@ -156,7 +163,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         self._touch(session, now)
         return RunHandle(agent_id, session.id, request.new_run_id)
 
-    def _find_session(self, request: NewRun, agent_id: str) -> _Session | None:
+    def _find_session(self, request: calls.NewRun, agent_id: str) -> _Session | None:
         if request.session_id is not None:
             session = self._sessions.get(request.session_id)
             if session is not None:
@@ -173,7 +180,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         return None
 
     @staticmethod
-    def _update_agent(agent: _Row, request: NewRun) -> None:
+    def _update_agent(agent: _Row, request: calls.NewRun) -> None:
         metadata = ("description", "input_schema", "output_schema", "workflow")
         stored = tuple(agent[name] for name in metadata)
         merged = merge_agent_metadata(request, stored)
@@ -186,23 +193,16 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             raise NotFoundError("run_id", run_id)
         return run
 
-    async def _update_run(
-        self,
-        run_id: str,
-        output_data: str | None,
-        context: str | None,
-        duration_seconds: float | None,
-        now: datetime,
-    ) -> None:
-        run = self._run(run_id)
-        if output_data is not None:
-            run["output_data"] = output_data
-        if context is not None:
-            run["context"] = context
-        if duration_seconds is not None:
-            run["duration_seconds"] = duration_seconds
-        run["updated_at"] = now
-        self._touch(self._sessions[run["session_id"]], now)
+    async def _update_run(self, update: calls.RunUpdate) -> None:
+        run = self._run(update.run_id)
+        if update.output_data is not None:
+            run["output_data"] = update.output_data
+        if update.context is not None:
+            run["context"] = update.context
+        if update.duration_seconds is not None:
+            run["duration_seconds"] = update.duration_seconds
+        run["updated_at"] = update.now
+        self._touch(self._sessions[run["session_id"]], update.now)
 
     async def _get_run(self, run_id: str) -> RunRecord | None:
         run = self._runs.get(run_id)
@@ -228,15 +228,8 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
 
     # -- chat ------------------------------------------------------------------
 
-    async def _add_chat_message(
-        self,
-        agent_id: str,
-        session_id: str,
-        run_id: str | None,
-        role: str,
-        content: str | None,
-        now: datetime,
-    ) -> ChatMsg:
+    async def _add_chat_message(self, message: calls.MessageCall) -> ChatMsg:
+        agent_id, session_id, run_id, role, content, now = message
         session = self._sessions.get(session_id)
         run = None if run_id is None else self._runs.get(run_id)
         if (
@@ -258,17 +251,10 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         return stored  # a tuple of immutable values: safe to share
 
     async def _add_chat_message_with(
-        self,
-        agent_id: str,
-        session_id: str,
-        run_id: str | None,
-        role: str,
-        content: str | None,
-        now: datetime,
-        metadata: str | None,
-        token_count: int | None,
-        idempotency_key: str | None,
+        self, message: calls.MessageCall, options: calls.MessageOptions
     ) -> ChatMsg:
+        agent_id, session_id, run_id, role, content, _ = message
+        metadata, token_count, idempotency_key = options
         session = self._sessions.get(session_id)
         if idempotency_key is not None and session is not None and idempotency_key in session.keys:
             run = None if run_id is None else self._runs.get(run_id)
@@ -287,7 +273,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
                 (role, content, run_id, metadata, token_count),
             )
             return session.with_metadata(first)
-        stored = await self._add_chat_message(agent_id, session_id, run_id, role, content, now)
+        stored = await self._add_chat_message(message)
         assert session is not None  # else _add_chat_message raised
         seq = stored.seq or 0
         if token_count is not None:
@@ -338,14 +324,8 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             self._touch(session, now)
         return len(dropped)
 
-    async def _replace_history(
-        self,
-        session_id: str,
-        after_seq: int | None,
-        messages: list[NewMessage],
-        if_newest_seq: int | None,
-        now: datetime,
-    ) -> list[ChatMsg] | None:
+    async def _replace_history(self, change: calls.HistoryReplacement) -> list[ChatMsg] | None:
+        session_id, after_seq, messages, if_newest_seq, now = change
         session = self._session(session_id)
         for message_run_id in {message[2] for message in messages}:
             if message_run_id is None:
@@ -374,7 +354,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             self._touch(session, now)
         return stored
 
-    async def _fork_session(self, request: NewFork) -> SessionRecord:
+    async def _fork_session(self, request: calls.NewFork) -> SessionRecord:
         parent = self._session(request.session_id)
         if request.new_session_id in self._sessions:
             raise InvalidDataError(
@@ -410,34 +390,28 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         session = self._sessions.get(session_id)
         return None if session is None else session.record()
 
-    async def _list_sessions(
-        self,
-        workflow_name: str | None,
-        external_id: str | None,
-        limit: int | None,
-        before: str | None,
-    ) -> list[SessionRecord]:
+    async def _list_sessions(self, query: calls.SessionQuery) -> list[SessionRecord]:
         agent_id: str | None = None
-        if workflow_name is not None:
-            agent = self._agents.get(workflow_name)
+        if query.workflow_name is not None:
+            agent = self._agents.get(query.workflow_name)
             if agent is None:
                 return []
             agent_id = agent["id"]
-        if before is not None and before not in self._sessions:
+        if query.before is not None and query.before not in self._sessions:
             return []
         found: list[SessionRecord] = []
-        started = before is None
+        started = query.before is None
         for session_id in reversed(self._activity):
             if not started:
-                started = session_id == before
+                started = session_id == query.before
                 continue
             session = self._sessions[session_id]
             if agent_id is not None and session.agent_id != agent_id:
                 continue
-            if external_id is not None and session.external_id != external_id:
+            if query.external_id is not None and session.external_id != query.external_id:
                 continue
             found.append(session.record())
-            if limit is not None and len(found) >= limit:
+            if query.limit is not None and len(found) >= query.limit:
                 break
         return found
 

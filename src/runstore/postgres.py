@@ -25,24 +25,14 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on what is inst
         name="asyncpg",
     ) from None
 
+from . import _calls as calls
 from . import _postgres_sql as sql
-from ._columns import (
-    AGENTS,
-    CHAT,
-    ENTRIES,
-    MESSAGES,
-    RUNS,
-    SESSIONS,
-    Kind,
-    compile_reader,
-    compile_reader_with,
-    encode_row,
-)
+from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
 from ._entries import Entry, EntryRow, KeyRange
 from ._json import dump_optional, load_json
-from ._rules import refuse_message, refuse_taken
-from .base import DataStorage, NewFork, NewMessage, NewRun, check_repeat
+from ._rules import check_repeat, refuse_message, refuse_taken, repeat_fields
+from .base import DataStorage
 from .errors import (
     InvalidDataError,
     NotFoundError,
@@ -208,14 +198,8 @@ _DECODERS = {"_load_json": load_json}
 _ENCODE: dict[Kind, Callable[[Any, str], Any]] = {
     "json": lambda value, field: _payload(value, field)
 }
-_agents = compile_reader(AGENTS, _DECODE, _DECODERS)
-_sessions = compile_reader(SESSIONS, _DECODE, _DECODERS)
-_sessions_with_last_seq = compile_reader_with(SESSIONS, "last_seq", _DECODE, _DECODERS)
-_runs = compile_reader(RUNS, _DECODE, _DECODERS)
-_runs_with_state = compile_reader_with(RUNS, "state", _DECODE, _DECODERS)
-_messages = compile_reader(MESSAGES, _DECODE, _DECODERS)
-_chat = compile_reader(CHAT, _DECODE, _DECODERS)
-_entries = compile_reader(ENTRIES, _DECODE, _DECODERS)
+_read = compile_readers(_DECODE, _DECODERS)
+_chat = _read.chat  # the hot path's, one lookup less
 
 
 class PostgresDataStorage(DataStorage):
@@ -363,7 +347,7 @@ class PostgresDataStorage(DataStorage):
 
     # -- runs ------------------------------------------------------------------
 
-    async def _initialize_run(self, request: NewRun) -> RunHandle:
+    async def _initialize_run(self, request: calls.NewRun) -> RunHandle:
         agent_id, session_id = await self._fetchrow(
             self._sql.initialize_run,
             request.workflow_name,
@@ -381,31 +365,24 @@ class PostgresDataStorage(DataStorage):
         )
         return RunHandle(agent_id, session_id, request.new_run_id)
 
-    async def _update_run(
-        self,
-        run_id: str,
-        output_data: str | None,
-        context: str | None,
-        duration_seconds: float | None,
-        now: datetime,
-    ) -> None:
+    async def _update_run(self, update: calls.RunUpdate) -> None:
         done = await self._fetchval(
             self._sql.update_run,
-            run_id,
-            to_jsonb(output_data),
-            to_jsonb(context),
-            duration_seconds,
-            now,
+            update.run_id,
+            to_jsonb(update.output_data),
+            to_jsonb(update.context),
+            update.duration_seconds,
+            update.now,
         )
         if done is None:
-            raise NotFoundError("run_id", run_id)
+            raise NotFoundError("run_id", update.run_id)
 
     async def _get_run(self, run_id: str) -> RunRecord | None:
         row = await self._fetchrow(self._sql.get_run, run_id)
-        return None if row is None else _runs([row])[0]
+        return None if row is None else _read.runs([row])[0]
 
     async def _list_runs(self, session_id: str) -> list[RunRecord]:
-        return _runs(await self._fetch(self._sql.list_runs, session_id))
+        return _read.runs(await self._fetch(self._sql.list_runs, session_id))
 
     async def _save_state(self, run_id: str, state: str, now: datetime) -> None:
         if await self._fetchval(self._sql.save_state, run_id, to_jsonb(state), now) is None:
@@ -417,31 +394,11 @@ class PostgresDataStorage(DataStorage):
 
     # -- chat ------------------------------------------------------------------
 
-    async def _add_chat_message(
-        self,
-        agent_id: str,
-        session_id: str,
-        run_id: str | None,
-        role: str,
-        content: str | None,
-        now: datetime,
-    ) -> ChatMsg:
-        return await self._add_chat_message_with(
-            agent_id, session_id, run_id, role, content, now, None, None, None
-        )
-
     async def _add_chat_message_with(
-        self,
-        agent_id: str,
-        session_id: str,
-        run_id: str | None,
-        role: str,
-        content: str | None,
-        now: datetime,
-        metadata: str | None,
-        token_count: int | None,
-        idempotency_key: str | None,
+        self, message: calls.MessageCall, options: calls.MessageOptions
     ) -> ChatMsg:
+        agent_id, session_id, run_id, role, content, now = message
+        metadata, token_count, idempotency_key = options
         q = self._sql
         args = (agent_id, session_id, run_id, role, content, now, to_jsonb(metadata), token_count)
         stored = None
@@ -460,11 +417,9 @@ class PostgresDataStorage(DataStorage):
             return ChatMsg(role, content, seq, run_id, now, load_json(metadata), token_count)
         refuse_message(agent_id, session_id, run_id, session_agent, run_session)
         if stored is not None:
-            check_repeat(
-                (stored[0], stored[1], stored[3], stored[5], stored[6]),
-                (role, content, run_id, metadata, token_count),
-            )
-            return _chat([stored])[0]
+            [first] = _chat([stored])
+            check_repeat(repeat_fields(first), (role, content, run_id, metadata, token_count))
+            return first
         raise NotFoundError("session_id", session_id)  # deleted meanwhile
 
     @asynccontextmanager
@@ -487,14 +442,8 @@ class PostgresDataStorage(DataStorage):
             count: int = await conn.fetchval(self._sql.truncate_history, session_id, after_seq, now)
         return count
 
-    async def _replace_history(
-        self,
-        session_id: str,
-        after_seq: int | None,
-        messages: list[NewMessage],
-        if_newest_seq: int | None,
-        now: datetime,
-    ) -> list[ChatMsg] | None:
+    async def _replace_history(self, change: calls.HistoryReplacement) -> list[ChatMsg] | None:
+        session_id, after_seq, messages, if_newest_seq, now = change
         q = self._sql
         async with self._transaction() as conn:
             agent_id = await conn.fetchval(q.lock_session_agent, session_id)
@@ -529,7 +478,7 @@ class PostgresDataStorage(DataStorage):
                 stored.append(ChatMsg(role, content, seq, run_id, now, loaded, token_count))
         return stored
 
-    async def _fork_session(self, request: NewFork) -> SessionRecord:
+    async def _fork_session(self, request: calls.NewFork) -> SessionRecord:
         through = _MAX_SEQ if request.through_seq is None else request.through_seq
         agent_id, fork_id, external_id, newest = await self._fetchrow(
             self._sql.fork_session,
@@ -563,25 +512,15 @@ class PostgresDataStorage(DataStorage):
     # -- agents and sessions ---------------------------------------------------
 
     async def _list_agents(self) -> list[AgentRecord]:
-        return _agents(await self._fetch(self._sql.list_agents))
+        return _read.agents(await self._fetch(self._sql.list_agents))
 
     async def _get_session(self, session_id: str) -> SessionRecord | None:
         row = await self._fetchrow(self._sql.get_session, session_id)
-        return None if row is None else _sessions([row])[0]
+        return None if row is None else _read.sessions([row])[0]
 
-    async def _list_sessions(
-        self,
-        workflow_name: str | None,
-        external_id: str | None,
-        limit: int | None,
-        before: str | None,
-    ) -> list[SessionRecord]:
-        filters = (workflow_name, external_id, before)
-        query = self._sql.list_sessions[
-            (workflow_name is not None, external_id is not None, before is not None)
-        ]
-        rows = await self._fetch(query, limit, *(f for f in filters if f is not None))
-        return _sessions(rows)
+    async def _list_sessions(self, query: calls.SessionQuery) -> list[SessionRecord]:
+        statement = self._sql.list_sessions[query.filters]
+        return _read.sessions(await self._fetch(statement, query.limit, *query.given))
 
     async def _delete_session(self, session_id: str) -> None:
         if await self._fetchval(self._sql.delete_session, session_id) is None:
@@ -622,15 +561,13 @@ class PostgresDataStorage(DataStorage):
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
             agents, sessions, runs, messages = [await conn.fetch(*query) for query in queries]
-        runs_and_states = _runs_with_state(runs)
-        sessions_and_seqs = _sessions_with_last_seq(sessions)
-        return Dump(
-            agents=_agents(agents),
-            sessions=[session for session, _ in sessions_and_seqs],
-            runs=[run for run, _ in runs_and_states],
-            states={run.id: state for run, state in runs_and_states if state is not None},
-            messages=_messages(messages),
-            last_seqs={session.id: seq for session, seq in sessions_and_seqs},
+        sessions_and_seqs = _read.sessions_with_last_seq(sessions)
+        return _read.dump(
+            agents,
+            [session for session, _ in sessions_and_seqs],
+            runs,
+            messages,
+            {session.id: seq for session, seq in sessions_and_seqs},
         )
 
     async def _import(self, dump: Dump) -> None:
@@ -688,14 +625,14 @@ class PostgresDataStorage(DataStorage):
 
     async def _get_entry(self, scope: str, key: str) -> Entry | None:
         row = await self._fetchrow(self._sql.entries["get"], scope, key)
-        return None if row is None else _entries([row])[0]
+        return None if row is None else _read.entries([row])[0]
 
     async def _list_entries(
         self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
     ) -> list[Entry]:
         statement = self._sql.entries[f"list {bounds.upper is not None} {reverse}"]
         rows = await self._fetch(statement, *bounds.params(scope), limit)
-        return _entries(rows)
+        return _read.entries(rows)
 
     async def _merge_entry(
         self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
@@ -707,7 +644,7 @@ class PostgresDataStorage(DataStorage):
             row = await self._fetchrow(self._sql.entries["merge_if_absent"], *args)
         else:
             row = await self._fetchrow(self._sql.entries["merge_if_version"], *args, expect_version)
-        return None if row is None else _entries([row])[0]
+        return None if row is None else _read.entries([row])[0]
 
     async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
         statement = self._sql.entries[f"delete {bounds.upper is not None} {tags is not None}"]

@@ -16,27 +16,24 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import _calls as calls
 from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
-from ._columns import (
-    AGENTS,
-    CHAT,
-    ENTRIES,
-    MESSAGES,
-    RUNS,
-    SESSIONS,
-    Kind,
-    compile_reader,
-    compile_reader_with,
-    encode_row,
-)
+from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
 from ._entries import Entry, EntryRow, KeyRange
 from ._json import dump_optional, load_json, to_text
-from ._rules import continued_session, refuse_message, refuse_taken
+from ._rules import (
+    check_repeat,
+    continued_session,
+    merge_agent_metadata,
+    refuse_message,
+    refuse_taken,
+    repeat_fields,
+)
 from ._sqlite_driver import Connection
 from ._turns import Turns
-from .base import DataStorage, NewFork, NewMessage, NewRun, check_repeat, merge_agent_metadata
+from .base import DataStorage
 from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError, quote
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
@@ -74,13 +71,8 @@ _ENCODE: dict[Kind, Callable[[Any, str], Any]] = {
     "json": dump_optional,
     "time": lambda value, field: _to_db(value),
 }
-_agents = compile_reader(AGENTS, _DECODE, _DECODERS)
-_sessions = compile_reader(SESSIONS, _DECODE, _DECODERS)
-_runs = compile_reader(RUNS, _DECODE, _DECODERS)
-_runs_with_state = compile_reader_with(RUNS, "state", _DECODE, _DECODERS)
-_messages = compile_reader(MESSAGES, _DECODE, _DECODERS)
-_chat = compile_reader(CHAT, _DECODE, _DECODERS)
-_entries = compile_reader(ENTRIES, _DECODE, _DECODERS)
+_read = compile_readers(_DECODE, _DECODERS)
+_chat = _read.chat  # the hot path's, one lookup less
 
 
 def _is_file(path: str) -> bool:
@@ -145,11 +137,11 @@ class SqliteDataStorage(DataStorage):
 
     # -- runs ------------------------------------------------------------------
 
-    async def _initialize_run(self, request: NewRun) -> RunHandle:
+    async def _initialize_run(self, request: calls.NewRun) -> RunHandle:
         now = _to_db(request.now)
         async with self._transaction() as db:
             agents = await db.fetchall(sql.AGENT_METADATA_BY_NAME, (request.workflow_name,))
-            agent_id = agents[0][0] if agents else request.new_agent_id  # (id,) + metadata
+            [(agent_id, *stored)] = agents or [(request.new_agent_id,)]
             session_id = await _find_session(db, request, agent_id)  # raises before writing
             if not agents:
                 await db.execute(
@@ -165,10 +157,8 @@ class SqliteDataStorage(DataStorage):
                         now,
                     ),
                 )
-            else:
-                _, description, input_schema, output_schema, workflow = agents[0]
-                stored = (description, input_schema, output_schema, workflow)
-                merged = merge_agent_metadata(request, stored)
+            else:  # stored: (description, input_schema, output_schema, workflow)
+                merged = merge_agent_metadata(request, tuple(stored))
                 if merged is not None:
                     await db.execute(sql.UPDATE_AGENT, (*merged, now, agent_id))
             if session_id is None:
@@ -184,33 +174,25 @@ class SqliteDataStorage(DataStorage):
             )
         return RunHandle(agent_id, session_id, request.new_run_id)
 
-    async def _update_run(
-        self,
-        run_id: str,
-        output_data: str | None,
-        context: str | None,
-        duration_seconds: float | None,
-        now: datetime,
-    ) -> None:
-        when = _to_db(now)
+    async def _update_run(self, update: calls.RunUpdate) -> None:
+        when = _to_db(update.now)
+        changes = (update.output_data, update.context, update.duration_seconds, when)
         async with self._transaction() as db:
-            rows = await db.fetchall(
-                sql.UPDATE_RUN, (output_data, context, duration_seconds, when, run_id)
-            )
+            rows = await db.fetchall(sql.UPDATE_RUN, (*changes, update.run_id))
             if not rows:
-                raise NotFoundError("run_id", run_id)
+                raise NotFoundError("run_id", update.run_id)
             [(session_id,)] = rows
             await db.execute(sql.TOUCH_SESSION, (when, session_id))
 
     async def _get_run(self, run_id: str) -> RunRecord | None:
         async with self._statement() as db:
             rows = await db.fetchall(sql.GET_RUN, (run_id,))
-        return _runs(rows)[0] if rows else None
+        return _read.runs(rows)[0] if rows else None
 
     async def _list_runs(self, session_id: str) -> list[RunRecord]:
         async with self._statement() as db:
             rows = await db.fetchall(sql.LIST_RUNS, (session_id,))
-        return _runs(rows)
+        return _read.runs(rows)
 
     async def _save_state(self, run_id: str, state: str, now: datetime) -> None:
         async with self._transaction() as db:
@@ -230,31 +212,11 @@ class SqliteDataStorage(DataStorage):
 
     # -- chat ------------------------------------------------------------------
 
-    async def _add_chat_message(
-        self,
-        agent_id: str,
-        session_id: str,
-        run_id: str | None,
-        role: str,
-        content: str | None,
-        now: datetime,
-    ) -> ChatMsg:
-        return await self._add_chat_message_with(
-            agent_id, session_id, run_id, role, content, now, None, None, None
-        )
-
     async def _add_chat_message_with(
-        self,
-        agent_id: str,
-        session_id: str,
-        run_id: str | None,
-        role: str,
-        content: str | None,
-        now: datetime,
-        metadata: str | None,
-        token_count: int | None,
-        idempotency_key: str | None,
+        self, message: calls.MessageCall, options: calls.MessageOptions
     ) -> ChatMsg:
+        agent_id, session_id, run_id, role, content, now = message
+        metadata, token_count, idempotency_key = options
         params = (
             session_id,
             agent_id,
@@ -276,13 +238,10 @@ class SqliteDataStorage(DataStorage):
                 await _explain_refused_message(db, session_id, agent_id, run_id)
                 if idempotency_key is not None:
                     stored = await db.fetchall(sql.MESSAGE_BY_KEY, (session_id, idempotency_key))
-                    if stored:
-                        first = stored[0]
-                        check_repeat(
-                            (first[0], first[1], first[3], first[5], first[6]),
-                            (role, content, run_id, metadata, token_count),
-                        )
-                        return _chat(stored)[0]
+                    for first in _chat(stored):
+                        given = (role, content, run_id, metadata, token_count)
+                        check_repeat(repeat_fields(first), given)
+                        return first
                 rows = await db.fetchall(sql.ADD_MESSAGE, params)
         [(seq,)] = rows
         return chat_msg((role, content, seq, run_id, now, load_json(metadata), token_count))
@@ -319,14 +278,8 @@ class SqliteDataStorage(DataStorage):
                 await db.execute(sql.TOUCH_SESSION, (_to_db(now), session_id))
         return len(rows)
 
-    async def _replace_history(
-        self,
-        session_id: str,
-        after_seq: int | None,
-        messages: list[NewMessage],
-        if_newest_seq: int | None,
-        now: datetime,
-    ) -> list[ChatMsg] | None:
+    async def _replace_history(self, change: calls.HistoryReplacement) -> list[ChatMsg] | None:
+        session_id, after_seq, messages, if_newest_seq, now = change
         when = _to_db(now)
         async with self._transaction() as db:
             owner = await db.fetchall(sql.SESSION_OWNER, (session_id,))
@@ -356,11 +309,11 @@ class SqliteDataStorage(DataStorage):
                 await db.execute(sql.TOUCH_SESSION, (when, session_id))
         return stored
 
-    async def _fork_session(self, request: NewFork) -> SessionRecord:
+    async def _fork_session(self, request: calls.NewFork) -> SessionRecord:
         through = _MAX_SEQ if request.through_seq is None else request.through_seq
         now = _to_db(request.now)
         async with self._transaction() as db:
-            parents = _sessions(await db.fetchall(sql.GET_SESSION, (request.session_id,)))
+            parents = _read.sessions(await db.fetchall(sql.GET_SESSION, (request.session_id,)))
             if not parents:
                 raise NotFoundError("session_id", request.session_id)
             if await db.fetchall(sql.SESSION_EXISTS, (request.new_session_id,)):
@@ -391,26 +344,18 @@ class SqliteDataStorage(DataStorage):
     async def _list_agents(self) -> list[AgentRecord]:
         async with self._statement() as db:
             rows = await db.fetchall(sql.LIST_AGENTS)
-        return _agents(rows)
+        return _read.agents(rows)
 
     async def _get_session(self, session_id: str) -> SessionRecord | None:
         async with self._statement() as db:
             rows = await db.fetchall(sql.GET_SESSION, (session_id,))
-        return _sessions(rows)[0] if rows else None
+        return _read.sessions(rows)[0] if rows else None
 
-    async def _list_sessions(
-        self,
-        workflow_name: str | None,
-        external_id: str | None,
-        limit: int | None,
-        before: str | None,
-    ) -> list[SessionRecord]:
-        key = (workflow_name is not None, external_id is not None, before is not None)
-        params: list[str | int] = [v for v in (workflow_name, external_id, before) if v is not None]
-        params.append(_NO_LIMIT if limit is None else limit)
+    async def _list_sessions(self, query: calls.SessionQuery) -> list[SessionRecord]:
+        limit = _NO_LIMIT if query.limit is None else query.limit
         async with self._statement() as db:
-            rows = await db.fetchall(sql.LIST_SESSIONS[key], params)
-        return _sessions(rows)
+            rows = await db.fetchall(sql.LIST_SESSIONS[query.filters], [*query.given, limit])
+        return _read.sessions(rows)
 
     async def _delete_session(self, session_id: str) -> None:
         async with self._statement() as db:
@@ -447,20 +392,12 @@ class SqliteDataStorage(DataStorage):
             else:
                 sessions = await db.fetchall(sql.GET_SESSION, (session_id,))
                 agents = []
-                for session in _sessions(sessions):
+                for session in _read.sessions(sessions):
                     agents = await db.fetchall(sql.AGENT_BY_ID, (session.agent_id,))
                 runs = await db.fetchall(sql.EXPORT_SESSION_RUNS, (session_id,))
                 messages = await db.fetchall(sql.EXPORT_SESSION_MESSAGES, (session_id,))
                 seqs = await db.fetchall(sql.SESSION_LAST_SEQ, (session_id,))
-        runs_and_states = _runs_with_state(runs)
-        return Dump(
-            agents=_agents(agents),
-            sessions=_sessions(sessions),
-            runs=[run for run, _ in runs_and_states],
-            states={run.id: state for run, state in runs_and_states if state is not None},
-            messages=_messages(messages),
-            last_seqs=dict(seqs),
-        )
+        return _read.dump(agents, _read.sessions(sessions), runs, messages, dict(seqs))
 
     async def _import(self, dump: Dump) -> None:
         seqs = last_seqs(dump)
@@ -502,7 +439,7 @@ class SqliteDataStorage(DataStorage):
     async def _get_entry(self, scope: str, key: str) -> Entry | None:
         async with self._statement() as db:
             rows = await db.fetchall(sql.GET_ENTRY, (scope, key))
-        return _entries(rows)[0] if rows else None
+        return _read.entries(rows)[0] if rows else None
 
     async def _list_entries(
         self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
@@ -511,13 +448,13 @@ class SqliteDataStorage(DataStorage):
         params = (*bounds.params(scope), _NO_LIMIT if limit is None else limit)
         async with self._statement() as db:
             rows = await db.fetchall(statement, params)
-        return _entries(rows)
+        return _read.entries(rows)
 
     async def _merge_entry(
         self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
     ) -> Entry | None:
         async with self._transaction() as db:  # BEGIN IMMEDIATE: no other writer meanwhile
-            found = _entries(await db.fetchall(sql.GET_ENTRY, (scope, key)))
+            found = _read.entries(await db.fetchall(sql.GET_ENTRY, (scope, key)))
             old = found[0] if found else None
             if expect_version is not None and (old.version if old else 0) != expect_version:
                 return None
@@ -525,7 +462,7 @@ class SqliteDataStorage(DataStorage):
             data, tag = (old.data, old.tag) if old else (None, None)
             await db.execute(sql.PUT_ENTRY, (scope, key, value, data, tag, _to_db(now)))
             rows = await db.fetchall(sql.GET_ENTRY, (scope, key))
-        return _entries(rows)[0]
+        return _read.entries(rows)[0]
 
     async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
         statement = sql.DELETE_ENTRIES[bounds.upper is not None, tags is not None]
@@ -567,13 +504,13 @@ def _choose_driver(name: str | None) -> str:
         raise InvalidDataError("driver", str(exc).removeprefix("driver: ")) from None
 
 
-async def _find_session(db: Connection, request: NewRun, agent_id: str) -> str | None:
+async def _find_session(db: Connection, request: calls.NewRun, agent_id: str) -> str | None:
     """The existing session ``initialize_run`` continues, or None to create one."""
     if request.session_id is not None:
         rows = await db.fetchall(sql.SESSION_OWNER, (request.session_id,))
         if not rows:
             return None
-        owner, external_id = rows[0]
+        [(owner, external_id)] = rows
         continued_session(agent_id, request.external_id, owner, external_id)
         return request.session_id
     if request.external_id is None:
@@ -591,8 +528,8 @@ async def _explain_refused_message(
     """Raise the error the contract gives for this message, if any."""
     sessions = await db.fetchall(sql.SESSION_OWNER, (session_id,))
     runs = [] if run_id is None else await db.fetchall(sql.RUN_SESSION, (run_id,))
-    session_agent = sessions[0][0] if sessions else None
-    run_session = runs[0][0] if runs else None
+    [(session_agent, _)] = sessions or [(None, None)]
+    [(run_session,)] = runs or [(None,)]
     refuse_message(agent_id, session_id, run_id, session_agent, run_session)
 
 

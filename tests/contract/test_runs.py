@@ -142,3 +142,14 @@ async def test_same_metadata_in_another_key_order_changes_nothing(store: DataSto
     await start(store, workflow={"b": [0.0, 2], "a": 1}, input_schema={"x": 1})
     [after] = await store.list_agents()
     assert after.updated_at == before.updated_at
+
+
+async def test_metadata_that_equals_only_in_python_replaces_the_stored_one(
+    store: DataStorage,
+) -> None:
+    # False == 0 == 0.0 in Python, but they are different JSON: each one is kept as given.
+    for value in [False, 0, 0.0, True, 1]:
+        await start(store, input_schema={"x": value})
+        [agent] = await store.list_agents()
+        assert agent.input_schema is not None
+        assert type(agent.input_schema["x"]) is type(value), (agent.input_schema, value)
