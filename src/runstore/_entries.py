@@ -13,7 +13,7 @@ from bisect import bisect_left, insort
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._json import dump_object, load_json, to_text
 from .errors import InvalidDataError, quote
@@ -85,6 +85,18 @@ def successor(prefix: str) -> str | None:
         if point <= _MAX_CODE_POINT:
             return "".join(chars) + chr(point)
     return None
+
+
+class EntryCopy(NamedTuple):
+    """A checked ``copy_entries`` call: the keys of ``scope`` in ``bounds`` (all starting
+    with ``prefix``) go to ``to_scope`` with ``prefix`` replaced by ``to_prefix``."""
+
+    scope: str
+    bounds: KeyRange
+    prefix: str
+    to_scope: str
+    to_prefix: str
+    now: datetime
 
 
 def key_range(prefix: str | None, after: str | None, before: str | None) -> KeyRange:
@@ -238,7 +250,9 @@ class EntryStore(ABC):
         bounds = key_range(prefix, None, None)
         if target == scope and (to_prefix.startswith(prefix) or prefix.startswith(to_prefix)):
             raise InvalidDataError("to_prefix", "overlaps prefix in the same scope")
-        return await self._copy_entries(scope, bounds, prefix, target, to_prefix, self._now())
+        return await self._copy_entries(
+            EntryCopy(scope, bounds, prefix, target, to_prefix, self._now())
+        )
 
     @staticmethod
     def _key_range(prefix: Any, after: Any, before: Any) -> KeyRange:
@@ -277,15 +291,7 @@ class EntryStore(ABC):
     ) -> int: ...
 
     @abstractmethod
-    async def _copy_entries(
-        self,
-        scope: str,
-        bounds: KeyRange,
-        prefix: str,
-        to_scope: str,
-        to_prefix: str,
-        now: datetime,
-    ) -> int: ...
+    async def _copy_entries(self, copy: EntryCopy) -> int: ...
 
 
 @dataclass(slots=True)
@@ -417,15 +423,8 @@ class MemoryEntries(EntryStore):
             del self._entry_scopes[scope]
         return len(doomed)
 
-    async def _copy_entries(
-        self,
-        scope: str,
-        bounds: KeyRange,
-        prefix: str,
-        to_scope: str,
-        to_prefix: str,
-        now: datetime,
-    ) -> int:
+    async def _copy_entries(self, copy: EntryCopy) -> int:
+        scope, bounds, prefix, to_scope, to_prefix, now = copy
         found = self._entry_scopes.get(scope)
         if found is None:
             return 0

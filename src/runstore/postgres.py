@@ -29,7 +29,7 @@ from . import _calls as calls
 from . import _postgres_sql as sql
 from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
-from ._entries import Entry, EntryRow, KeyRange
+from ._entries import Entry, EntryCopy, EntryRow, KeyRange
 from ._json import dump_optional, load_json
 from ._rules import check_repeat, refuse_message, refuse_taken, repeat_fields
 from .base import DataStorage
@@ -652,15 +652,8 @@ class PostgresDataStorage(DataStorage):
         deleted: int = await self._fetchval(statement, *args)
         return deleted
 
-    async def _copy_entries(
-        self,
-        scope: str,
-        bounds: KeyRange,
-        prefix: str,
-        to_scope: str,
-        to_prefix: str,
-        now: datetime,
-    ) -> int:
+    async def _copy_entries(self, copy: EntryCopy) -> int:
+        scope, bounds, prefix, to_scope, to_prefix, now = copy
         statement = self._sql.entries[f"copy {bounds.upper is not None}"]
         args = (*bounds.params(scope), to_scope, to_prefix, len(prefix), now)
         copied: int = await self._fetchval(statement, *args)

@@ -21,7 +21,7 @@ from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
 from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
-from ._entries import Entry, EntryRow, KeyRange
+from ._entries import Entry, EntryCopy, EntryRow, KeyRange
 from ._json import dump_optional, load_json, to_text
 from ._rules import (
     check_repeat,
@@ -472,15 +472,8 @@ class SqliteDataStorage(DataStorage):
         async with self._statement() as db:
             return len(await db.fetchall(statement, params))
 
-    async def _copy_entries(
-        self,
-        scope: str,
-        bounds: KeyRange,
-        prefix: str,
-        to_scope: str,
-        to_prefix: str,
-        now: datetime,
-    ) -> int:
+    async def _copy_entries(self, copy: EntryCopy) -> int:
+        scope, bounds, prefix, to_scope, to_prefix, now = copy
         statement = sql.COPY_ENTRIES[bounds.upper is not None]
         params = (to_scope, to_prefix, len(prefix), _to_db(now), *bounds.params(scope))
         async with self._statement() as db:
