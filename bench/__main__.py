@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import extras, pyodide, workflows
+from . import extras, messages, pyodide, workflows
 from .postgres import Server, concurrency
 from .report import Results, markdown, plot
 from .timing import Settings
@@ -36,6 +36,9 @@ async def run(settings: Settings) -> Results:
         results.initialize = await extras.initialize_run_costs(server.dsn, settings)
         log("== workflow adapters (LangGraph, ADK)")
         results.workflows = await workflows.measure(server.dsn, quick=settings.reps < 5)
+        log("== fork_session, pop_message, idempotent repeat")
+        results.forks = await messages.fork_costs(server.dsn, settings)
+        results.undo = await messages.undo_and_retry_costs(server.dsn, settings)
     finally:
         server.stop()
     log("== one add vs one INSERT+COMMIT")

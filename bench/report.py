@@ -26,6 +26,8 @@ class Results:
     huge: list[Line] = field(default_factory=list)
     memory: list[Line] = field(default_factory=list)
     adds: list[Line] = field(default_factory=list)
+    forks: list[Line] = field(default_factory=list)
+    undo: list[Line] = field(default_factory=list)
     pyodide: list[Line] = field(default_factory=list)
     pyodide_missing: str | None = None
     workflows: list[str] = field(default_factory=list)  # markdown lines (bench/workflows.py)
@@ -308,6 +310,26 @@ def markdown(results: Results) -> str:
     out += _table(["store", "per message", ""], _line_rows(results.memory))
     out += ["", "## One add next to one INSERT+COMMIT (same driver, WAL file)", ""]
     out += _table(["call", "µs", ""], _line_rows(results.adds))
+    out += [
+        "",
+        "## fork_session next to a raw INSERT ... SELECT",
+        "",
+        "µs per `fork_session` of a 10,000-message session (one statement copies the rows on "
+        "the SQL backends), next to one raw `INSERT ... SELECT` of the same 10,000 rows into "
+        "the floor's table with the same driver (autocommit). One call per repetition.",
+        "",
+    ]
+    out += _table(["call", "µs", ""], _line_rows(results.forks))
+    out += [
+        "",
+        "## Undo and safe retries next to a plain add",
+        "",
+        "µs per plain `add_chat_message`, per `pop_message` and per idempotent repeat (an "
+        "`add_chat_message` whose `idempotency_key` is stored already: it returns the first "
+        "message and writes nothing), on the same store.",
+        "",
+    ]
+    out += _table(["call", "µs", ""], _line_rows(results.undo))
     out += ["", "## Pyodide (Node) next to native CPython", ""]
     if results.pyodide:
         out += _table(["figure", "value", "note"], _line_rows(results.pyodide))

@@ -74,7 +74,8 @@ function report(title) {
 
 function setEnabled(on) {
   for (const id of ["mode-select", "mode-switch", "export", "import-file", "new-chat",
-    "chat-input", "chat-send", "console-code", "console-run"]) $(id).disabled = !on;
+    "undo-turn", "chat-input", "chat-send", "console-code", "console-run"]) $(id).disabled = !on;
+  for (const button of document.querySelectorAll("button.fork")) button.disabled = !on;
 }
 
 // While a request runs the controls are off, so requests never overlap.
@@ -113,10 +114,14 @@ function renderAgents(agents) {
 
 function renderSessions(sessions, chosen, chatSession) {
   $("sessions").replaceChildren(...(sessions.length ? sessions.map((s) => {
+    const forkOf = s.parent_session_id
+      ? `fork of ${short(s.parent_session_id)} @${s.forked_from_seq}` : "";
     const button = el("button", { type: "button", "aria-pressed": String(s.id === chosen) },
       el("span", { class: "mono", text: short(s.id) }),
+      el("span", { class: "fork-of", text: forkOf }),
       el("span", { text: `${s.external_id ?? "no external id"}${s.id === chatSession ? " · chat" : ""}` }),
       el("span", { class: "muted", text: time(s.updated_at) }));
+    if (s.parent_session_id) button.dataset.parentSessionId = s.parent_session_id;
     button.dataset.sessionId = s.id;
     button.addEventListener("click", () => { selected = s.id; refresh(); });
     return el("li", {}, button);
@@ -151,13 +156,20 @@ function renderRuns(runs) {
   }));
 }
 
-function renderMessages(messages) {
-  $("messages").tBodies[0].replaceChildren(...messages.map((m) =>
-    el("tr", { "data-seq": String(m.seq) },
+function renderMessages(sessionId, messages) {
+  $("messages").tBodies[0].replaceChildren(...messages.map((m) => {
+    const fork = el("button", { type: "button", class: "fork", text: "fork from here",
+      title: `A new conversation with messages 1-${m.seq} of this one` });
+    fork.addEventListener("click", () => forkFrom(sessionId, m.seq));
+    return el("tr", { "data-seq": String(m.seq) },
       el("td", { class: "seq", text: String(m.seq) }),
       el("td", { text: m.role }),
       el("td", { class: "content", text: m.content ?? "" }),
-      el("td", { class: "mono muted", text: short(m.run_id) }))));
+      el("td", { class: "mono muted", text: short(m.run_id) }),
+      el("td", { class: "tokens", text: m.token_count == null ? "—" : String(m.token_count) }),
+      el("td", { class: "metadata mono", text: m.metadata == null ? "" : JSON.stringify(m.metadata) }),
+      el("td", {}, fork));
+  }));
 }
 
 async function refresh() {
@@ -170,7 +182,7 @@ async function refresh() {
   renderAgents(view.agents);
   renderSessions(view.sessions, view.selected, view.chat_session_id);
   renderRuns(view.runs);
-  renderMessages(view.messages);
+  renderMessages(view.selected, view.messages);
 }
 
 async function send(event) {
@@ -236,6 +248,23 @@ async function runConsole() {
   });
 }
 
+async function undoTurn() {
+  await busy(async () => {
+    await call("undo").catch(report("Could not undo the last turn"));
+    await refresh();
+  });
+  $("chat-input").focus();
+}
+
+async function forkFrom(sessionId, seq) {
+  await busy(async () => {
+    const fork = await call("fork", { sessionId, seq }).catch(report("Could not fork"));
+    if (fork) selected = fork.session_id;
+    await refresh();
+  });
+  $("chat-input").focus();
+}
+
 async function newConversation() {
   await busy(async () => {
     await call("newConversation").catch(report("Could not start a conversation"));
@@ -253,6 +282,7 @@ $("console-code").addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) runConsole();
 });
 $("new-chat").addEventListener("click", newConversation);
+$("undo-turn").addEventListener("click", undoTurn);
 $("error-close").addEventListener("click", () => { $("error").hidden = true; });
 
 async function start() {

@@ -84,6 +84,16 @@ const ops = {
   },
   newConversation: () => JSON.parse(bridge.new_conversation()),
   selectChat: ({ sessionId }) => JSON.parse(bridge.select_chat_session(sessionId)),
+  undo: async () => {
+    const result = JSON.parse(await bridge.undo_last_turn());
+    await afterWrite();
+    return result;
+  },
+  fork: async ({ sessionId, seq }) => {
+    const result = JSON.parse(await bridge.fork_from(sessionId, seq));
+    await afterWrite();
+    return result;
+  },
   exportData: () => bridge.export_json(),
   importData: async ({ text }) => {
     const result = JSON.parse(await bridge.import_json(text));

@@ -84,6 +84,26 @@ def select_chat_session(session_id: str) -> str:
     return json.dumps({"session_id": session_id})
 
 
+async def undo_last_turn() -> str:
+    """Remove the chat's newest user message and everything after it (its reply)."""
+    live = _live()
+    removed = 0
+    if chat_session_id is not None and await live.get_session(chat_session_id) is not None:
+        history = await live.get_chat_history(chat_session_id, None)
+        asked = [m.seq for m in history if m.role == "user" and m.seq is not None]
+        if asked:
+            removed = await live.truncate_history(chat_session_id, after_seq=asked[-1] - 1)
+    return json.dumps({"removed": removed})
+
+
+async def fork_from(session_id: str, seq: int) -> str:
+    """A new session holding ``session_id``'s messages up to ``seq``; the chat continues it."""
+    global chat_session_id
+    fork = await _live().fork_session(session_id, through_seq=seq)
+    chat_session_id = fork.id
+    return json.dumps({"session_id": fork.id, "forked_from_seq": fork.forked_from_seq})
+
+
 def _plain(value: Any) -> Any:
     """Records as JSON-ready dicts (datetimes as ISO text)."""
     if isinstance(value, datetime):

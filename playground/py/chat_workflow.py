@@ -2,8 +2,10 @@
 
 One user message is one run. The workflow walks five nodes and saves its ``WorkflowState``
 after each: ``receive`` -> ``recall`` -> ``understand`` -> ``respond`` -> ``complete``.
-Its memory is the session's chat history (``get_chat_history``) plus the state the previous
-run of the session saved (turn count, name, facts), so replies visibly use earlier turns.
+Its memory is the session's chat history (``get_chat_history``) plus the state saved by the
+run of the newest message still in the history (turn count, name, facts), so replies visibly
+use earlier turns, and an undone turn (``truncate_history``) or a fork (``fork_session``) is
+forgotten. Messages carry a token count (here: words), metadata and an idempotency key.
 """
 
 from __future__ import annotations
@@ -60,6 +62,11 @@ def _remember(history: list[Any], previous: dict[str, Any]) -> tuple[str | None,
         name = said_name or name
         facts.extend(like for like in likes if like not in facts)
     return name, facts
+
+
+def _tokens(text: str) -> int:
+    """A stand-in for a tokenizer: the number of words."""
+    return len(text.split())
 
 
 def _intent(text: str) -> str:
@@ -154,22 +161,24 @@ async def chat_turn(store: DataStorage, text: str, *, session_id: str | None = N
             run_id=handle.run_id,
             role="user",
             content=text,
+            token_count=_tokens(text),
+            idempotency_key=f"{handle.run_id}:user",  # a retried step stores it once
         )
 
         history = await store.get_chat_history(
             handle.session_id, HISTORY_LIMIT, exclude_run_id=handle.run_id
         )
-        runs = await store.list_runs(handle.session_id)
-        earlier = [run for run in runs if run.id != handle.run_id]
-        previous_state = await store.load_state(earlier[-1].id) if earlier else None
+        previous_run_id = next((m.run_id for m in reversed(history) if m.run_id), None)
+        previous_state = await store.load_state(previous_run_id) if previous_run_id else None
         previous = previous_state.data if previous_state is not None else {}
-        turn = int(previous.get("turn", 0)) + 1
+        said_before = sum(1 for m in history if m.role == "user")
+        turn = int(previous.get("turn", said_before)) + 1
         name, facts = _remember(history, previous)
         await step(
             "recall",
             turn=turn,
             history_messages=len(history),
-            previous_run_id=earlier[-1].id if earlier else None,
+            previous_run_id=previous_run_id,
         )
 
         said_name, likes = _extract(text)
@@ -187,6 +196,9 @@ async def chat_turn(store: DataStorage, text: str, *, session_id: str | None = N
             run_id=handle.run_id,
             role="assistant",
             content=reply,
+            metadata={"intent": intent, "turn": turn},
+            token_count=_tokens(reply),
+            idempotency_key=f"{handle.run_id}:assistant",
         )
         await step("respond", reply_chars=len(reply))
 

@@ -387,6 +387,11 @@ NEWEST_MESSAGE_SEQ = "SELECT coalesce(max(seq), 0) FROM {s}.messages WHERE sessi
 MESSAGE_BY_KEY = (
     f"SELECT {CHAT.select()} FROM {{s}}.messages WHERE session_id = $1 AND idempotency_key = $2"
 )
+# A repeated idempotency key in one read: the session's agent, the run's session (what
+# _rules.refuse_message needs), then the message stored under the key; no row: none is.
+REPEATED_MESSAGE = f"""SELECT s.agent_id, (SELECT session_id FROM {{s}}.runs WHERE id = $3),
+    {CHAT.select("m.")} FROM {{s}}.sessions s
+    JOIN {{s}}.messages m ON m.session_id = s.id AND m.idempotency_key = $2 WHERE s.id = $1"""
 # For a refused add: the session's agent and the run's session (NULL: none).
 MESSAGE_OWNERS = (
     "SELECT (SELECT agent_id FROM {s}.sessions WHERE id = $1),"
@@ -549,6 +554,7 @@ class Statements:
         self.newest_message_seq = fill(NEWEST_MESSAGE_SEQ)
         self.message_by_key = fill(MESSAGE_BY_KEY)
         self.message_owners = fill(MESSAGE_OWNERS)
+        self.repeated_message = fill(REPEATED_MESSAGE)
         self.pop_message = fill(POP_MESSAGE)
         self.truncate_history = fill(TRUNCATE_HISTORY)
         self.fork_session = fill(FORK_SESSION)

@@ -265,6 +265,12 @@ HISTORY_EXCLUDING_RUN = f"""SELECT {CHAT.select()} FROM messages
     WHERE session_id = ? AND run_id IS NOT ? ORDER BY seq DESC LIMIT ?"""
 MESSAGE_BY_KEY = f"""SELECT {CHAT.select()} FROM messages
     WHERE session_id = ? AND idempotency_key = ?"""
+# A repeated idempotency key in one read: the session's agent, the run's session (what
+# _rules.refuse_message needs), then the message stored under the key; no row: none is.
+# Parameters: ?1 session_id, ?2 idempotency_key, ?3 run_id.
+REPEATED_MESSAGE = f"""SELECT s.agent_id, (SELECT session_id FROM runs WHERE id = ?3),
+    {CHAT.select("m.")} FROM sessions AS s
+    JOIN messages AS m ON m.session_id = s.id AND m.idempotency_key = ?2 WHERE s.id = ?1"""
 POP_MESSAGE = f"""DELETE FROM messages WHERE session_id = ?1
     AND seq = (SELECT max(seq) FROM messages WHERE session_id = ?1) RETURNING {CHAT.select()}"""
 TRUNCATE_HISTORY = "DELETE FROM messages WHERE session_id = ? AND seq > ? RETURNING 1"

@@ -363,6 +363,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         through = parent.last_seq if request.through_seq is None else request.through_seq
         copied = parent.messages[: bisect_right(parent.messages, through, key=_seq)]
         newest = (copied[-1].seq or 0) if copied else 0
+        new = tuple.__new__  # ChatMsg(...) minus NamedTuple's __new__
         fork = _Session(
             id=request.new_session_id,
             agent_id=parent.agent_id,
@@ -371,7 +372,9 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             updated_at=request.now,
             parent_session_id=parent.id,
             forked_from_seq=newest,
-            messages=[m if m.run_id is None else m._replace(run_id=None) for m in copied],
+            messages=[
+                m if m.run_id is None else new(ChatMsg, (*m[:3], None, *m[4:])) for m in copied
+            ],
             last_seq=newest,
         )
         fork.metadata = {seq: text for seq, text in parent.metadata.items() if seq <= newest}

@@ -404,6 +404,9 @@ class PostgresDataStorage(DataStorage):
         stored = None
         if idempotency_key is None:
             seq, session_agent, run_session = await self._fetchrow(q.add_message, *args, None)
+        elif found := await self._fetchrow(q.repeated_message, session_id, idempotency_key, run_id):
+            # A repeat costs one read (a stored message never changes).
+            seq, session_agent, run_session, stored = None, found[0], found[1], found[2:]
         else:  # under the session's row lock, so that one key stores one message
             async with self._transaction() as conn:
                 await conn.execute(q.lock_session, session_id)

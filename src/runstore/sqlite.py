@@ -228,6 +228,13 @@ class SqliteDataStorage(DataStorage):
             token_count,
             idempotency_key,
         )
+        if idempotency_key is not None:  # a repeat costs one read
+            async with self._statement() as db:
+                found = await db.fetchall(
+                    sql.REPEATED_MESSAGE, (session_id, idempotency_key, run_id)
+                )
+            if found:
+                return _repeat(found[0], (agent_id, session_id, run_id), params)
         async with self._lock:  # the hot path: _statement() without contextlib's cost
             db = self._db or await self._connection()
             rows = await db.fetchall(sql.ADD_MESSAGE, params)
@@ -478,6 +485,20 @@ class SqliteDataStorage(DataStorage):
         params = (to_scope, to_prefix, len(prefix), _to_db(now), *bounds.params(scope))
         async with self._statement() as db:
             return len(await db.fetchall(statement, params))
+
+
+def _repeat(found: Any, ids: tuple[str, str, str | None], params: tuple[Any, ...]) -> ChatMsg:
+    """The message stored under a repeated idempotency key (a ``REPEATED_MESSAGE`` row),
+    after the checks of ``add_chat_message`` and the idempotency rule."""
+    agent_id, session_id, run_id = ids
+    refuse_message(agent_id, session_id, run_id, found[0], found[1])
+    stored = found[2:]
+    role, content, metadata, token_count = params[3], params[4], params[6], params[7]
+    check_repeat(
+        (stored[0], stored[1], stored[3], stored[5], stored[6]),
+        (role, content, run_id, metadata, token_count),
+    )
+    return _chat([stored])[0]
 
 
 async def _roll_back(db: Connection) -> None:
