@@ -250,15 +250,17 @@ EXPORT_SESSION_RUNS = f"SELECT {_RUN}, state FROM runs WHERE session_id = ? ORDE
 # session's counter and inserts; the trigger bumps the counter and the session's activity.
 # As a write statement it holds the write lock from start to end, so seq cannot race.
 # Parameters: ?1 session_id, ?2 agent_id, ?3 run_id, ?4 role, ?5 content, ?6 created_at,
-# ?7 metadata, ?8 token_count, ?9 idempotency_key. A key stored already inserts nothing
-# (and so changes nothing): the caller then reads the message stored under it.
-ADD_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at,
+# ?7 metadata, ?8 token_count, ?9 idempotency_key. ADD_KEYED_MESSAGE, for a key, inserts
+# nothing (and so changes nothing) when the key is stored already: the caller then reads
+# the message stored under it. ADD_MESSAGE, the hot path, has no conflict clause.
+_ADD_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at,
         metadata, token_count, idempotency_key)
     SELECT s.id, s.last_seq + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM sessions AS s
     WHERE s.id = ?1 AND s.agent_id = ?2
       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs AS r WHERE r.id = ?3 AND r.session_id = ?1))
-    ON CONFLICT DO NOTHING
-    RETURNING seq"""
+    {conflict}RETURNING seq"""
+ADD_MESSAGE = _ADD_MESSAGE.format(conflict="")
+ADD_KEYED_MESSAGE = _ADD_MESSAGE.format(conflict="ON CONFLICT DO NOTHING\n    ")
 HISTORY = f"""SELECT {CHAT.select()} FROM messages WHERE session_id = ?
     ORDER BY seq DESC LIMIT ?"""
 HISTORY_EXCLUDING_RUN = f"""SELECT {CHAT.select()} FROM messages

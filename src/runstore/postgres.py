@@ -8,6 +8,7 @@ migrated on first use.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -193,8 +194,8 @@ class _Lease:
 
 # Row readers, built once from the column descriptions: times come as datetimes already,
 # payloads as JSON text.
-_DECODE: dict[Kind, str] = {"json": "_load_json({})"}
-_DECODERS = {"_load_json": load_json}
+_DECODE: dict[Kind, str] = {"json": "(None if {0} is None else _loads({0}))"}  # inline
+_DECODERS = {"_loads": json.loads}
 _ENCODE: dict[Kind, Callable[[Any, str], Any]] = {
     "json": lambda value, field: _payload(value, field)
 }

@@ -65,8 +65,11 @@ def _from_db(value: int) -> datetime:
 
 # How this backend stores each kind of value; the readers below are built from the column
 # descriptions with these. The time decoder looks in _TIMES inline (the hot path's way).
-_DECODE: dict[Kind, str] = {"json": "_load_json({})", "time": "(_times_get({0}) or _from_db({0}))"}
-_DECODERS = {"_load_json": load_json, "_times_get": _TIMES.get, "_from_db": _from_db}
+_DECODE: dict[Kind, str] = {
+    "json": "(None if {0} is None else _loads({0}))",  # inline: a history read has 50 rows
+    "time": "(_times_get({0}) or _from_db({0}))",
+}
+_DECODERS = {"_loads": json.loads, "_times_get": _TIMES.get, "_from_db": _from_db}
 _ENCODE: dict[Kind, Callable[[Any, str], Any]] = {
     "json": dump_optional,
     "time": lambda value, field: _to_db(value),
@@ -234,10 +237,12 @@ class SqliteDataStorage(DataStorage):
                     sql.REPEATED_MESSAGE, (session_id, idempotency_key, run_id)
                 )
             if found:
-                return _repeat(found[0], (agent_id, session_id, run_id), params)
+                given = (role, content, run_id, metadata, token_count)
+                return _repeat(found[0], (agent_id, session_id, run_id), given)
+        add = sql.ADD_MESSAGE if idempotency_key is None else sql.ADD_KEYED_MESSAGE
         async with self._lock:  # the hot path: _statement() without contextlib's cost
             db = self._db or await self._connection()
-            rows = await db.fetchall(sql.ADD_MESSAGE, params)
+            rows = await db.fetchall(add, params)
         if not rows:
             # Refused, or a known idempotency key: find out which, in a transaction so that
             # the answer cannot go stale.
@@ -249,7 +254,7 @@ class SqliteDataStorage(DataStorage):
                         given = (role, content, run_id, metadata, token_count)
                         check_repeat(repeat_fields(first), given)
                         return first
-                rows = await db.fetchall(sql.ADD_MESSAGE, params)
+                rows = await db.fetchall(add, params)
         [(seq,)] = rows
         return chat_msg((role, content, seq, run_id, now, load_json(metadata), token_count))
 
@@ -487,18 +492,15 @@ class SqliteDataStorage(DataStorage):
             return len(await db.fetchall(statement, params))
 
 
-def _repeat(found: Any, ids: tuple[str, str, str | None], params: tuple[Any, ...]) -> ChatMsg:
-    """The message stored under a repeated idempotency key (a ``REPEATED_MESSAGE`` row),
-    after the checks of ``add_chat_message`` and the idempotency rule."""
+def _repeat(found: Any, ids: tuple[str, str, str | None], given: tuple[Any, ...]) -> ChatMsg:
+    """The message stored under a repeated idempotency key (a ``REPEATED_MESSAGE`` row:
+    session agent, run session, message), after the checks of ``add_chat_message`` and the
+    idempotency rule. ``given``: what the repeat asks for, as ``repeat_fields``."""
     agent_id, session_id, run_id = ids
     refuse_message(agent_id, session_id, run_id, found[0], found[1])
-    stored = found[2:]
-    role, content, metadata, token_count = params[3], params[4], params[6], params[7]
-    check_repeat(
-        (stored[0], stored[1], stored[3], stored[5], stored[6]),
-        (role, content, run_id, metadata, token_count),
-    )
-    return _chat([stored])[0]
+    [stored] = _chat([found[2:]])
+    check_repeat(repeat_fields(stored), given)
+    return stored
 
 
 async def _roll_back(db: Connection) -> None:
