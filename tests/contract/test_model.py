@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from runstore import DataStorage, InvalidDataError, NotFoundError, WorkflowState
+from runstore import ChatMsg, DataStorage, InvalidDataError, NotFoundError, WorkflowState
 
 T = TypeVar("T")
 # Storable text: no NUL, no lone surrogate (the contract refuses those; test_payloads checks it).
@@ -265,6 +265,64 @@ class StoreMachine(RuleBasedStateMachine):
     def known_session(self, data: st.DataObject) -> tuple[str, ModelSession | None]:
         session_id = self.pick(data, list(self.sessions), "no-such-session")
         return session_id, self.sessions.get(session_id)
+
+    @rule(
+        data=st.data(),
+        after_seq=st.one_of(st.none(), st.integers(0, 12)),
+        batch=st.lists(st.tuples(TEXT, METADATA, TOKENS), max_size=3),
+        with_run=st.booleans(),
+        guess=st.sampled_from([None, "newest", "stale"]),
+    )
+    def append_batch(
+        self,
+        data: st.DataObject,
+        after_seq: int | None,
+        batch: list[tuple[str | None, dict[str, Any] | None, int | None]],
+        with_run: bool,
+        guess: str | None,
+    ) -> None:
+        """add_chat_messages, or replace_history (maybe with if_newest_seq) when ``after_seq``
+        is given."""
+        session_id, session = self.known_session(data)
+        run_id = self.pick(data, list(self.runs), "no-such-run") if with_run else None
+        messages = [
+            ChatMsg("user", content, run_id=run_id, metadata=metadata, token_count=tokens)
+            for content, metadata, tokens in batch
+        ]
+        newest = session.messages[-1].seq if session and session.messages else 0
+        if_newest = None if guess is None else newest + (guess == "stale")
+        if after_seq is None:
+            call = self.store.add_chat_messages(session_id, messages)
+        else:
+            call = self.store.replace_history(
+                session_id, after_seq=after_seq, messages=messages, if_newest_seq=if_newest
+            )
+        refused: type[Exception] | None = None
+        if session is None or (messages and run_id is not None and run_id not in self.runs):
+            refused = NotFoundError
+        elif messages and run_id is not None and self.runs[run_id].session != session_id:
+            refused = InvalidDataError
+        if refused is not None:
+            before = self.run(self.store.export_data())
+            with pytest.raises(refused):
+                self.run(call)
+            assert self.run(self.store.export_data()) == before
+            return
+        assert session is not None
+        if after_seq is not None and guess == "stale":
+            assert self.run(call) is None
+            return
+        stored = self.run(call)
+        assert stored is not None
+        kept = [m for m in session.messages if after_seq is None or m.seq <= after_seq]
+        if len(kept) < len(session.messages) or messages:
+            self.touch(session_id)
+        session.messages = kept
+        for (content, metadata, tokens), got in zip(batch, stored, strict=True):
+            session.last_seq += 1
+            wanted = ModelMsg(session.last_seq, "user", content, run_id, metadata, tokens, None)
+            session.messages.append(wanted)
+            assert self.view(got) == self.view(wanted)
 
     @rule(data=st.data())
     def pop_message(self, data: st.DataObject) -> None:
