@@ -327,7 +327,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
     async def _replace_history(self, change: calls.HistoryReplacement) -> list[ChatMsg] | None:
         session_id, after_seq, messages, if_newest_seq, now = change
         session = self._session(session_id)
-        for message_run_id in {message[2] for message in messages}:
+        for message_run_id in {run_id for _, _, run_id, _, _ in messages}:
             if message_run_id is None:
                 continue
             run = self._runs.get(message_run_id)

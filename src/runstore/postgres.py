@@ -407,7 +407,7 @@ class PostgresDataStorage(DataStorage):
             seq, session_agent, run_session = await self._fetchrow(q.add_message, *args, None)
         elif found := await self._fetchrow(q.repeated_message, session_id, idempotency_key, run_id):
             # A repeat costs one read (a stored message never changes).
-            seq, session_agent, run_session, stored = None, found[0], found[1], found[2:]
+            seq, (session_agent, run_session, *stored) = None, found
         else:  # under the session's row lock, so that one key stores one message
             async with self._transaction() as conn:
                 await conn.execute(q.lock_session, session_id)
@@ -453,10 +453,10 @@ class PostgresDataStorage(DataStorage):
             agent_id = await conn.fetchval(q.lock_session_agent, session_id)
             if agent_id is None:
                 raise NotFoundError("session_id", session_id)
-            for run_id in {message[2] for message in messages}:
+            for run_id in {run_id for _, _, run_id, _, _ in messages}:
                 if run_id is not None:
                     owners = await conn.fetchrow(q.message_owners, session_id, run_id)
-                    refuse_message(agent_id, session_id, run_id, owners[0], owners[1])
+                    refuse_message(agent_id, session_id, run_id, *owners)
             if (
                 if_newest_seq is not None
                 and await conn.fetchval(q.newest_message_seq, session_id) != if_newest_seq

@@ -297,13 +297,13 @@ class SqliteDataStorage(DataStorage):
             owner = await db.fetchall(sql.SESSION_OWNER, (session_id,))
             if not owner:
                 raise NotFoundError("session_id", session_id)
-            agent_id: str = owner[0][0]
-            for run_id in {message[2] for message in messages}:
+            [(agent_id, _)] = owner
+            for run_id in {run_id for _, _, run_id, _, _ in messages}:
                 if run_id is not None:
                     await _explain_refused_message(db, session_id, agent_id, run_id)
             if if_newest_seq is not None:
-                newest = await db.fetchall(sql.NEWEST_MESSAGE_SEQ, (session_id,))
-                if newest[0][0] != if_newest_seq:
+                [(newest,)] = await db.fetchall(sql.NEWEST_MESSAGE_SEQ, (session_id,))
+                if newest != if_newest_seq:
                     return None
             changed = False
             if after_seq is not None:
@@ -311,12 +311,9 @@ class SqliteDataStorage(DataStorage):
             stored = []
             for role, content, run_id, metadata, token_count in messages:
                 params = (session_id, agent_id, run_id, role, content, when, metadata, token_count)
-                rows = await db.fetchall(sql.ADD_MESSAGE, (*params, None))
-                stored.append(
-                    chat_msg(
-                        (role, content, rows[0][0], run_id, now, load_json(metadata), token_count)
-                    )
-                )
+                [(seq,)] = await db.fetchall(sql.ADD_MESSAGE, (*params, None))
+                fields = (role, content, seq, run_id, now, load_json(metadata), token_count)
+                stored.append(chat_msg(fields))
             if changed and not stored:
                 await db.execute(sql.TOUCH_SESSION, (when, session_id))
         return stored
@@ -497,8 +494,9 @@ def _repeat(found: Any, ids: tuple[str, str, str | None], given: tuple[Any, ...]
     session agent, run session, message), after the checks of ``add_chat_message`` and the
     idempotency rule. ``given``: what the repeat asks for, as ``repeat_fields``."""
     agent_id, session_id, run_id = ids
-    refuse_message(agent_id, session_id, run_id, found[0], found[1])
-    [stored] = _chat([found[2:]])
+    session_agent, run_session, *message = found
+    refuse_message(agent_id, session_id, run_id, session_agent, run_session)
+    [stored] = _chat([message])
     check_repeat(repeat_fields(stored), given)
     return stored
 
