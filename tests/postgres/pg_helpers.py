@@ -108,7 +108,8 @@ class ChatWriters:
         self.store = store
         self.run = run
         self.acknowledged: dict[str, int] = {}
-        self.acknowledged_at: list[float] = []
+        # (when the call was made, when it was acknowledged), per acknowledged write
+        self.acknowledged_at: list[tuple[float, float]] = []
         self.errors: list[StorageError] = []
         self._finished = asyncio.Event()
         self._changed = asyncio.Event()
@@ -119,6 +120,7 @@ class ChatWriters:
             if self._finished.is_set():
                 return
             content = f"w{number}-{sent}"
+            sent_at = time.monotonic()
             try:
                 message = await self.store.add_chat_message(
                     agent_id=self.run.agent_id,
@@ -133,7 +135,7 @@ class ChatWriters:
             else:
                 assert message.seq is not None
                 self.acknowledged[content] = message.seq
-                self.acknowledged_at.append(time.monotonic())
+                self.acknowledged_at.append((sent_at, time.monotonic()))
             self._changed.set()
 
     async def until(self, condition: Callable[[], bool], seconds: float = 120) -> None:
