@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._entries import Entry, NewEntry
+from ._entries import Entry, EntryPatch, NewEntry
 from .base import DataStorage
 from .errors import (
     InvalidDataError,
@@ -27,6 +27,7 @@ __all__ = [
     "ChatMsg",
     "DataStorage",
     "Entry",
+    "EntryPatch",
     "InMemoryDataStorage",
     "InvalidDataError",
     "NewEntry",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from bisect import bisect_left, insort
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -41,6 +41,23 @@ class NewEntry:
     value: dict[str, Any] | None = None
     data: bytes | None = None
     tag: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryPatch:
+    """A merge in ``write_entries``: the top-level keys of ``patch`` set in the entry's value
+    (created when absent; its data and tag are kept)."""
+
+    key: str
+    patch: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PatchRow:
+    """A checked ``EntryPatch``: ``patch`` is JSON text."""
+
+    key: str
+    patch: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +227,56 @@ class EntryStore(ABC):
             expect_version = check_int_range(expect_version, "expect_version", 0, MAX_INT64)
         return await self._merge_entry(scope, key, patch_text, expect_version, self._now())
 
+    async def write_entries(
+        self,
+        scope: str,
+        writes: Sequence[NewEntry | EntryPatch],
+        *,
+        expect: Mapping[str, int] | None = None,
+    ) -> list[Entry] | None:
+        """Apply puts (``NewEntry``) and merges (``EntryPatch``) atomically, in order, only if
+        every key of ``expect`` is at its version (0: absent). Returns the written entries, or
+        None (nothing written) when an expectation does not hold."""
+        self._check_open()
+        scope = check_name(scope, "scope")
+        if isinstance(writes, str | bytes) or not isinstance(writes, Sequence) or not writes:
+            raise InvalidDataError("writes", "must be a non-empty sequence of NewEntry/EntryPatch")
+        ops: list[EntryRow | PatchRow] = []
+        seen: set[str] = set()
+        for index, write in enumerate(writes):
+            field = f"writes[{index}]"
+            if not isinstance(write, NewEntry | EntryPatch):
+                raise InvalidDataError(field, "must be a NewEntry or an EntryPatch")
+            key = check_name(write.key, f"{field}.key")
+            if key in seen:
+                raise InvalidDataError(f"{field}.key", f"{key[:40]!r} is repeated")
+            seen.add(key)
+            if isinstance(write, EntryPatch):
+                if not isinstance(write.patch, dict):
+                    raise InvalidDataError(f"{field}.patch", "must be a dict")
+                patch = dump_object(write.patch, f"{field}.patch")
+                assert patch is not None
+                ops.append(PatchRow(key, patch))
+            else:
+                ops.append(
+                    EntryRow(
+                        key,
+                        dump_object(write.value, f"{field}.value"),
+                        check_data(write.data, f"{field}.data"),
+                        check_optional_text(write.tag, f"{field}.tag"),
+                    )
+                )
+        expected: dict[str, int] = {}
+        if expect is not None:
+            if not isinstance(expect, Mapping):
+                raise InvalidDataError("expect", "must be a mapping of key to version")
+            for key, version in expect.items():
+                check_name(key, "expect key")
+                if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+                    raise InvalidDataError(f"expect[{key[:40]!r}]", "must be an int >= 0")
+                expected[key] = version
+        return await self._write_entries(scope, ops, expected, self._now())
+
     async def delete_entries(
         self,
         scope: str,
@@ -284,6 +351,11 @@ class EntryStore(ABC):
     async def _merge_entry(
         self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
     ) -> Entry | None: ...
+
+    @abstractmethod
+    async def _write_entries(
+        self, scope: str, ops: list[EntryRow | PatchRow], expect: dict[str, int], now: datetime
+    ) -> list[Entry] | None: ...
 
     @abstractmethod
     async def _delete_entries(
@@ -402,6 +474,25 @@ class MemoryEntries(EntryStore):
             now,
         )
         return self._entry(scope, key, stored[key])
+
+    async def _write_entries(
+        self, scope: str, ops: list[EntryRow | PatchRow], expect: dict[str, int], now: datetime
+    ) -> list[Entry] | None:
+        _, stored = self._scope(scope)
+        for key, version in expect.items():
+            old = stored.get(key)
+            if (0 if old is None else old.version) != version:
+                return None
+        written = []
+        for op in ops:
+            if isinstance(op, PatchRow):
+                entry = await self._merge_entry(scope, op.key, op.patch, None, now)
+                assert entry is not None
+                written.append(entry)
+            else:
+                self._write(scope, op.key, op.value, op.data, op.tag, now)
+                written.append(self._entry(scope, op.key, stored[op.key]))
+        return written
 
     async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
         found = self._entry_scopes.get(scope)

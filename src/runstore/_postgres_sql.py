@@ -491,6 +491,15 @@ ENTRY_STATEMENTS: dict[str, str] = {
     RETURNING {_ENTRY}""",
     "merge_if_absent": f"""INSERT INTO {{s}}.entries (scope, key, value, version, updated_at)
     VALUES ($1, $2, $3::jsonb, 1, $4) ON CONFLICT (scope, key) DO NOTHING RETURNING {_ENTRY}""",
+    # write_entries: "claim" takes an absent key with a version-0 placeholder row (a
+    # concurrent insert of that key waits for this transaction), "lock" locks a present one.
+    "claim": """INSERT INTO {s}.entries (scope, key, version, updated_at) VALUES ($1, $2, 0, $3)
+    ON CONFLICT (scope, key) DO NOTHING RETURNING true""",
+    "lock": "SELECT version FROM {s}.entries WHERE scope = $1 AND key = $2 FOR UPDATE",
+    "drop_claims": """DELETE FROM {s}.entries
+    WHERE scope = $1 AND key = ANY($2::text[]) AND version = 0""",
+    "put_one": f"""INSERT INTO {{s}}.entries ({_ENTRY}) VALUES ($1, $2, $3::jsonb, $4, $5, 1, $6)
+    {_REPLACE} RETURNING {_ENTRY}""",
     "merge_if_version": f"""UPDATE {{s}}.entries SET value = {_MERGED}, version = version + 1,
     updated_at = $4 WHERE scope = $1 AND key = $2 AND version = $5 RETURNING {_ENTRY}""",
 }

@@ -30,7 +30,7 @@ from . import _calls as calls
 from . import _postgres_sql as sql
 from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
-from ._entries import Entry, EntryCopy, EntryRow, KeyRange
+from ._entries import Entry, EntryCopy, EntryRow, KeyRange, PatchRow
 from ._json import dump_optional, load_json
 from ._rules import check_repeat, refuse_message, refuse_taken, repeat_fields
 from .base import DataStorage
@@ -152,6 +152,10 @@ def _still_clean(conn: Any, exc: BaseException) -> bool:
         and not isinstance(exc, asyncpg.QueryCanceledError)
     )
     return ordinary and not conn.is_closed() and not conn.is_in_transaction()
+
+
+class _Unexpected(StorageError):
+    """write_entries: an expected version did not hold (the transaction rolls back)."""
 
 
 class _Lease:
@@ -649,6 +653,37 @@ class PostgresDataStorage(DataStorage):
         else:
             row = await self._fetchrow(self._sql.entries["merge_if_version"], *args, expect_version)
         return None if row is None else _read.entries([row])[0]
+
+    async def _write_entries(
+        self, scope: str, ops: list[EntryRow | PatchRow], expect: dict[str, int], now: datetime
+    ) -> list[Entry] | None:
+        q = self._sql.entries
+        try:
+            async with self._transaction() as conn:
+                claimed = set()
+                for key in sorted(expect):  # one order, so two writers cannot deadlock
+                    if await conn.fetchval(q["claim"], scope, key, now):
+                        claimed.add(key)
+                        version = 0
+                    else:
+                        version = await conn.fetchval(q["lock"], scope, key) or 0
+                    if version != expect[key]:
+                        raise _Unexpected
+                rows = []
+                for op in ops:
+                    args: tuple[Any, ...]
+                    if isinstance(op, PatchRow):
+                        args = (scope, op.key, to_jsonb(op.patch), now)
+                        rows.append(await conn.fetchrow(q["merge"], *args))
+                    else:
+                        args = (scope, op.key, to_jsonb(op.value), op.data, op.tag, now)
+                        rows.append(await conn.fetchrow(q["put_one"], *args))
+                unused = sorted(claimed - {op.key for op in ops})
+                if unused:
+                    await conn.execute(q["drop_claims"], scope, unused)
+        except _Unexpected:
+            return None  # rolled back: the claims are gone
+        return _read.entries(rows)
 
     async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
         statement = self._sql.entries[f"delete {bounds.upper is not None} {tags is not None}"]

@@ -21,7 +21,7 @@ from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
 from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
-from ._entries import Entry, EntryCopy, EntryRow, KeyRange
+from ._entries import Entry, EntryCopy, EntryRow, KeyRange, PatchRow
 from ._json import dump_optional, load_json, to_text
 from ._rules import (
     check_repeat,
@@ -463,15 +463,31 @@ class SqliteDataStorage(DataStorage):
         self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
     ) -> Entry | None:
         async with self._transaction() as db:  # BEGIN IMMEDIATE: no other writer meanwhile
-            found = _read.entries(await db.fetchall(sql.GET_ENTRY, (scope, key)))
-            old = found[0] if found else None
+            old = await _stored_entry(db, scope, key)
             if expect_version is not None and (old.version if old else 0) != expect_version:
                 return None
-            value = to_text({**((old.value if old else None) or {}), **json.loads(patch)})
-            data, tag = (old.data, old.tag) if old else (None, None)
-            await db.execute(sql.PUT_ENTRY, (scope, key, value, data, tag, _to_db(now)))
-            rows = await db.fetchall(sql.GET_ENTRY, (scope, key))
-        return _read.entries(rows)[0]
+            return await _merge_into(db, scope, key, old, patch, now)
+
+    async def _write_entries(
+        self, scope: str, ops: list[EntryRow | PatchRow], expect: dict[str, int], now: datetime
+    ) -> list[Entry] | None:
+        async with self._transaction() as db:  # BEGIN IMMEDIATE: no other writer meanwhile
+            for key, version in expect.items():
+                old = await _stored_entry(db, scope, key)
+                if (old.version if old else 0) != version:
+                    return None
+            written = []
+            for op in ops:
+                if isinstance(op, PatchRow):
+                    old = await _stored_entry(db, scope, op.key)
+                    written.append(await _merge_into(db, scope, op.key, old, op.patch, now))
+                    continue
+                row = (scope, op.key, op.value, op.data, op.tag, _to_db(now))
+                await db.execute(sql.PUT_ENTRY, row)
+                entry = await _stored_entry(db, scope, op.key)
+                assert entry is not None
+                written.append(entry)
+            return written
 
     async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
         statement = sql.DELETE_ENTRIES[bounds.upper is not None, tags is not None]
@@ -499,6 +515,23 @@ def _repeat(found: Any, ids: tuple[str, str, str | None], given: tuple[Any, ...]
     [stored] = _chat([message])
     check_repeat(repeat_fields(stored), given)
     return stored
+
+
+async def _stored_entry(db: Connection, scope: str, key: str) -> Entry | None:
+    found = _read.entries(await db.fetchall(sql.GET_ENTRY, (scope, key)))
+    return found[0] if found else None
+
+
+async def _merge_into(
+    db: Connection, scope: str, key: str, old: Entry | None, patch: str, now: datetime
+) -> Entry:
+    """Merge ``patch`` into the entry ``old`` (None: absent) and return the result."""
+    value = to_text({**((old.value if old else None) or {}), **json.loads(patch)})
+    data, tag = (old.data, old.tag) if old else (None, None)
+    await db.execute(sql.PUT_ENTRY, (scope, key, value, data, tag, _to_db(now)))
+    merged = await _stored_entry(db, scope, key)
+    assert merged is not None
+    return merged
 
 
 async def _roll_back(db: Connection) -> None:

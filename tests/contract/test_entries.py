@@ -8,7 +8,7 @@ from datetime import datetime
 import pytest
 from helpers import start
 
-from runstore import DataStorage, Entry, InvalidDataError, NewEntry
+from runstore import DataStorage, Entry, EntryPatch, InvalidDataError, NewEntry
 
 KEYS = ["a", "a/1", "a/2", "a/10", "a\x01", "a\u00e9", "a\U0001f600", "a\uffff", "b", "ab"]
 
@@ -244,3 +244,77 @@ async def test_bad_arguments_are_refused_and_change_nothing(
         await call(store)  # type: ignore[operator]
     assert raised.value.field == field
     assert await store.list_entries("s") == before
+
+
+async def test_write_entries_all_or_nothing(store: DataStorage) -> None:
+    await store.put_entries("s", [NewEntry("head", {"n": 1}, b"h", "t")])
+    written = await store.write_entries(
+        "s",
+        [
+            EntryPatch("head", {"m": 2}),
+            NewEntry("log/1", {"e": 1}, b"\x00"),
+            EntryPatch("new", {"x": 1}),
+        ],
+        expect={"head": 1, "log/1": 0},
+    )
+    assert written is not None
+    assert [(e.key, e.value, e.data, e.tag, e.version) for e in written] == [
+        ("head", {"n": 1, "m": 2}, b"h", "t", 2),
+        ("log/1", {"e": 1}, b"\x00", None, 1),
+        ("new", {"x": 1}, None, None, 1),
+    ]
+    assert written == [await store.get_entry("s", k) for k in ("head", "log/1", "new")]
+    before = await store.list_entries("s")
+    for expect in ({"head": 1}, {"log/1": 0}, {"head": 2, "absent": 1}):
+        refused = await store.write_entries(
+            "s", [EntryPatch("head", {"lost": True}), NewEntry("log/2")], expect=expect
+        )
+        assert refused is None
+    assert await store.list_entries("s") == before
+
+
+async def test_write_entries_expecting_one_version_lets_one_racer_win(store: DataStorage) -> None:
+    await store.put_entries("s", [NewEntry("head", {"n": 0})])
+
+    async def racer(i: int) -> list[Entry] | None:
+        return await store.write_entries(
+            "s",
+            [EntryPatch("head", {"n": i}), NewEntry(f"log/{i}", {"i": i})],
+            expect={"head": 1, "claimed": 0},
+        )
+
+    results = await asyncio.gather(*(racer(i) for i in range(10)))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1
+    assert len(await store.list_entries("s", prefix="log/")) == 1
+    assert await store.get_entry("s", "claimed") is None  # expected absent, never written
+
+    async def claimer(i: int) -> list[Entry] | None:
+        return await store.write_entries(
+            "s", [NewEntry("claimed", {"by": i})], expect={"claimed": 0}
+        )
+
+    claims = await asyncio.gather(*(claimer(i) for i in range(10)))
+    assert sum(c is not None for c in claims) == 1
+    entry = await store.get_entry("s", "claimed")
+    assert entry is not None and entry.version == 1
+
+
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda s: s.write_entries("s", []), "writes"),
+        (lambda s: s.write_entries("s", [NewEntry("k"), EntryPatch("k", {})]), "writes[1].key"),
+        (lambda s: s.write_entries("s", [EntryPatch("k", [1])]), "writes[0].patch"),
+        (lambda s: s.write_entries("s", ["k"]), "writes[0]"),
+        (lambda s: s.write_entries("s", [NewEntry("k")], expect={"k": -1}), "expect['k']"),
+        (lambda s: s.write_entries("s", [NewEntry("k")], expect=["k"]), "expect"),
+    ],
+)
+async def test_write_entries_refuses_bad_arguments(
+    store: DataStorage, call: object, field: str
+) -> None:
+    with pytest.raises(InvalidDataError) as raised:
+        await call(store)  # type: ignore[operator]
+    assert raised.value.field == field
+    assert await store.list_entries("s") == []

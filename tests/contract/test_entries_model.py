@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from runstore import DataStorage, NewEntry
+from runstore import DataStorage, EntryPatch, NewEntry
 
 T = TypeVar("T")
 # Keys from a few characters that stress code point order: a control character, ASCII
@@ -88,6 +88,37 @@ class EntriesMachine(RuleBasedStateMachine):
             and entry.value == value
             and entry.version == self.model[scope][key][3]
         )
+
+    @rule(
+        scope=SCOPE,
+        items=st.lists(
+            st.tuples(KEY, st.booleans(), VALUE, DATA),
+            min_size=1,
+            max_size=3,
+            unique_by=lambda i: i[0],
+        ),
+        expect=st.dictionaries(KEY, st.integers(0, 2), max_size=2),
+    )
+    def write_batch(self, scope: str, items: list[Any], expect: dict[str, int]) -> None:
+        writes = [
+            EntryPatch(k, v or {}) if patch else NewEntry(k, v, d) for k, patch, v, d in items
+        ]
+        written = self.run(self.store.write_entries(scope, writes, expect=expect))
+        held = {k: self.model[scope][k][3] if k in self.model[scope] else 0 for k in expect}
+        if held != expect:
+            assert written is None
+            return
+        for key, patch, value, data in items:
+            old = self.model[scope].get(key)
+            if patch:
+                merged = {**((old[0] or {}) if old else {}), **(value or {})}
+                self.write(scope, key, merged, old[1] if old else None, old[2] if old else None)
+            else:
+                self.write(scope, key, value, data, None)
+        assert written is not None
+        assert [(e.key, e.value, e.data, e.version) for e in written] == [
+            (k, *self.model[scope][k][:2], self.model[scope][k][3]) for k, *_ in items
+        ]
 
     @rule(
         scope=SCOPE,

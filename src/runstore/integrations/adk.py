@@ -5,15 +5,16 @@ Install with ``pip install runstore[adk]``. Everything lives in the store's entr
 (names holding that character are refused):
 
 - ``a\\x1f{app}``: app state (``app:`` keys, unprefixed); ``u\\x1f{app}\\x1f{user}``: user state.
-  Both change by ``merge_entry``, so concurrent deltas of different keys all survive.
+  Both change by merges, so concurrent deltas of different keys all survive.
 - ``s\\x1f{app}\\x1f{user}\\x1f{session}``: the session's own state; its ``version`` is the
   revision a ``Session`` carries, so a stale session is refused atomically by
-  ``merge_entry(..., expect_version=...)`` (``StaleSessionError``, as ADK's database service).
+  ``write_entries(..., expect=...)`` (``StaleSessionError``, as ADK's database service).
 - ``e\\x1f{app}\\x1f{user}\\x1f{session}\\x1f{timestamp µs}\\x1f{event id}``: one event (JSON). Keys
   sort by time, so ``after_timestamp`` and ``num_recent_events`` are index range reads.
 
-``temp:`` state is never stored. An append is a few atomic steps (session revision and state,
-then the event, then app and user state), not one transaction.
+``temp:`` state is never stored. An append is one ``write_entries`` call: the session's state and
+revision, the event, app and user state, all or nothing, only if the session is at the revision
+the caller read.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from google.adk.sessions.base_session_service import GetSessionConfig, ListSessi
 from pydantic_core import to_jsonable_python
 from typing_extensions import override
 
-from .._entries import Entry, NewEntry
+from .._entries import Entry, EntryPatch, NewEntry
 from ..base import DataStorage
 
 __all__ = ["RunstoreSessionService"]
@@ -196,25 +197,26 @@ class RunstoreSessionService(BaseSessionService):
         app, user, own = _split(delta)
         key = _session_key(session.app_name, session.user_id, session.id)
         expected = await self._expected_version(session, key)
-        entry = await self.store.merge_entry(self.scope, key, own, expect_version=expected)
-        if entry is None:
-            if await self.store.get_entry(self.scope, key) is None:
-                raise SessionNotFoundError(f"Session {session.id} not found.")
-            raise StaleSessionError(_STALE)
         event_key = (
             _events_prefix(session.app_name, session.user_id, session.id)
             + _micros(event.timestamp)
             + SEP
             + _part(event.id or str(uuid.uuid4()), "event.id")
         )
-        stored = event.model_dump(mode="json", exclude_none=True)
-        await self.store.put_entries(self.scope, [NewEntry(event_key, stored)])
+        writes: list[NewEntry | EntryPatch] = [
+            EntryPatch(key, own),
+            NewEntry(event_key, event.model_dump(mode="json", exclude_none=True)),
+        ]
         if app:
-            await self.store.merge_entry(self.scope, _app_key(session.app_name), app)
+            writes.append(EntryPatch(_app_key(session.app_name), app))
         if user:
-            await self.store.merge_entry(
-                self.scope, _user_key(session.app_name, session.user_id), user
-            )
+            writes.append(EntryPatch(_user_key(session.app_name, session.user_id), user))
+        written = await self.store.write_entries(self.scope, writes, expect={key: expected})
+        if written is None:
+            if await self.store.get_entry(self.scope, key) is None:
+                raise SessionNotFoundError(f"Session {session.id} not found.")
+            raise StaleSessionError(_STALE)
+        entry = written[0]
         session.last_update_time = entry.updated_at.timestamp()
         session._storage_update_marker = str(entry.version)
         return self._commit_event_to_session(session, event)
