@@ -1,4 +1,4 @@
-"""Migration 2 (messages v2, forks): a populated migration-1 schema is upgraded with every row
+"""Migration 3 (messages v2, forks): a populated migration-1 schema is upgraded with every row
 kept; one idempotency key stores one message across separate pools."""
 
 from __future__ import annotations
