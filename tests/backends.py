@@ -7,6 +7,7 @@ Which backends run is chosen with ``--backends`` (default: every one available h
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -57,15 +58,29 @@ async def _postgres_pgbouncer(tmp_path: Path) -> DataStorage:
     return await store.open()
 
 
+async def _browser(tmp_path: Path) -> DataStorage:
+    """A durable store in IndexedDB (runs only in Pyodide in a browser: tests/browser)."""
+    import uuid
+
+    from runstore.browser import open_store
+
+    return await open_store(f"test-{uuid.uuid4().hex}")
+
+
 FACTORIES: dict[str, Factory] = {
     "memory": _memory,
     "sqlite-sqlite3": _sqlite_sqlite3,
     "sqlite-aiosqlite": _sqlite_aiosqlite,
     "postgres": _postgres,
     "postgres-pgbouncer": _postgres_pgbouncer,
+    "browser": _browser,
 }
+BROWSER_ONLY = {"browser"}
 
 
 def default_backends() -> list[str]:
     chosen = os.environ.get("RUNSTORE_BACKENDS")
-    return chosen.split(",") if chosen else list(FACTORIES)
+    if chosen:
+        return chosen.split(",")
+    in_browser = sys.platform == "emscripten"
+    return [name for name in FACTORIES if in_browser or name not in BROWSER_ONLY]

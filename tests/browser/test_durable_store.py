@@ -1,0 +1,228 @@
+"""runstore.browser in real headless Chromium: the durable store survives reloads, works in a
+Web Worker, keeps two tabs from losing anything, and passes the contract suite.
+
+Started by scripts/test after the Pyodide stage (it needs build/pyodide with the wheel).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from functools import cache
+from typing import Any
+
+from conftest import ROOT, Profile, Tab
+
+INNER_ROOT = "/home/pyodide/runstore"
+SUITE = [
+    "pyproject.toml",
+    "tests/conftest.py",
+    "tests/backends.py",
+    "tests/contract/*.py",
+    "tests/browser/webloop_runner.py",
+]
+
+WRITE = """
+import json
+import runstore
+from runstore.browser import open_store
+
+store = await open_store("notes")
+ada = await store.initialize_run(workflow_name="tutor", external_id="ada",
+                                 input_data={"text": "hi"})
+for i in range(30):
+    await store.add_chat_message(agent_id=ada.agent_id, session_id=ada.session_id,
+                                 run_id=ada.run_id, role="user" if i % 2 == 0 else "assistant",
+                                 content=f"message {i} é ✓")
+await store.update_run(ada.run_id, output_data={"text": "bye"}, duration_seconds=1.5)
+state = runstore.WorkflowState("tutor", status="completed", trace=["a", "b"])
+state.data = {"n": 1}
+await store.save_state(ada.run_id, state)
+grace = await store.initialize_run(workflow_name="tutor", external_id="grace")
+await store.add_chat_message(agent_id=grace.agent_id, session_id=grace.session_id,
+                             run_id=None, role="user", content="hello")
+gone = await store.initialize_run(workflow_name="other", external_id="x")
+await store.delete_agent("other")
+json.dumps(await store.export_data())
+"""
+
+READ = """
+import json
+from runstore.browser import open_store
+
+store = await open_store("notes")
+json.dumps(await store.export_data())
+"""
+
+
+def test_written_data_survives_a_reload(profile: Profile) -> None:
+    tab = profile.tab()
+    written = tab.run(WRITE)
+    assert len(written["messages"]) == 31 and [a["name"] for a in written["agents"]] == ["tutor"]
+    tab.reload()
+    assert tab.run(READ) == written
+    # The store goes on from where it was: seq and activity order continue.
+    more = tab.run(  # the page's ``store`` from READ, still open
+        "import json\ns = (await store.list_sessions())[1]\n"  # ada's, the older one
+        "m = await store.add_chat_message(agent_id=s.agent_id, session_id=s.id,"
+        " run_id=None, role='user', content='after reload')\n"
+        "json.dumps([m.seq, [x.external_id for x in await store.list_sessions()]])"
+    )
+    assert more == [31, ["ada", "grace"]]
+    tab.reload()
+    assert len(tab.run(READ)["messages"]) == 32
+
+
+def test_a_snapshot_and_the_log_after_it_read_back(profile: Profile) -> None:
+    tab = profile.tab()
+    written = tab.run(
+        WRITE.replace(
+            "grace = await",
+            "await store.compact()  # a snapshot now, then more log records\ngrace = await",
+        )
+    )
+    tab.reload()
+    assert tab.run(READ) == written
+    # Opening folds a long log into a snapshot; still the same data.
+    tab.reload()
+    assert tab.run(READ.replace("json.dumps(", "await store.compact()\njson.dumps(")) == written
+    tab.reload()
+    assert tab.run(READ) == written
+
+
+def test_a_web_worker_writes_and_the_page_reads_after_a_reload(profile: Profile) -> None:
+    tab = profile.tab()
+    written = tab.run_in_worker(WRITE)  # the worker keeps the store open: a reload ends it
+    tab.reload()
+    assert tab.run(READ) == written
+
+
+def test_two_tabs_on_one_store_lose_nothing(profile: Profile) -> None:
+    first, second = profile.tab(), profile.tab()
+    opened = """
+import json
+from runstore.browser import open_store, StoreLockedError
+store = await open_store("shared")
+run = await store.initialize_run(workflow_name="w", external_id="tabs")
+await store.add_chat_message(agent_id=run.agent_id, session_id=run.session_id, run_id=None,
+                             role="user", content=WHO)
+json.dumps(run.session_id)
+"""
+    session_id = first.run(opened.replace("WHO", "'first'"))
+    # The second tab is refused at once, with an error that says why ...
+    refused = second.run(
+        "import json\nfrom runstore.browser import open_store, StoreLockedError\n"
+        "try:\n    await open_store('shared')\n    result = None\n"
+        "except StoreLockedError as error:\n    result = str(error)\njson.dumps(result)"
+    )
+    assert refused and "open in another tab" in refused
+    # ... or waits for the owner: here the first tab closes its store a little later.
+    waiting = second.page.evaluate(
+        "code => { window.waited = window.runPython(code); return true; }",
+        "import json\nfrom runstore.browser import open_store\n"
+        "store = await open_store('shared', lock_timeout=None)\n"
+        "s = (await store.list_sessions())[0]\n"
+        "await store.add_chat_message(agent_id=s.agent_id, session_id=s.id, run_id=None,"
+        " role='user', content='second')\n"
+        "h = await store.get_chat_history(s.id)\nawait store.close()\n"
+        "json.dumps([m.content for m in h])",
+    )
+    assert waiting
+    first.run(
+        "import json\ns = (await store.list_sessions())[0]\n"
+        "await store.add_chat_message(agent_id=s.agent_id, session_id=s.id, run_id=None,"
+        " role='user', content='first again')\nawait store.close()\njson.dumps(None)"
+    )
+    seen = json.loads(second.page.evaluate("() => window.waited"))
+    assert seen == ["first", "first again", "second"]
+    # A tab that goes away releases the store: the first tab reopens it after a reload.
+    first.reload()
+    final = first.run(READ.replace('"notes"', '"shared"'))
+    assert [m["content"] for m in final["messages"]] == ["first", "first again", "second"]
+    assert [s["id"] for s in final["sessions"]] == [session_id]
+    # A closed tab lets go too: the second tab's page is closed while holding the store.
+    second.run("from runstore.browser import open_store\nstore = await open_store('shared2')\n'1'")
+    second.page.close()
+    profile.tabs.remove(second)
+    reopen = "from runstore.browser import open_store\nawait open_store('shared2', lock_timeout=30)"
+    assert first.run(reopen + "\n'1'") == 1
+
+
+def put_suite(tab: Tab) -> None:
+    files = {
+        f"{INNER_ROOT}/{path.relative_to(ROOT)}": path.read_text(encoding="utf-8")
+        for pattern in SUITE
+        for path in sorted(ROOT.glob(pattern))
+    }
+    tab.page.evaluate("files => window.writeFiles(files)", files)
+    tab.page.evaluate(
+        "names => window.loadPackages(names)", ["pytest", "pytest-asyncio", "hypothesis"]
+    )
+
+
+@cache
+def native_test_ids() -> frozenset[str]:
+    listing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--collect-only",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "tests/contract",
+            "--backends",
+            "browser",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    ids = frozenset(line for line in listing.splitlines() if "::" in line)
+    assert ids, listing
+    return ids
+
+
+RUN_SUITE = """
+import contextlib, io, json, os, sys
+import pytest
+
+os.chdir(ROOT)
+sys.path.insert(0, ROOT + "/tests/browser")
+
+class Outcomes:
+    def __init__(self):
+        self.outcomes = {}
+    def pytest_runtest_logreport(self, report):
+        if report.failed:
+            self.outcomes[report.nodeid] = "failed" if report.when == "call" else "error"
+        elif report.skipped:
+            self.outcomes[report.nodeid] = "skipped"
+        elif report.when == "call":
+            self.outcomes.setdefault(report.nodeid, "passed")
+    def pytest_collectreport(self, report):
+        if report.failed:
+            self.outcomes[report.nodeid or "<collection>"] = "collection error"
+
+outcomes = Outcomes()
+out = io.StringIO()
+with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+    code = pytest.main(["-p", "no:cacheprovider", "-p", "webloop_runner", "--color=no", "-q",
+                        "tests/contract", "--backends", "browser"], plugins=[outcomes])
+json.dumps({"exit": int(code), "outcomes": outcomes.outcomes, "output": out.getvalue()})
+"""
+
+
+def test_contract_suite_passes_on_the_durable_store(profile: Profile) -> None:
+    tab = profile.tab()
+    put_suite(tab)
+    report: dict[str, Any] = tab.run(RUN_SUITE.replace("ROOT", repr(INNER_ROOT)))
+    summary = report["output"].strip().splitlines()
+    print(f"inner pytest (Chromium, browser): {summary[-1] if summary else ''}")
+    outcomes: dict[str, str] = report["outcomes"]
+    not_passed = {test: outcome for test, outcome in outcomes.items() if outcome != "passed"}
+    assert report["exit"] == 0 and not not_passed, report["output"][-20000:]
+    assert set(outcomes) == native_test_ids()

@@ -1,0 +1,71 @@
+"""The durable browser store's log format, natively (the store itself runs in tests/browser).
+
+Records must read back as exactly the values the hooks were given, and every hook of
+``DataStorage`` must be either recorded or a reader: a new mutating hook is recorded with no
+change to runstore.browser.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from runstore import InMemoryDataStorage, _oplog
+from runstore.base import NewRun
+
+
+def test_hooks_are_either_recorded_or_readers() -> None:
+    mutating = _oplog.mutating_hooks()
+    readers = _oplog.hook_names() - mutating
+    assert {"_initialize_run", "_add_chat_message", "_save_state", "_import"} <= mutating
+    assert {"_get_chat_history", "_list_sessions", "_export", "_load_state"} <= readers
+    assert all(name.startswith(_oplog.READER_PREFIXES) for name in readers)
+
+
+def test_a_call_reads_back_as_the_same_arguments() -> None:
+    now = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+    request = NewRun("w", "é ✓", '{"a": 1}', None, None, "s", "x", '{"t": [1, 2.5]}', now,
+                     "a1", "s1", "r1")  # fmt: skip
+    args = (request, 'text\n"quoted"', None, 1.5, [1, (2, "3")], {"k": None})
+    hook, last_now, decoded = _oplog.decode_call(_oplog.encode_call("_initialize_run", args, now))
+    assert hook == "_initialize_run" and last_now == now
+    assert tuple(decoded) == args
+
+
+async def test_a_snapshot_reads_back_as_the_same_store() -> None:
+    store = InMemoryDataStorage()
+    run = await store.initialize_run(workflow_name="w", input_schema={"type": "object"})
+    for i in range(3):
+        await store.add_chat_message(
+            agent_id=run.agent_id, session_id=run.session_id, run_id=None, role="user",
+            content=f"m{i}",
+        )  # fmt: skip
+    dump = await store._export(None)
+    decoded, upto, last_now = _oplog.decode_snapshot(
+        _oplog.encode_snapshot(dump, 7, store._last_now, "0")
+    )
+    assert (decoded, upto, last_now) == (dump, 7, store._last_now)
+    copy = InMemoryDataStorage()
+    await copy._import(decoded)
+    assert await copy.export_data() == await store.export_data()
+
+
+def test_unknown_types_are_refused() -> None:
+    with pytest.raises(_oplog.ReplayError, match="unknown type 'Popen'"):
+        _oplog.decode({"$d": "Popen", "v": {}})
+    with pytest.raises(TypeError, match="cannot record a set"):
+        _oplog.encode({1})
+
+
+def test_import_runstore_leaves_the_browser_module_alone() -> None:
+    script = (
+        "import sys, runstore\n"
+        "assert 'runstore.browser' not in sys.modules and 'js' not in sys.modules\n"
+        "try:\n    import runstore.browser\nexcept ImportError as error:\n    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "runstore.browser needs Pyodide" in done.stdout
