@@ -9,7 +9,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import extras, messages, pyodide, workflows
+from . import browser, extras, messages, pyodide, workflows
 from .postgres import Server, concurrency
 from .report import Results, markdown, plot
 from .timing import Settings
@@ -60,6 +60,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings.quick() if args.quick else Settings()
     results = asyncio.run(run(settings))
+    log("== Chromium: the durable browser store")
+    started = time.perf_counter()
+    results.browser, results.browser_missing = browser.measure(results)
+    results.seconds += time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
     text = markdown(results)
     (args.out / "benchmarks.md").write_text(text + "\n", encoding="utf-8")

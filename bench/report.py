@@ -31,6 +31,8 @@ class Results:
     pyodide: list[Line] = field(default_factory=list)
     pyodide_missing: str | None = None
     workflows: list[str] = field(default_factory=list)  # markdown lines (bench/workflows.py)
+    browser: list[Line] = field(default_factory=list)
+    browser_missing: str | None = None
     seconds: float = 0.0
 
 
@@ -162,7 +164,23 @@ def targets(results: Results) -> list[Target]:
         )
     )
     found.extend(pyodide_targets(results))
+    found.append(browser_target(results))
     return found
+
+
+def browser_target(results: Results) -> Target:
+    text = "durable browser store: turn at P=100k / turn at P=100 <= 1.5 (Chromium)"
+    growth = next(
+        (
+            line.figure.median
+            for line in results.browser
+            if line.figure and line.label.startswith("runstore durable (strict): turn at")
+        ),
+        None,
+    )
+    if growth is None:
+        return Target(text, f"not run ({results.browser_missing or 'no measurement'})", None)
+    return Target(text, f"{growth:.2f}x", growth <= 1.5)
 
 
 def pyodide_targets(results: Results) -> list[Target]:
@@ -339,6 +357,18 @@ def markdown(results: Results) -> str:
         out += _table(["figure", "value", "note"], _line_rows(results.pyodide))
     else:
         out.append(f"Not run: {results.pyodide_missing}.")
+    out += ["", "## Chromium: the durable browser store (runstore.browser)", ""]
+    if results.browser:
+        out += [
+            "A turn on `open_store(name)` (IndexedDB; durability `strict`, and the opt-in "
+            "`relaxed`) next to the in-memory store in the same page, in Pyodide on the main "
+            "thread of headless Chromium. For comparison: SQLite on Emscripten's IDBFS with "
+            "`syncfs` after each turn (a few turns only; it rewrites the whole file each time).",
+            "",
+        ]
+        out += _table(["figure", "value", "note"], _line_rows(results.browser))
+    else:
+        out.append(f"Not run: {results.browser_missing}.")
     out += [
         "",
         "## How each store is modelled",

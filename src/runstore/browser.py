@@ -94,6 +94,7 @@ class _Lock:
 
     def __init__(self) -> None:
         self._release: Any = None
+        self._released: Any = None  # the request's Promise: settles once the lock is free
         self._callback: Any = None
 
     async def acquire(self, name: str, wait_seconds: float | None) -> None:
@@ -138,13 +139,18 @@ class _Lock:
                 f"name: store {name!r} is open in another tab, worker or store object{waited}"
             )
         self._release = box["release"]
+        self._released = request
 
-    def release(self) -> None:
+    async def release(self) -> None:
+        """Let go of the lock; returns once another owner can take it."""
         if self._release is not None:
             self._release()
             self._release = None
-        # The lock manager still holds the callback until the release settles; the proxy is
-        # tiny and is collected with this object.
+            await self._released
+            self._released = None
+        if self._callback is not None:
+            self._callback.destroy()
+            self._callback = None
 
 
 class BrowserDataStorage(InMemoryDataStorage):
@@ -201,7 +207,7 @@ class BrowserDataStorage(InMemoryDataStorage):
             await self._restore(snapshot, records)
             self._db = db
         except BaseException:
-            self._lock.release()
+            await self._lock.release()
             raise
         if self._log_chars >= self._compact_at:
             await self.compact()
@@ -266,7 +272,7 @@ class BrowserDataStorage(InMemoryDataStorage):
         if self._db is not None:
             self._db.close()
             self._db = None
-        self._lock.release()
+        await self._lock.release()
         await super()._close()
 
     # -- writing ---------------------------------------------------------------
@@ -366,7 +372,7 @@ async def delete_store(name: str) -> None:
         except JsException:
             raise BrowserStorageError(f"IndexedDB could not delete {name!r}") from None
     finally:
-        lock.release()
+        await lock.release()
 
 
 async def list_stores() -> list[str]:
