@@ -177,7 +177,7 @@ async function refresh() {
   if (!view) return;
   selected = view.selected;
   $("store-mode").textContent = view.mode === "persistent"
-    ? "persistent: SQLite file in IndexedDB" : "in-memory: empty after a reload";
+    ? "persistent: runstore.browser store in IndexedDB" : "in-memory: empty after a reload";
   renderChat(view.chat);
   renderAgents(view.agents);
   renderSessions(view.sessions, view.selected, view.chat_session_id);

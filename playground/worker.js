@@ -1,14 +1,13 @@
 // Module Web Worker: boots Pyodide, installs the runstore wheel with micropip (same origin),
-// loads the Python workflow and answers the page's requests one at a time.
+// loads the Python workflow and answers the page's requests one at a time. The persistent mode
+// is runstore's own durable store (runstore.browser, IndexedDB): nothing to do here for it.
 import { loadPyodide } from "./pyodide/pyodide.mjs";
 
-const PERSIST_DIR = "/persist"; // IDBFS mount: the SQLite file of the persistent mode lives here
 const PY_FILES = ["chat_workflow.py", "bridge.py"];
 const BOOT_STEPS = 5;
 
 let pyodide = null;
 let bridge = null;
-let mounted = false;
 let queue = Promise.resolve();
 
 // Runs one boot step after announcing it; an error names the step that failed.
@@ -19,20 +18,6 @@ async function step(number, label, work) {
   } catch (error) {
     throw Object.assign(error instanceof Error ? error : new Error(String(error)), { step: label });
   }
-}
-
-function syncfs(populate) {
-  return new Promise((resolve, reject) => {
-    pyodide.FS.syncfs(populate, (err) => (err ? reject(new Error(`IndexedDB sync failed: ${err}`)) : resolve()));
-  });
-}
-
-async function mountPersistent() {
-  if (mounted) return;
-  pyodide.FS.mkdirTree(PERSIST_DIR);
-  pyodide.FS.mount(pyodide.FS.filesystems.IDBFS, {}, PERSIST_DIR);
-  mounted = true;
-  await syncfs(true); // IndexedDB -> memory file system
 }
 
 async function boot(mode) {
@@ -62,26 +47,14 @@ async function boot(mode) {
 }
 
 async function openStore(mode) {
-  if (mode === "persistent") await mountPersistent();
   return JSON.parse(await bridge.open_store(mode));
-}
-
-// After a write in persistent mode, copy the SQLite file to IndexedDB before answering.
-async function afterWrite() {
-  if (mounted && bridge.mode === "persistent") await syncfs(false);
 }
 
 const ops = {
   init: ({ mode }) => boot(mode),
   open: ({ mode }) => openStore(mode),
   snapshot: ({ selected }) => bridge.snapshot(selected ?? null).then(JSON.parse),
-  send: async ({ text }) => {
-    try {
-      return JSON.parse(await bridge.send(text));
-    } finally {
-      await afterWrite(); // a failed turn still stored its run and 'failed' state
-    }
-  },
+  send: async ({ text }) => JSON.parse(await bridge.send(text)),
   newConversation: () => JSON.parse(bridge.new_conversation()),
   selectChat: ({ sessionId }) => JSON.parse(bridge.select_chat_session(sessionId)),
   undo: async () => {
@@ -95,16 +68,8 @@ const ops = {
     return result;
   },
   exportData: () => bridge.export_json(),
-  importData: async ({ text }) => {
-    const result = JSON.parse(await bridge.import_json(text));
-    await afterWrite();
-    return result;
-  },
-  console: async ({ code }) => {
-    const result = JSON.parse(await bridge.run_console(code));
-    await afterWrite();
-    return result;
-  },
+  importData: async ({ text }) => JSON.parse(await bridge.import_json(text)),
+  console: async ({ code }) => JSON.parse(await bridge.run_console(code)),
 };
 
 function describe(error) {

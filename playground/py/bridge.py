@@ -21,7 +21,7 @@ from chat_workflow import EXTERNAL_ID, WORKFLOW_NAME, chat_turn
 import runstore
 from runstore import DataStorage, InMemoryDataStorage
 
-PERSISTENT_PATH = "/persist/runstore.sqlite3"
+PERSISTENT_STORE = "playground"  # runstore.browser's durable store of this origin
 
 store: DataStorage | None = None
 mode = "memory"
@@ -36,7 +36,7 @@ def _live() -> DataStorage:
 
 
 async def open_store(new_mode: str) -> str:
-    """Close the current store and open an in-memory one or the SQLite file."""
+    """Close the current store and open an in-memory one or the durable one (IndexedDB)."""
     global store, mode, chat_session_id
     if store is not None:
         await store.close()
@@ -44,7 +44,11 @@ async def open_store(new_mode: str) -> str:
     if new_mode == "memory":
         store = InMemoryDataStorage()
     elif new_mode == "persistent":
-        store = runstore.SqliteDataStorage(PERSISTENT_PATH, driver="sqlite3")
+        from runstore.browser import open_store  # Pyodide only
+
+        # A reloaded page's old worker may hold the store a moment longer: wait a little;
+        # another tab that keeps it open gets StoreLockedError, shown as the boot error.
+        store = await open_store(PERSISTENT_STORE, lock_timeout=3)
     else:
         raise ValueError(f"mode: must be 'memory' or 'persistent', not {new_mode!r}")
     mode = new_mode

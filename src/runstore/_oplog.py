@@ -94,6 +94,9 @@ def encode(value: Any) -> Any:
     raise TypeError(f"cannot record a {kind.__name__} in the browser store's log")
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def _rows(kind: type, items: list[Any]) -> dict[str, Any]:
     """A list of records of one dataclass, by column (compact, fast to read back)."""
     columns: dict[str, Any] = {}
@@ -101,6 +104,8 @@ def _rows(kind: type, items: list[Any]) -> dict[str, Any]:
         values = [getattr(item, field.name) for item in items]
         if all(type(v) is datetime for v in values):
             columns[field.name] = {"$ts": [v.isoformat() for v in values]}
+        elif all(type(v) in _PLAIN for v in values):
+            columns[field.name] = {"$p": values}
         else:
             columns[field.name] = [encode(v) for v in values]
     return {"$r": kind.__name__, "n": len(items), "c": columns}
@@ -129,13 +134,18 @@ def decode(value: Any) -> Any:
         columns = [_column(value["c"][name]) for name in names]
         if not columns:
             return [kind() for _ in range(value["n"])]
+        if names == [field.name for field in dataclasses.fields(kind)]:
+            return list(map(kind, *columns))  # the same fields as when written: by position
         return [kind(**dict(zip(names, row, strict=True))) for row in zip(*columns, strict=True)]
     raise ReplayError(f"stored data has an unknown tag {sorted(value)}")
 
 
 def _column(column: Any) -> list[Any]:
     if type(column) is dict:
-        return [datetime.fromisoformat(text) for text in column["$ts"]]
+        if "$p" in column:
+            plain: list[Any] = column["$p"]
+            return plain
+        return list(map(datetime.fromisoformat, column["$ts"]))
     return [decode(item) for item in column]
 
 

@@ -9,9 +9,13 @@ from pathlib import Path
 NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "runstore-in-jupyterlite.ipynb"
 INSTALL = "%pip install runstore"
 
-# What a correct run prints, in this order (the message lines also check seq and order).
+RECORDED = "recorded a new conversation"
+FOUND = "found the conversation an earlier kernel recorded"
+# What a correct run prints, in this order (the message lines also check seq and order); the
+# second line is RECORDED on a first run and FOUND once an earlier kernel has recorded it.
 EXPECTED = [
     re.compile(r"runstore \S+ imported"),
+    re.compile(f"(?P<stored>{RECORDED}|{FOUND})"),
     re.compile(r"1 user: What is a monad\?"),
     re.compile(r"2 assistant: A way to chain computations\."),
     re.compile(r"3 user: An example\?"),
@@ -52,3 +56,8 @@ def match_output(text: str) -> list[re.Match[str]]:
 def exported_path(found: list[re.Match[str]]) -> str:
     """The export file's path, from the matches of ``match_output``."""
     return next(match["path"] for match in found if "path" in match.re.groupindex)
+
+
+def stored(found: list[re.Match[str]]) -> str:
+    """RECORDED or FOUND, from the matches of ``match_output``."""
+    return next(match["stored"] for match in found if "stored" in match.re.groupindex)

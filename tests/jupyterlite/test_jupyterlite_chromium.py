@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode, urlsplit
 
-from example_notebook import INSTALL, code_cells, exported_path, match_output
+from example_notebook import (
+    FOUND,
+    INSTALL,
+    RECORDED,
+    code_cells,
+    exported_path,
+    match_output,
+    stored,
+)
 from playwright.sync_api import Browser, Page
 
 # A cold start (Pyodide, the kernel's packages, the install) takes 7-10 s on an idle machine and
@@ -56,24 +64,30 @@ def test_example_notebook_runs_in_jupyterlite(browser: Browser, site_url: str) -
 
     text = run_cells(page, repl_url(site_url, cells), "state: completed")
     found = match_output(text)
+    assert stored(found) == RECORDED, text
     # The export went to the notebook's folder on JupyterLite's drive.
     assert exported_path(found).startswith("/drive/"), text
+    first_history = [line for line in text.splitlines() if line[:2] in ("1 ", "2 ", "3 ", "4 ")]
 
-    # A new kernel (a fresh page) reads the export back from the drive: the data outlived
-    # the kernel that wrote it.
+    # A new kernel in a new page opens the same durable store by name and reads the
+    # conversation back: no export, no import.
     reader = context.new_page()
-    reread = [
-        INSTALL,
-        "import json\nfrom runstore import InMemoryDataStorage\n"
-        "with open('runstore-export.json', encoding='utf-8') as file:\n"
-        "    saved = json.load(file)\n"
-        "store = InMemoryDataStorage()\n"
-        "await store.import_data(saved)\n"
-        "sessions = await store.list_sessions()\n"
-        "print('reloaded sessions:', sorted(s.external_id for s in sessions))",
-    ]
-    text = run_cells(reader, repl_url(site_url, reread), "reloaded sessions:")
-    assert "reloaded sessions: ['ada', 'grace']" in text, text
+    text = run_cells(reader, repl_url(site_url, cells), "state: completed")
+    found = match_output(text)
+    assert stored(found) == FOUND, text
+    assert [line for line in text.splitlines() if line[:2] in ("1 ", "2 ", "3 ", "4 ")] == (
+        first_history
+    )
+
+    # A kernel that goes away without closing the store lets go of it: this page's kernel
+    # keeps it open, then the page is loaded again (a new kernel), which opens it again.
+    keeper = context.new_page()
+    kept = [*cells[:5], "print('kept open')"]
+    text = run_cells(keeper, repl_url(site_url, kept), "kept open")
+    assert FOUND in text, text
+    text = run_cells(keeper, repl_url(site_url, kept), "kept open")
+    assert FOUND in text and "StoreLockedError" not in text, text
+    keeper.close()
 
     # Everything came from the site: no CDN, no PyPI; runstore from the site's piplite index.
     hosts = {

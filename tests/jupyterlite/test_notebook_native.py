@@ -10,11 +10,18 @@ import ast
 import asyncio
 import inspect
 import json
-import tempfile
 from pathlib import Path
 
 import pytest
-from example_notebook import INSTALL, code_cells, exported_path, match_output
+from example_notebook import (
+    FOUND,
+    INSTALL,
+    RECORDED,
+    code_cells,
+    exported_path,
+    match_output,
+    stored,
+)
 
 
 def without_magics(cell: str) -> str:
@@ -39,12 +46,19 @@ async def run_cells(cells: list[str]) -> None:
 def test_notebook_runs_natively(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.chdir(tmp_path)  # the notebook writes runstore-export.json to its folder
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # and chat.db to a temp folder
+    monkeypatch.chdir(tmp_path)  # the notebook keeps its store and export in its folder
     cells = code_cells()
     assert cells[0].strip() == INSTALL, "the notebook starts by installing runstore"
     asyncio.run(run_cells(cells))
     found = match_output(capsys.readouterr().out)
+    assert stored(found) == RECORDED
     export = Path(exported_path(found))
     assert export == tmp_path / "runstore-export.json"
-    assert json.loads(export.read_text(encoding="utf-8"))["format"] == "runstore.export"
+    document = json.loads(export.read_text(encoding="utf-8"))
+    assert document["format"] == "runstore.export"
+
+    # A second run (a new kernel) finds the conversation instead of recording it again.
+    asyncio.run(run_cells(cells))
+    again = match_output(capsys.readouterr().out)
+    assert stored(again) == FOUND
+    assert json.loads(export.read_text(encoding="utf-8")) == document

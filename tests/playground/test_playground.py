@@ -116,6 +116,20 @@ def test_persistent_mode_survives_a_reload(visit: Visit) -> None:
     assert "Turn 3" in third and "completed" in third and "turn 2" in third
 
 
+def test_a_second_tab_in_persistent_mode_is_refused_until_the_first_lets_go(visit: Visit) -> None:
+    first = open_page(visit)
+    switch_mode(first, "persistent")
+    say(first, "my name is Tab")
+    second = visit.page()  # same profile: same IndexedDB, and the mode is remembered
+    second.goto(visit.url)
+    second.wait_for_selector('#status[data-state="error"]', timeout=BOOT_TIMEOUT_MS)
+    assert "open in another tab" in second.locator("#error").inner_text()
+    switch_mode(first, "memory")  # the first tab lets go of the persistent store
+    second = open_page(visit, second)  # boots in memory: the mode last chosen on this origin
+    switch_mode(second, "persistent")
+    assert "your name is Tab" in say(second, "what is my name?")
+
+
 def test_memory_mode_starts_empty_after_a_reload(visit: Visit) -> None:
     page = open_page(visit)
     assert page.locator("#mode-select").input_value() == "memory"
