@@ -20,7 +20,7 @@ from runstore.base import NewRun
 def test_hooks_are_either_recorded_or_readers() -> None:
     mutating = _oplog.mutating_hooks()
     readers = _oplog.hook_names() - mutating
-    assert {"_initialize_run", "_add_chat_message", "_save_state", "_import"} <= mutating
+    assert {"_initialize_run", "_add_chat_message", "_import", "_fork_session"} <= mutating
     assert {"_get_chat_history", "_list_sessions", "_export", "_load_state"} <= readers
     assert all(name.startswith(_oplog.READER_PREFIXES) for name in readers)
 

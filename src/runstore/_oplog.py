@@ -13,7 +13,9 @@ classes only; a field added later with a default reads old records fine).
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import inspect
 import json
 import sys
 from datetime import datetime
@@ -23,13 +25,22 @@ from .base import DataStorage
 from .errors import StorageError
 
 READER_PREFIXES = ("_get_", "_list_", "_load_", "_export", "_find_", "_count_")
-NOT_HOOKS = frozenset({"_close"})
+NOT_HOOKS = frozenset({"_close", "_open"})
 SNAPSHOT_FORMAT = 1
 
 
 def hook_names() -> frozenset[str]:
-    """Every hook a backend implements (the abstract methods of ``DataStorage``)."""
-    return frozenset(DataStorage.__abstractmethods__) - NOT_HOOKS
+    """Every hook a backend implements or may override: the abstract methods of
+    ``DataStorage`` and its other ``_``-prefixed coroutine methods."""
+    names = set(DataStorage.__abstractmethods__)
+    for name, value in vars(DataStorage).items():
+        if (
+            name.startswith("_")
+            and not name.startswith("__")
+            and inspect.iscoroutinefunction(value)
+        ):
+            names.add(name)
+    return frozenset(names - NOT_HOOKS)
 
 
 def mutating_hooks() -> frozenset[str]:
@@ -76,6 +87,8 @@ def encode(value: Any) -> Any:
         return value
     if kind is datetime:
         return {"$t": value.isoformat()}
+    if kind is bytes:
+        return {"$b": base64.b64encode(value).decode("ascii")}
     if kind is list:
         if len(value) > 1 and dataclasses.is_dataclass(value[0]):
             first = type(value[0])
@@ -119,6 +132,8 @@ def decode(value: Any) -> Any:
         return value
     if "$t" in value:
         return datetime.fromisoformat(value["$t"])
+    if "$b" in value:
+        return base64.b64decode(value["$b"])
     if "$m" in value:
         return {key: decode(item) for key, item in value["$m"].items()}
     if "$n" in value:

@@ -178,6 +178,7 @@ class BrowserDataStorage(InMemoryDataStorage):
         self._compact_at = COMPACT_MIN_CHARS
         self._compacting = False
         self._broken: str | None = None
+        self._applying = False  # inside a recorded hook (in-memory hooks never suspend)
 
     # -- opening and closing ---------------------------------------------------
 
@@ -331,9 +332,15 @@ def _hook(name: str, mutating: bool) -> Callable[..., Awaitable[Any]]:
     if mutating:
 
         async def hook(self: BrowserDataStorage, *args: Any) -> Any:
+            if self._applying:  # called by another hook, which is the one recorded
+                return await apply(self, *args)
             if self._db is None or self._broken is not None:
                 await self._ready()
-            result = await apply(self, *args)  # checks, then changes memory; never suspends
+            self._applying = True
+            try:
+                result = await apply(self, *args)  # checks, then changes memory; never suspends
+            finally:
+                self._applying = False
             await self._record(name, args)
             return result
 
