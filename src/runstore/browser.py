@@ -205,7 +205,11 @@ class BrowserDataStorage(InMemoryDataStorage):
         try:
             db = await self._open_database()
             snapshot, records = await self._read(db)
-            await self._restore(snapshot, records)
+            self._applying = True  # hooks that replay calls run as they are, not recorded
+            try:
+                await self._restore(snapshot, records)
+            finally:
+                self._applying = False
             self._db = db
         except BaseException:
             await self._lock.release()
@@ -347,7 +351,7 @@ def _hook(name: str, mutating: bool) -> Callable[..., Awaitable[Any]]:
     else:
 
         async def hook(self: BrowserDataStorage, *args: Any) -> Any:
-            if self._db is None or self._broken is not None:
+            if (self._db is None or self._broken is not None) and not self._applying:
                 await self._ready()
             return await apply(self, *args)
 
