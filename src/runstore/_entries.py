@@ -116,6 +116,15 @@ class EntryCopy(NamedTuple):
     now: datetime
 
 
+def refuse_long_copies(longest: int | None, copy: EntryCopy) -> None:
+    """The copy rule every backend applies: no copied key may be longer than a key may be.
+    ``longest`` is the length of the longest key in the copied range (None: it is empty)."""
+    if longest is not None and longest - len(copy.prefix) + len(copy.to_prefix) > MAX_NAME_LENGTH:
+        raise InvalidDataError(
+            "to_prefix", f"would make copied keys longer than {MAX_NAME_LENGTH} characters"
+        )
+
+
 def key_range(prefix: str | None, after: str | None, before: str | None) -> KeyRange:
     lower = prefix or ""
     upper = None if not prefix else successor(prefix)
@@ -521,6 +530,7 @@ class MemoryEntries(EntryStore):
             return 0
         keys, stored = found
         start, end = self._slice(keys, bounds)
+        refuse_long_copies(max(map(len, keys[start:end]), default=None), copy)
         copies = [(to_prefix + key[len(prefix) :], stored[key]) for key in keys[start:end]]
         for key, source in copies:
             self._write(to_scope, key, source.value, source.data, source.tag, now)

@@ -512,6 +512,8 @@ for _bounded in (False, True):
         _tags = f"AND tag = ANY(${_n}::text[])" if _tagged else ""
         ENTRY_STATEMENTS[f"delete {_bounded} {_tagged}"] = f"""WITH d AS (DELETE FROM {{s}}.entries
     WHERE {_RANGES[_bounded]} {_tags} RETURNING 1) SELECT count(*) FROM d"""
+    ENTRY_STATEMENTS[f"longest {_bounded}"] = f"""SELECT max(length(key)) FROM {{s}}.entries
+    WHERE {_RANGES[_bounded]}"""
     # then: to_scope, to_prefix, length of prefix, now
     ENTRY_STATEMENTS[f"copy {_bounded}"] = f"""WITH c AS (
     INSERT INTO {{s}}.entries ({_ENTRY})

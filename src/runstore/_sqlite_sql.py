@@ -334,6 +334,11 @@ DELETE_ENTRIES: dict[tuple[bool, bool], str] = {
     for bounded in (False, True)
     for tagged in (False, True)
 }
+# The length of the longest key in a range (copies check it first).
+LONGEST_KEY: dict[bool, str] = {
+    bounded: f"SELECT max(length(key)) FROM entries WHERE {_RANGE[bounded]}"
+    for bounded in (False, True)
+}
 # Parameters: to_scope, to_prefix, length of prefix, now, then the range.
 COPY_ENTRIES: dict[bool, str] = {
     bounded: f"""INSERT INTO entries ({_ENTRY})

@@ -30,7 +30,7 @@ from . import _calls as calls
 from . import _postgres_sql as sql
 from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
-from ._entries import Entry, EntryCopy, EntryRow, KeyRange, PatchRow
+from ._entries import Entry, EntryCopy, EntryRow, KeyRange, PatchRow, refuse_long_copies
 from ._json import dump_optional, load_json
 from ._rules import check_repeat, refuse_message, refuse_taken, repeat_fields
 from .base import DataStorage
@@ -693,9 +693,12 @@ class PostgresDataStorage(DataStorage):
 
     async def _copy_entries(self, copy: EntryCopy) -> int:
         scope, bounds, prefix, to_scope, to_prefix, now = copy
-        statement = self._sql.entries[f"copy {bounds.upper is not None}"]
+        bounded = bounds.upper is not None
         args = (*bounds.params(scope), to_scope, to_prefix, len(prefix), now)
-        copied: int = await self._fetchval(statement, *args)
+        async with self._transaction() as conn:
+            longest = await conn.fetchval(self._sql.entries[f"longest {bounded}"], *args[:-4])
+            refuse_long_copies(longest, copy)
+            copied: int = await conn.fetchval(self._sql.entries[f"copy {bounded}"], *args)
         return copied
 
 

@@ -21,7 +21,7 @@ from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
 from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
-from ._entries import Entry, EntryCopy, EntryRow, KeyRange, PatchRow
+from ._entries import Entry, EntryCopy, EntryRow, KeyRange, PatchRow, refuse_long_copies
 from ._json import dump_optional, load_json, to_text
 from ._rules import (
     check_repeat,
@@ -499,10 +499,12 @@ class SqliteDataStorage(DataStorage):
 
     async def _copy_entries(self, copy: EntryCopy) -> int:
         scope, bounds, prefix, to_scope, to_prefix, now = copy
-        statement = sql.COPY_ENTRIES[bounds.upper is not None]
+        bounded = bounds.upper is not None
         params = (to_scope, to_prefix, len(prefix), _to_db(now), *bounds.params(scope))
-        async with self._statement() as db:
-            return len(await db.fetchall(statement, params))
+        async with self._transaction() as db:
+            [(longest,)] = await db.fetchall(sql.LONGEST_KEY[bounded], bounds.params(scope))
+            refuse_long_copies(longest, copy)
+            return len(await db.fetchall(sql.COPY_ENTRIES[bounded], params))
 
 
 def _repeat(found: Any, ids: tuple[str, str, str | None], given: tuple[Any, ...]) -> ChatMsg:

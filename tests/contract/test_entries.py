@@ -167,6 +167,19 @@ async def test_delete_ranges_and_tags(store: DataStorage) -> None:
     assert await store.delete_entries("nothing-here") == 0
 
 
+async def test_copy_refuses_to_make_keys_longer_than_a_key_may_be(store: DataStorage) -> None:
+    longest = "k" + "🌍" * 255  # 256 characters: the longest key
+    await store.put_entries("s", [NewEntry(longest, value={"v": 1})])
+    before = await store.list_entries("s")
+    with pytest.raises(InvalidDataError) as caught:
+        await store.copy_entries("s", prefix="k", to_prefix="kk", to_scope="t")
+    assert caught.value.field == "to_prefix"
+    assert await store.list_entries("s") == before
+    assert await store.list_entries("t") == []
+    # the same keys under a prefix of the same length fit
+    assert await store.copy_entries("s", prefix="k", to_prefix="j", to_scope="t") == 1
+
+
 async def test_copy_entries_to_a_prefix_and_scope(store: DataStorage) -> None:
     await store.put_entries(
         "s",
