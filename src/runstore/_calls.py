@@ -93,11 +93,14 @@ class NewFork:
 
 class HistoryReplacement(NamedTuple):
     """A checked ``replace_history`` (or ``add_chat_messages``) call: remove the messages
-    above ``after_seq`` (None: none), append ``messages``, only if the newest seq is
-    ``if_newest_seq`` (None: whatever it is)."""
+    above ``after_seq`` (None: none) and those up to ``drop_through_seq`` (None: none; never
+    above ``after_seq``), append ``messages``, only if the newest seq is ``if_newest_seq``
+    (None: whatever it is). ``drop_through_seq`` comes last, with a default, so the browser
+    store's older log records still read."""
 
     session_id: str
     after_seq: int | None
     messages: list[NewMessage]
     if_newest_seq: int | None
     now: datetime
+    drop_through_seq: int | None = None

@@ -378,6 +378,11 @@ HISTORY_EXCLUDING_RUN = (
     f"SELECT {CHAT.select()} FROM {{s}}.messages"
     " WHERE session_id = $1 AND run_id IS DISTINCT FROM $3 ORDER BY seq DESC LIMIT $2"
 )
+# Oldest first, after a seq; LIMIT NULL means no limit.
+HISTORY_AFTER = (
+    f"SELECT {CHAT.select()} FROM {{s}}.messages WHERE session_id = $1 AND seq > $2"
+    " ORDER BY seq LIMIT $3"
+)
 # Serialises the keyed adds, pops and truncations of one session (until commit).
 LOCK_SESSION = "SELECT 1 FROM {s}.sessions WHERE id = $1 FOR UPDATE"
 
@@ -408,15 +413,19 @@ WITH popped AS (
 )
 SELECT {CHAT.select()} FROM popped
 """
-TRUNCATE_HISTORY = """
+# Removes the messages above $2 (TRUNCATE_HISTORY) or up to $2 (DROP_HISTORY_THROUGH), and
+# touches the session if any went; returns how many.
+_REMOVE_MESSAGES = """
 WITH gone AS (
-    DELETE FROM {s}.messages WHERE session_id = $1 AND seq > $2 RETURNING 1
+    DELETE FROM {{s}}.messages WHERE session_id = $1 AND seq {compare} $2 RETURNING 1
 ), touched AS (
-    UPDATE {s}.sessions s SET updated_at = greatest(s.updated_at, $3)
+    UPDATE {{s}}.sessions s SET updated_at = greatest(s.updated_at, $3)
     WHERE s.id = $1 AND EXISTS (SELECT FROM gone)
 )
 SELECT count(*) FROM gone
 """
+TRUNCATE_HISTORY = _REMOVE_MESSAGES.format(compare=">")
+DROP_HISTORY_THROUGH = _REMOVE_MESSAGES.format(compare="<=")
 # One statement: the new session, then its messages copied by one INSERT ... SELECT (the
 # foreign key is checked at the end of the statement, when the session exists). Returns
 # the parent's agent (NULL: no parent), the fork's id (NULL: new id taken), its
@@ -560,6 +569,7 @@ class Statements:
         self.add_message = fill(ADD_MESSAGE)
         self.history = fill(HISTORY)
         self.history_excluding_run = fill(HISTORY_EXCLUDING_RUN)
+        self.history_after = fill(HISTORY_AFTER)
         self.lock_session = fill(LOCK_SESSION)
         self.lock_session_agent = fill(LOCK_SESSION_AGENT)
         self.newest_message_seq = fill(NEWEST_MESSAGE_SEQ)
@@ -568,6 +578,7 @@ class Statements:
         self.repeated_message = fill(REPEATED_MESSAGE)
         self.pop_message = fill(POP_MESSAGE)
         self.truncate_history = fill(TRUNCATE_HISTORY)
+        self.drop_history_through = fill(DROP_HISTORY_THROUGH)
         self.fork_session = fill(FORK_SESSION)
         self.export_messages = fill(EXPORT_MESSAGES)
         self.export_session_messages = fill(EXPORT_SESSION_MESSAGES)

@@ -265,6 +265,8 @@ HISTORY = f"""SELECT {CHAT.select()} FROM messages WHERE session_id = ?
     ORDER BY seq DESC LIMIT ?"""
 HISTORY_EXCLUDING_RUN = f"""SELECT {CHAT.select()} FROM messages
     WHERE session_id = ? AND run_id IS NOT ? ORDER BY seq DESC LIMIT ?"""
+HISTORY_AFTER = f"""SELECT {CHAT.select()} FROM messages WHERE session_id = ? AND seq > ?
+    ORDER BY seq LIMIT ?"""
 MESSAGE_BY_KEY = f"""SELECT {CHAT.select()} FROM messages
     WHERE session_id = ? AND idempotency_key = ?"""
 # A repeated idempotency key in one read: the session's agent, the run's session (what
@@ -276,6 +278,7 @@ REPEATED_MESSAGE = f"""SELECT s.agent_id, (SELECT session_id FROM runs WHERE id 
 POP_MESSAGE = f"""DELETE FROM messages WHERE session_id = ?1
     AND seq = (SELECT max(seq) FROM messages WHERE session_id = ?1) RETURNING {CHAT.select()}"""
 TRUNCATE_HISTORY = "DELETE FROM messages WHERE session_id = ? AND seq > ? RETURNING 1"
+DROP_HISTORY_THROUGH = "DELETE FROM messages WHERE session_id = ? AND seq <= ? RETURNING 1"
 NEWEST_MESSAGE_SEQ = "SELECT coalesce(max(seq), 0) FROM messages WHERE session_id = ?"
 # fork_session: the newest seq copied, the new session (with that as its last_seq, so the
 # insert trigger leaves it alone), then every copied message in one statement.

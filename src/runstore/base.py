@@ -320,6 +320,19 @@ class DataStorage(EntryStore, ABC):
             messages = trim_to_tokens(messages, max_tokens)
         return messages
 
+    async def get_chat_history_after(
+        self, session_id: str, *, after_seq: int = 0, limit: int | None = 50
+    ) -> list[ChatMsg]:
+        """The oldest ``limit`` messages of a session with a ``seq`` above ``after_seq``,
+        oldest first: page forward through a session by passing the last ``seq`` of a page."""
+        self._check_open()
+        session_id = check_name(session_id, "session_id")
+        after = check_count(after_seq, "after_seq")
+        count = check_limit(limit)
+        if count == 0:
+            return []
+        return await self._get_chat_history_after(session_id, after, count)
+
     async def pop_message(self, session_id: str) -> ChatMsg | None:
         """Remove the session's newest message and return it; ``None`` when it has none."""
         self._check_open()
@@ -364,7 +377,7 @@ class DataStorage(EntryStore, ABC):
         """Append ``messages`` (``ChatMsg(role, content, run_id=..., metadata=...,
         token_count=...)``, no ``seq`` or ``created_at``) to the session in one atomic step;
         returns them as stored, with their ``seq``s. All or nothing."""
-        stored = await self._replace_messages(session_id, None, messages, None)
+        stored = await self._replace_messages(session_id, None, messages, None, None)
         assert stored is not None  # unconditional
         return stored
 
@@ -375,13 +388,23 @@ class DataStorage(EntryStore, ABC):
         after_seq: int,
         messages: Sequence[ChatMsg],
         if_newest_seq: int | None = None,
+        drop_through_seq: int | None = None,
     ) -> list[ChatMsg] | None:
         """In one atomic step, remove the session's messages with a ``seq`` above
         ``after_seq`` and append ``messages`` (as ``add_chat_messages``). With
         ``if_newest_seq``, only if the session's newest message has that ``seq`` (0: it has
-        no message); else nothing changes and the result is ``None``."""
+        no message); else nothing changes and the result is ``None``. With
+        ``drop_through_seq`` (at most ``after_seq``), the same step also removes the messages
+        with a ``seq`` up to it: the oldest ones."""
+        after = check_count(after_seq, "after_seq")
+        if drop_through_seq is not None:
+            drop = check_count(drop_through_seq, "drop_through_seq")
+            if drop > after:
+                raise InvalidDataError(
+                    "drop_through_seq", f"must not be above after_seq ({after}), not {drop}"
+                )
         return await self._replace_messages(
-            session_id, check_count(after_seq, "after_seq"), messages, if_newest_seq
+            session_id, after, messages, if_newest_seq, drop_through_seq
         )
 
     async def _replace_messages(
@@ -390,6 +413,7 @@ class DataStorage(EntryStore, ABC):
         after_seq: int | None,
         messages: Sequence[ChatMsg],
         if_newest_seq: int | None,
+        drop_through_seq: int | None,
     ) -> list[ChatMsg] | None:
         self._check_open()
         session_id = check_name(session_id, "session_id")
@@ -401,7 +425,9 @@ class DataStorage(EntryStore, ABC):
             _check_new_message(message, f"messages[{i}]") for i, message in enumerate(messages)
         ]
         return await self._replace_history(
-            HistoryReplacement(session_id, after_seq, checked, if_newest_seq, self._now())
+            HistoryReplacement(
+                session_id, after_seq, checked, if_newest_seq, self._now(), drop_through_seq
+            )
         )
 
     # -- agents and sessions ---------------------------------------------------
@@ -524,8 +550,9 @@ class DataStorage(EntryStore, ABC):
         """Atomically: unknown session -> NotFoundError; each run_id checked as in
         ``add_chat_message`` (``refuse_message``); ``if_newest_seq`` given and not the seq of
         the newest message (0: none) -> None, nothing changed; then remove the messages
-        above ``after_seq`` (None: remove nothing) and append ``messages`` with the next
-        seqs. Counts as activity when anything changed."""
+        above ``after_seq`` (None: remove nothing) and those up to ``drop_through_seq``
+        (None: none), and append ``messages`` with the next seqs. Counts as activity when
+        anything changed."""
 
     @abstractmethod
     async def _pop_message(self, session_id: str, now: datetime) -> ChatMsg | None: ...
@@ -543,6 +570,13 @@ class DataStorage(EntryStore, ABC):
     async def _get_chat_history(
         self, session_id: str, limit: int | None, exclude_run_id: str | None
     ) -> list[ChatMsg]: ...
+
+    @abstractmethod
+    async def _get_chat_history_after(
+        self, session_id: str, after_seq: int, limit: int | None
+    ) -> list[ChatMsg]:
+        """The oldest ``limit`` (None: all) messages with a seq above ``after_seq``, oldest
+        first; an unknown session has none."""
 
     @abstractmethod
     async def _list_agents(self) -> list[AgentRecord]: ...

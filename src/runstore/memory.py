@@ -77,6 +77,16 @@ class _Session:
         """Remove messages[index:] and return them (with their metadata)."""
         dropped = self.messages[index:]
         del self.messages[index:]
+        return self._forget(dropped)
+
+    def drop_before(self, index: int) -> list[ChatMsg]:
+        """Remove messages[:index] and return them (with their metadata)."""
+        dropped = self.messages[:index]
+        del self.messages[:index]
+        return self._forget(dropped)
+
+    def _forget(self, dropped: list[ChatMsg]) -> list[ChatMsg]:
+        """Let go of the metadata and idempotency keys of removed messages."""
         if self.metadata or self.key_of:
             dropped = [self.with_metadata(m) for m in dropped]
             for message in dropped:
@@ -303,6 +313,18 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             return [session.with_metadata(m) for m in newest]
         return newest
 
+    async def _get_chat_history_after(
+        self, session_id: str, after_seq: int, limit: int | None
+    ) -> list[ChatMsg]:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return []
+        start = bisect_right(session.messages, after_seq, key=_seq)
+        page = session.messages[start : None if limit is None else start + limit]
+        if session.metadata:
+            return [session.with_metadata(m) for m in page]
+        return page
+
     def _session(self, session_id: str) -> _Session:
         session = self._sessions.get(session_id)
         if session is None:
@@ -325,7 +347,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         return len(dropped)
 
     async def _replace_history(self, change: calls.HistoryReplacement) -> list[ChatMsg] | None:
-        session_id, after_seq, messages, if_newest_seq, now = change
+        session_id, after_seq, messages, if_newest_seq, now, drop_through_seq = change
         session = self._session(session_id)
         for message_run_id in {run_id for _, _, run_id, _, _ in messages}:
             if message_run_id is None:
@@ -341,6 +363,9 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         changed = False
         if after_seq is not None:
             changed = bool(session.drop_after(bisect_right(session.messages, after_seq, key=_seq)))
+        if drop_through_seq is not None:
+            oldest = bisect_right(session.messages, drop_through_seq, key=_seq)
+            changed = bool(session.drop_before(oldest)) or changed
         stored = []
         for role, content, run_id, metadata, token_count in messages:
             seq = session.last_seq = session.last_seq + 1

@@ -451,7 +451,7 @@ class PostgresDataStorage(DataStorage):
         return count
 
     async def _replace_history(self, change: calls.HistoryReplacement) -> list[ChatMsg] | None:
-        session_id, after_seq, messages, if_newest_seq, now = change
+        session_id, after_seq, messages, if_newest_seq, now, drop_through_seq = change
         q = self._sql
         async with self._transaction() as conn:
             agent_id = await conn.fetchval(q.lock_session_agent, session_id)
@@ -468,6 +468,8 @@ class PostgresDataStorage(DataStorage):
                 return None
             if after_seq is not None:
                 await conn.fetchval(q.truncate_history, session_id, after_seq, now)
+            if drop_through_seq is not None:
+                await conn.fetchval(q.drop_history_through, session_id, drop_through_seq, now)
             stored = []
             for role, content, run_id, metadata, token_count in messages:
                 seq, _, _ = await conn.fetchrow(
@@ -516,6 +518,11 @@ class PostgresDataStorage(DataStorage):
                 self._sql.history_excluding_run, session_id, limit, exclude_run_id
             )
         return _chat(reversed(rows))
+
+    async def _get_chat_history_after(
+        self, session_id: str, after_seq: int, limit: int | None
+    ) -> list[ChatMsg]:
+        return _chat(await self._fetch(self._sql.history_after, session_id, after_seq, limit))
 
     # -- agents and sessions ---------------------------------------------------
 

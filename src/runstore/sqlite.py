@@ -272,6 +272,13 @@ class SqliteDataStorage(DataStorage):
                 )
         return _chat(reversed(rows))
 
+    async def _get_chat_history_after(
+        self, session_id: str, after_seq: int, limit: int | None
+    ) -> list[ChatMsg]:
+        count = _NO_LIMIT if limit is None else limit
+        async with self._statement() as db:
+            return _chat(await db.fetchall(sql.HISTORY_AFTER, (session_id, after_seq, count)))
+
     async def _pop_message(self, session_id: str, now: datetime) -> ChatMsg | None:
         async with self._transaction() as db:
             if not await db.fetchall(sql.SESSION_EXISTS, (session_id,)):
@@ -291,7 +298,7 @@ class SqliteDataStorage(DataStorage):
         return len(rows)
 
     async def _replace_history(self, change: calls.HistoryReplacement) -> list[ChatMsg] | None:
-        session_id, after_seq, messages, if_newest_seq, now = change
+        session_id, after_seq, messages, if_newest_seq, now, drop_through_seq = change
         when = _to_db(now)
         async with self._transaction() as db:
             owner = await db.fetchall(sql.SESSION_OWNER, (session_id,))
@@ -308,6 +315,11 @@ class SqliteDataStorage(DataStorage):
             changed = False
             if after_seq is not None:
                 changed = bool(await db.fetchall(sql.TRUNCATE_HISTORY, (session_id, after_seq)))
+            if drop_through_seq is not None:
+                dropped = await db.fetchall(
+                    sql.DROP_HISTORY_THROUGH, (session_id, drop_through_seq)
+                )
+                changed = changed or bool(dropped)
             stored = []
             for role, content, run_id, metadata, token_count in messages:
                 params = (session_id, agent_id, run_id, role, content, when, metadata, token_count)

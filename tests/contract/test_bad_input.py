@@ -405,6 +405,23 @@ CASES = [
         "if_newest_seq",
     ),
     Case(
+        "replace drop_through_seq 2**63",
+        lambda s, r: s.replace_history(
+            r.session_id, after_seq=2**63 - 1, messages=[], drop_through_seq=2**63
+        ),
+        "drop_through_seq",
+    ),
+    Case(
+        "replace drop_through_seq above after_seq",
+        lambda s, r: s.replace_history(r.session_id, after_seq=0, messages=[], drop_through_seq=1),
+        "drop_through_seq",
+    ),
+    Case(
+        "history_after after_seq 2**63",
+        lambda s, r: s.get_chat_history_after(r.session_id, after_seq=2**63),
+        "after_seq",
+    ),
+    Case(
         "import token_count 2**63",
         imported(["messages", 0, "token_count"], 2**63),
         "messages[0].token_count",
@@ -639,6 +656,15 @@ async def test_huge_limits_mean_the_same_everywhere(store: DataStorage) -> None:
     assert await store.get_chat_history(run.session_id, largest, exclude_run_id="r") == everything
     assert await store.get_chat_history(run.session_id, largest, max_chars=largest) == everything
     assert await store.list_sessions(limit=largest) == await store.list_sessions(limit=None)
+    assert await store.get_chat_history_after(run.session_id, limit=largest) == everything
+    assert await store.get_chat_history_after(run.session_id, after_seq=largest) == []
+    assert (
+        await store.replace_history(
+            run.session_id, after_seq=largest, messages=[], drop_through_seq=largest
+        )
+        == []
+    )
+    assert await store.get_chat_history(run.session_id, None) == []
 
 
 async def test_times_at_the_ends_of_datetime(store: DataStorage) -> None:

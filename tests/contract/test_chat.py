@@ -72,6 +72,55 @@ async def test_bad_limit_is_refused(store: DataStorage, bad: object) -> None:
     assert caught.value.field == "limit"
 
 
+async def test_history_after_pages_forward_oldest_first(store: DataStorage) -> None:
+    run = await start(store)
+    for i in range(1, 11):
+        await say(store, run, f"m{i}")
+    await store.truncate_history(run.session_id, after_seq=8)  # seqs 9, 10 are never reused
+    await say(store, run, "m11")
+    pages, after = [], 0
+    while page := await store.get_chat_history_after(run.session_id, after_seq=after, limit=3):
+        pages.append([m.seq for m in page])
+        after = page[-1].seq or 0
+    assert pages == [[1, 2, 3], [4, 5, 6], [7, 8, 11]]
+    everything = await store.get_chat_history_after(run.session_id, limit=None)
+    assert everything == await store.get_chat_history(run.session_id, None)
+    assert [m.content for m in everything][:2] == ["m1", "m2"]
+    assert len(await store.get_chat_history_after(run.session_id)) == 9  # default limit 50
+    assert [m.seq for m in await store.get_chat_history_after(run.session_id, after_seq=7)] == [
+        8,
+        11,
+    ]
+    assert await store.get_chat_history_after(run.session_id, after_seq=11) == []
+    assert await store.get_chat_history_after(run.session_id, after_seq=2**63 - 1) == []
+    assert await store.get_chat_history_after(run.session_id, limit=0) == []
+    assert await store.get_chat_history_after("nothing-here") == []
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("after_seq", -1),
+        ("after_seq", "3"),
+        ("after_seq", None),
+        ("after_seq", 2**63),
+        ("limit", -1),
+        ("limit", 1.5),
+        ("session_id", ""),
+    ],
+)
+async def test_bad_history_after_arguments_are_refused(
+    store: DataStorage, field: str, value: object
+) -> None:
+    run = await start(store)
+    await say(store, run, "x")
+    arguments: dict[str, object] = {"session_id": run.session_id, "after_seq": 0, "limit": 5}
+    arguments[field] = value
+    with pytest.raises(InvalidDataError) as caught:
+        await store.get_chat_history_after(**arguments)  # type: ignore[arg-type]
+    assert caught.value.field == field
+
+
 async def test_max_chars_keeps_a_contiguous_newest_window(store: DataStorage) -> None:
     run = await start(store)
     for content in ["aaaa", "bb", None, "cccccc", "d"]:

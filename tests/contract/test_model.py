@@ -272,6 +272,7 @@ class StoreMachine(RuleBasedStateMachine):
         batch=st.lists(st.tuples(TEXT, METADATA, TOKENS), max_size=3),
         with_run=st.booleans(),
         guess=st.sampled_from([None, "newest", "stale"]),
+        drop=st.one_of(st.none(), st.none(), st.integers(0, 12)),
     )
     def append_batch(
         self,
@@ -280,9 +281,10 @@ class StoreMachine(RuleBasedStateMachine):
         batch: list[tuple[str | None, dict[str, Any] | None, int | None]],
         with_run: bool,
         guess: str | None,
+        drop: int | None,
     ) -> None:
-        """add_chat_messages, or replace_history (maybe with if_newest_seq) when ``after_seq``
-        is given."""
+        """add_chat_messages, or replace_history (maybe with if_newest_seq and
+        drop_through_seq) when ``after_seq`` is given."""
         session_id, session = self.known_session(data)
         run_id = self.pick(data, list(self.runs), "no-such-run") if with_run else None
         messages = [
@@ -292,13 +294,20 @@ class StoreMachine(RuleBasedStateMachine):
         newest = session.messages[-1].seq if session and session.messages else 0
         if_newest = None if guess is None else newest + (guess == "stale")
         if after_seq is None:
+            drop = None
             call = self.store.add_chat_messages(session_id, messages)
         else:
             call = self.store.replace_history(
-                session_id, after_seq=after_seq, messages=messages, if_newest_seq=if_newest
+                session_id,
+                after_seq=after_seq,
+                messages=messages,
+                if_newest_seq=if_newest,
+                drop_through_seq=drop,
             )
         refused: type[Exception] | None = None
-        if session is None or (messages and run_id is not None and run_id not in self.runs):
+        if after_seq is not None and drop is not None and drop > after_seq:
+            refused = InvalidDataError  # checked before the store is asked
+        elif session is None or (messages and run_id is not None and run_id not in self.runs):
             refused = NotFoundError
         elif messages and run_id is not None and self.runs[run_id].session != session_id:
             refused = InvalidDataError
@@ -314,7 +323,11 @@ class StoreMachine(RuleBasedStateMachine):
             return
         stored = self.run(call)
         assert stored is not None
-        kept = [m for m in session.messages if after_seq is None or m.seq <= after_seq]
+        kept = [
+            m
+            for m in session.messages
+            if (after_seq is None or m.seq <= after_seq) and (drop is None or m.seq > drop)
+        ]
         if len(kept) < len(session.messages) or messages:
             self.touch(session_id)
         session.messages = kept
@@ -449,6 +462,20 @@ class StoreMachine(RuleBasedStateMachine):
                     window.insert(0, m)
                 kept = window
         assert [self.view(m) for m in got] == [self.view(m) for m in kept]
+
+    @rule(
+        data=st.data(),
+        after_seq=st.integers(0, 12),
+        limit=st.one_of(st.none(), st.integers(0, 5)),
+    )
+    def read_history_after(self, data: st.DataObject, after_seq: int, limit: int | None) -> None:
+        session_id = self.pick(data, list(self.sessions), "no-such-session")
+        got = self.run(
+            self.store.get_chat_history_after(session_id, after_seq=after_seq, limit=limit)
+        )
+        session = self.sessions.get(session_id)
+        later = [m for m in (session.messages if session else []) if m.seq > after_seq]
+        assert [self.view(m) for m in got] == [self.view(m) for m in later[:limit]]
 
     @rule(
         data=st.data(), output=st.one_of(st.none(), PAYLOAD), context=st.one_of(st.none(), PAYLOAD)

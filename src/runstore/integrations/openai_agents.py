@@ -9,6 +9,8 @@ Every operation is one store call: ``add_items`` is ``add_chat_messages`` (all o
 ``pop_item`` is ``pop_message``, ``clear_session`` is ``truncate_history``; compaction
 (``OpenAIResponsesCompactionSession``) replaces the newest items with ``replace_history(...,
 if_newest_seq=...)``, a compare-and-swap that fails when the history changed since it was read.
+With a TTL (``EncryptedSession``) the same call also drops the expired oldest items
+(``drop_through_seq``), found by paging forward with ``get_chat_history_after``.
 
 The runstore session is created on the first write, as a session of the agent
 ``workflow_name`` (by ``initialize_run``, which also records one run). A session that exists
@@ -114,10 +116,10 @@ class RunstoreSession(SessionABC):
         prune_prefix: Callable[[TResponseInputItem], bool] | None = None,
     ) -> _CompactionSnapshot | None:
         """The newest ``limit`` items and an atomic ``replace_suffix`` (the compaction
-        interface upstream sessions offer). ``prune_prefix`` (expiring old items first, used by
-        ``EncryptedSession``) has no store primitive yet: then there is no snapshot and the
-        framework takes its slower path."""
-        if prune_prefix is not None or limit <= 0:
+        interface upstream sessions offer). With ``prune_prefix`` (``EncryptedSession``'s
+        "expired"), ``replace_suffix`` also removes the oldest items for which it is true, up
+        to the first for which it is not, in the same compare-and-swap."""
+        if limit <= 0:
             return None
         read = await self.store.get_chat_history(self.session_id, limit=limit + 1)
         complete = len(read) <= limit
@@ -131,15 +133,42 @@ class RunstoreSession(SessionABC):
                 return False
             first, newest = expected[0].seq, expected[-1].seq
             assert first is not None and newest is not None
+            drop = None
+            if prune_prefix is not None:
+                drop = await self._prunable_through(first, limit, prune_prefix)
             try:
                 replaced = await self.store.replace_history(
                     self.session_id,
                     after_seq=first - 1,
                     messages=[item_message(item) for item in output],
                     if_newest_seq=newest,
+                    drop_through_seq=drop,
                 )
             except NotFoundError:
                 return False
             return replaced is not None
 
         return _CompactionSnapshot(_items(window), complete, replace_suffix)
+
+    async def _prunable_through(
+        self, before_seq: int, page_size: int, prune: Callable[[TResponseInputItem], bool]
+    ) -> int | None:
+        """The seq of the last item of the leading run of items older than ``before_seq`` that
+        ``prune`` accepts (None: none), read oldest first in pages of ``page_size``. Messages
+        are immutable and seqs never reused, so dropping through it later removes only these
+        items (or fewer, if some are gone meanwhile)."""
+        through = None
+        after = 0
+        while True:
+            page = await self.store.get_chat_history_after(
+                self.session_id, after_seq=after, limit=page_size
+            )
+            for message in page:
+                assert message.seq is not None
+                item = cast(TResponseInputItem | None, message.metadata)
+                if message.seq >= before_seq or item is None or not prune(item):
+                    return through
+                through = message.seq
+            if len(page) < page_size or through is None:
+                return through
+            after = through

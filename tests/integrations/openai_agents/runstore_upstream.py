@@ -58,10 +58,6 @@ RUNNER_FILES = [
 _CONNECTIONS = "reads SQLiteSession._connections (its per-thread sqlite3 connections)"
 _CORRUPT = "writes corrupt rows into SQLiteSession's own table through _locked_connection"
 _FAULTS = "injects faults into SQLiteSession's sqlite3 connection or its tables (sqlite3.connect)"
-_PRUNE = (
-    "EncryptedSession with a TTL: needs _get_compaction_snapshot(prune_prefix=...), i.e. an "
-    "oldest-first read and a prefix drop in the store, which runstore does not have yet"
-)
 # The one list: test (function name, or name[params] for some parametrisations) -> why it
 # does not run against RunstoreSession. Every backend.
 EXCLUDED: dict[str, str] = {
@@ -93,16 +89,6 @@ EXCLUDED: dict[str, str] = {
     "test_cancelled_suffix_transaction_settles_before_newer_append": (
         "patches SQLiteSession._insert_items"
     ),
-    "test_expired_prefix_does_not_block_full_live_window": _PRUNE,
-    "test_repeated_ttl_bursts_do_not_accumulate_expired_rows": _PRUNE,
-    "test_prefix_cleanup_stops_before_retained_history": _PRUNE,
-    "test_unverifiable_rows_inside_snapshot_are_retained": _PRUNE,
-    # tests/memory/test_compaction_model_visibility.py (the encrypted parametrisations)
-    "test_backend_read_limit_cannot_hide_retained_history_from_compaction[True-False]": _PRUNE,
-    "test_backend_read_limit_cannot_hide_retained_history_from_compaction[True-True]": _PRUNE,
-    "test_automatic_compaction_does_not_reload_unbounded_hidden_history[outer-True]": _PRUNE,
-    "test_automatic_compaction_does_not_reload_unbounded_hidden_history[inner-True]": _PRUNE,
-    "test_expired_read_overhead_does_not_authorize_hidden_history": _PRUNE,
     # tests/test_run_impl_resume_paths.py
     "test_handoff_resume_after_cancelled_compaction_commits": (
         "patches SQLiteSession._insert_items"
