@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from runstore import InMemoryDataStorage, _oplog
+from runstore._calls import HistoryReplacement
 from runstore.base import NewRun
 
 
@@ -22,6 +23,7 @@ def test_hooks_are_either_recorded_or_readers() -> None:
     readers = _oplog.hook_names() - mutating
     assert {"_initialize_run", "_add_chat_message", "_import", "_fork_session"} <= mutating
     assert {"_get_chat_history", "_list_sessions", "_export", "_load_state"} <= readers
+    assert "_get_chat_history_after" in readers and "_replace_history" in mutating
     assert all(name.startswith(_oplog.READER_PREFIXES) for name in readers)
 
 
@@ -33,6 +35,17 @@ def test_a_call_reads_back_as_the_same_arguments() -> None:
     hook, last_now, decoded = _oplog.decode_call(_oplog.encode_call("_initialize_run", args, now))
     assert hook == "_initialize_run" and last_now == now
     assert tuple(decoded) == args
+
+
+def test_a_history_replacement_reads_back_including_records_older_than_drop() -> None:
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    change = HistoryReplacement("s", 6, [("user", "x", None, '{"a": 1}', 3)], 8, now, 3)
+    record = _oplog.encode_call("_replace_history", (change,), now)
+    assert _oplog.decode_call(record)[2] == [change]
+    # A record written before drop_through_seq existed (five fields) drops nothing.
+    older = record.replace(",3]}]]", "]}]]")
+    assert older != record
+    assert _oplog.decode_call(older)[2] == [change._replace(drop_through_seq=None)]
 
 
 async def test_a_snapshot_reads_back_as_the_same_store() -> None:
