@@ -75,6 +75,47 @@ async def test_compaction_snapshot_replaces_only_an_unchanged_suffix(store: Data
     assert whole is not None and whole.complete
 
 
+async def test_compaction_snapshot_prunes_the_expired_prefix_with_the_swap(
+    store: DataStorage,
+) -> None:
+    """prune_prefix (EncryptedSession's TTL): the leading run of expired items older than the
+    replaced suffix goes in the same compare-and-swap, read in pages of the snapshot's limit;
+    it stops at the first live item, or at a message not written by the session."""
+    session = RunstoreSession("s", store)
+
+    def expired(item: Any) -> bool:
+        return str(item["content"]).startswith("old")
+
+    await session.add_items([_item(f"old {i}") for i in range(5)])
+    await session.add_items([_item("live"), _item("old again"), _item("a"), _item("b")])
+    snapshot = await session._get_compaction_snapshot(2, prune_prefix=expired)
+    assert snapshot is not None and snapshot.items == [_item("a"), _item("b")]
+    await session.add_items([_item("c")])  # the history changed: nothing is dropped
+    assert not await snapshot.replace_suffix(0, [_item("summary")])
+    assert len(await session.get_items()) == 10
+    snapshot = await session._get_compaction_snapshot(2, prune_prefix=expired)
+    assert snapshot is not None
+    assert await snapshot.replace_suffix(0, [_item("summary")])  # replaces b, c
+    assert await session.get_items() == [
+        _item(text) for text in ["live", "old again", "a", "summary"]
+    ]
+    # A message another tool wrote (no item) is never judged: cleanup stops there.
+    run = await store.initialize_run(workflow_name="openai-agents", session_id="t")
+    await store.add_chat_message(
+        agent_id=run.agent_id, session_id="t", run_id=None, role="note", content="kept"
+    )
+    other = RunstoreSession("t", store)
+    await other.add_items([_item("old"), _item("x"), _item("y")])
+    snapshot = await other._get_compaction_snapshot(1, prune_prefix=expired)
+    assert snapshot is not None and await snapshot.replace_suffix(0, [])
+    history = await store.get_chat_history("t", limit=None)
+    assert [(m.role, m.content) for m in history] == [
+        ("note", "kept"),
+        ("user", "old"),
+        ("user", "x"),
+    ]
+
+
 @pytest.mark.parametrize("kind", ["memory", "sqlite-sqlite3", "sqlite-aiosqlite"])
 def test_run_sync_turns_share_one_store(kind: str, tmp_path: Path) -> None:
     """Runner.run_sync makes a new event loop per call: one store serves them all."""
