@@ -1,8 +1,8 @@
 """A store works when its calls come from more than one event loop (docs/contract.md,
 "Event loops"): ``asyncio.run`` twice, ``Runner.run_sync`` of OpenAI Agents (a new loop per
-call), worker threads with loops of their own (SQLite). Native only: Pyodide has one loop
-and no threads. PostgreSQL is not in this list: an asyncpg pool belongs to the loop that
-opened it (docs/postgres.md)."""
+call), worker threads with loops of their own (SQLite). Native only: the durable browser store's
+test is in tests/browser. PostgreSQL is not in this list: an asyncpg pool belongs to the loop
+that opened it (docs/postgres.md)."""
 
 from __future__ import annotations
 

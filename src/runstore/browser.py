@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 try:
     import js
@@ -43,6 +43,7 @@ from .errors import InvalidDataError, StorageError
 from .memory import InMemoryDataStorage
 from .models import check_name
 
+T = TypeVar("T")
 Durability = Literal["strict", "relaxed"]
 DB_PREFIX = "runstore:"
 LOCK_PREFIX = "runstore:"
@@ -82,6 +83,31 @@ async def _finish(transaction: Any, what: str) -> None:
         raise BrowserStorageError(f"IndexedDB {what} failed: {detail}") from None
 
 
+async def _on_this_loop(future: asyncio.Future[T]) -> T:
+    """The outcome of ``future``, awaited from whichever event loop runs now.
+
+    A store is not tied to the loop it was opened in (docs/contract.md, "Event loops"), but
+    Pyodide returns a JavaScript call's Promise as a Future of the loop running at the call:
+    one kept from an earlier call is waited for through a Future of this loop."""
+    loop = asyncio.get_running_loop()
+    if future.get_loop() is loop:
+        return await future
+    mirror: asyncio.Future[T] = loop.create_future()
+
+    def copy(done: asyncio.Future[T]) -> None:
+        if mirror.done():
+            return
+        if done.cancelled():
+            mirror.cancel()
+        elif (error := done.exception()) is not None:
+            mirror.set_exception(error)
+        else:
+            mirror.set_result(done.result())
+
+    future.add_done_callback(copy)
+    return await mirror
+
+
 def _indexed_db() -> Any:
     database = getattr(js, "indexedDB", None)
     if database is None:
@@ -94,7 +120,7 @@ class _Lock:
 
     def __init__(self) -> None:
         self._release: Any = None
-        self._released: Any = None  # the request's Promise: settles once the lock is free
+        self._released: Any = None  # the request's Future: done once the lock is free
         self._callback: Any = None
 
     async def acquire(self, name: str, wait_seconds: float | None) -> None:
@@ -146,8 +172,8 @@ class _Lock:
         if self._release is not None:
             self._release()
             self._release = None
-            await self._released
-            self._released = None
+            released, self._released = self._released, None
+            await _on_this_loop(released)  # made by the call in acquire, maybe on another loop
         if self._callback is not None:
             self._callback.destroy()
             self._callback = None
@@ -190,7 +216,7 @@ class BrowserDataStorage(InMemoryDataStorage):
                 self._opening = asyncio.ensure_future(self._load())
             opening = self._opening
             try:
-                await opening
+                await _on_this_loop(opening)
             except BaseException:
                 if self._opening is opening:
                     self._opening = None

@@ -7,6 +7,11 @@ default in Chromium) when Python was entered with ``runPythonAsync``, so pytest-
 drive it from the synchronous ``pytest.main``. asyncio refuses to start a loop while another is
 marked running, and a new WebLoop marks itself running: the plugin clears that mark for the
 session and after each new loop is made. Loaded with ``-p webloop_runner``.
+
+A WebLoop's ``run_until_complete`` runs the coroutine on the loop ``asyncio.get_event_loop()``
+gives, not on itself; under this plugin's policy (no default loop) that is a new WebLoop per
+call. So the tests that drive their own loop (test_model.py, the Hypothesis properties) call
+the store from one loop after another, which a store must take (docs/contract.md).
 """
 
 from __future__ import annotations
