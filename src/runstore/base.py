@@ -47,6 +47,8 @@ from .models import (
 )
 
 _MICROSECOND = timedelta(microseconds=1)
+_clock = datetime.now  # one lookup less on every write
+_SMALL_INT = 2**30  # an int below this is one digit: its compares take CPython's fast path
 
 
 def new_id() -> str:
@@ -157,9 +159,10 @@ class DataStorage(EntryStore, ABC):
 
     def _now(self) -> datetime:
         """UTC now, strictly increasing within this store so activity order is exact."""
-        now = datetime.now(UTC)
-        if now <= self._last_now:
-            now = self._last_now + _MICROSECOND
+        now = _clock(UTC)
+        last = self._last_now
+        if now <= last:
+            now = last + _MICROSECOND
         self._last_now = now
         return now
 
@@ -261,7 +264,7 @@ class DataStorage(EntryStore, ABC):
             or type(role) is not str
             or not (agent_id and session_id and role)
             or (run_id is not None and (type(run_id) is not str or not run_id))
-            or not (names := agent_id + session_id + role + (run_id or "")).isascii()
+            or not (names := f"{agent_id}{session_id}{role}{run_id or ''}").isascii()
             or "\x00" in names
             or len(names) > MAX_NAME_LENGTH  # then each is short enough; else check each
         ):
@@ -270,9 +273,19 @@ class DataStorage(EntryStore, ABC):
             if run_id is not None:
                 check_name(run_id, "run_id")
             check_name(role, "role")
-        if content is not None:
-            check_optional_text(content, "content")
-        message = (agent_id, session_id, run_id, role, content, self._now())
+        if content is not None:  # = check_optional_text(content, "content"), inlined
+            if type(content) is not str or "\x00" in content:
+                check_optional_text(content, "content")
+            elif not content.isascii():
+                try:
+                    content.encode()  # no lone surrogate
+                except UnicodeEncodeError:
+                    check_optional_text(content, "content")
+        now = _clock(UTC)  # = self._now(), inlined
+        if now <= self._last_now:
+            now = self._last_now + _MICROSECOND
+        self._last_now = now
+        message = (agent_id, session_id, run_id, role, content, now)
         if metadata is None and token_count is None and idempotency_key is None:
             return await self._add_chat_message(message)
         options = MessageOptions(
@@ -303,6 +316,14 @@ class DataStorage(EntryStore, ABC):
             or "\x00" in session_id
         ):
             check_name(session_id, "session_id")
+        if (
+            type(limit) is int
+            and 0 < limit < _SMALL_INT  # a compare that Python specialises; else as below
+            and max_chars is None
+            and max_tokens is None
+            and exclude_run_id is None
+        ):
+            return await self._get_chat_history(session_id, limit, None)  # the hot path
         if type(limit) is not int or limit < 0 or limit > MAX_INT64:
             limit = check_limit(limit)
         if max_chars is not None:

@@ -35,6 +35,9 @@ _agents = compile_reader(AGENTS, _DECODE, {"_load_json": load_json}, mapping=Tru
 _runs = compile_reader(RUNS, _DECODE, {"_load_json": load_json}, mapping=True)
 
 
+_new_chat_msg = tuple.__new__  # = models.chat_msg, without its call
+
+
 def _stored(table: Table[Any], record: Any) -> _Row:
     """A record as its table row holds it."""
     return dict(zip(table.names, encode_row(table, record, _ENCODE), strict=True))
@@ -53,7 +56,7 @@ class _Session:
     # JSON text (by seq), and every read returns a fresh dict.
     messages: list[ChatMsg] = field(default_factory=list)
     last_seq: int = 0  # the highest seq ever given out: never lowered
-    run_ids: list[str] = field(default_factory=list)
+    run_ids: dict[str, None] = field(default_factory=dict)  # an ordered set
     metadata: dict[int, str] = field(default_factory=dict)  # seq -> JSON text
     keys: dict[str, int] = field(default_factory=dict)  # idempotency key -> seq
     key_of: dict[int, str] = field(default_factory=dict)  # seq -> idempotency key
@@ -72,6 +75,19 @@ class _Session:
     def with_metadata(self, message: ChatMsg) -> ChatMsg:
         text = self.metadata.get(message.seq or 0)
         return message if text is None else message._replace(metadata=load_json(text))
+
+    def history(self, limit: int | None, exclude_run_id: str | None) -> list[ChatMsg]:
+        """The newest ``limit`` messages (None: all) not of ``exclude_run_id``, oldest first."""
+        messages = self.messages
+        if exclude_run_id is None:
+            newest = messages[-limit:] if limit is not None else messages[:]
+        else:
+            kept = (m for m in reversed(messages) if m.run_id != exclude_run_id)
+            newest = list(kept if limit is None else islice(kept, min(limit, len(messages))))
+            newest.reverse()
+        if self.metadata:
+            return [self.with_metadata(m) for m in newest]
+        return newest
 
     def drop_after(self, index: int) -> list[ChatMsg]:
         """Remove messages[index:] and return them (with their metadata)."""
@@ -109,8 +125,10 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         self._agent_names: dict[str, str] = {}  # id -> name
         self._sessions: dict[str, _Session] = {}
         self._runs: dict[str, _Row] = {}
-        # Session ids ordered by (updated_at, id): a dict used as an ordered set.
+        # Session ids ordered by (updated_at, id): a dict used as an ordered set; and the
+        # last of them, which a new message (now) leaves last (None: not known).
         self._activity: dict[str, None] = {}
+        self._newest: str | None = None
 
     async def _close(self) -> None:
         self._clear_entries()
@@ -119,11 +137,13 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         self._sessions.clear()
         self._runs.clear()
         self._activity.clear()
+        self._newest = None
 
     def _touch(self, session: _Session, now: datetime) -> None:
         session.updated_at = now
         self._activity.pop(session.id, None)
         self._activity[session.id] = None
+        self._newest = session.id
 
     # -- runs ------------------------------------------------------------------
 
@@ -169,7 +189,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             state=None,
         )
         self._runs[request.new_run_id] = run
-        session.run_ids.append(request.new_run_id)
+        session.run_ids[request.new_run_id] = None
         self._touch(session, now)
         return RunHandle(agent_id, session.id, request.new_run_id)
 
@@ -241,23 +261,25 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
     async def _add_chat_message(self, message: calls.MessageCall) -> ChatMsg:
         agent_id, session_id, run_id, role, content, now = message
         session = self._sessions.get(session_id)
-        run = None if run_id is None else self._runs.get(run_id)
         if (
             session is None
             or session.agent_id != agent_id
-            or (run_id is not None and (run is None or run["session_id"] != session_id))
+            or (run_id is not None and run_id not in session.run_ids)
         ):
+            run = None if run_id is None else self._runs.get(run_id)
             session_agent = None if session is None else session.agent_id
             run_session = None if run is None else run["session_id"]
             refuse_message(agent_id, session_id, run_id, session_agent, run_session)
             raise AssertionError("unreachable: refuse_message raised above")
         seq = session.last_seq = session.last_seq + 1
-        stored = tuple.__new__(ChatMsg, (role, content, seq, run_id, now, None, None))
-        session.messages.append(stored)  # = models.chat_msg
+        stored = _new_chat_msg(ChatMsg, (role, content, seq, run_id, now, None, None))
+        session.messages.append(stored)
         session.updated_at = now  # = self._touch(session, now), inlined on the hot path
-        activity = self._activity
-        del activity[session_id]
-        activity[session_id] = None
+        if self._newest != session_id:
+            activity = self._activity
+            del activity[session_id]
+            activity[session_id] = None
+            self._newest = session_id
         return stored  # a tuple of immutable values: safe to share
 
     async def _add_chat_message_with(
@@ -302,16 +324,10 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         session = self._sessions.get(session_id)
         if session is None:
             return []
-        messages = session.messages
-        if exclude_run_id is None:
-            newest = messages[-limit:] if limit is not None else messages[:]
-        else:
-            kept = (m for m in reversed(messages) if m.run_id != exclude_run_id)
-            newest = list(kept if limit is None else islice(kept, min(limit, len(messages))))
-            newest.reverse()
-        if session.metadata:
-            return [session.with_metadata(m) for m in newest]
-        return newest
+        if exclude_run_id is None and not session.metadata:  # the hot path: shared tuples
+            messages = session.messages
+            return messages[-limit:] if limit is not None else messages[:]
+        return session.history(limit, exclude_run_id)
 
     async def _get_chat_history_after(
         self, session_id: str, after_seq: int, limit: int | None
@@ -448,6 +464,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             del self._runs[run_id]
         del self._sessions[session.id]
         del self._activity[session.id]
+        self._newest = None
 
     async def _delete_session(self, session_id: str) -> None:
         session = self._sessions.get(session_id)
@@ -536,7 +553,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             )
         for r in dump.runs:
             self._runs[r.id] = {**_stored(RUNS, r), "state": dump.states.get(r.id)}
-            self._sessions[r.session_id].run_ids.append(r.id)
+            self._sessions[r.session_id].run_ids[r.id] = None
         for m in dump.messages:  # sorted by (session, seq)
             target = self._sessions[m.session_id]
             target.messages.append(
@@ -556,6 +573,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
                 target.key_of[m.seq] = m.idempotency_key
         order = sorted(self._sessions.values(), key=lambda s: (s.updated_at, s.id))
         self._activity = dict.fromkeys(s.id for s in order)
+        self._newest = None
 
 
 def _seq(message: ChatMsg) -> int:
