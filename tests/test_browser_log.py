@@ -10,11 +10,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
 
 import pytest
 
-from runstore import InMemoryDataStorage, _oplog
-from runstore._calls import HistoryReplacement
+from runstore import InMemoryDataStorage, InvalidDataError, _oplog
+from runstore._calls import HistoryReplacement, RunUpdate
 from runstore.base import NewRun
 
 
@@ -64,6 +65,36 @@ async def test_a_snapshot_reads_back_as_the_same_store() -> None:
     copy = InMemoryDataStorage()
     await copy._import(decoded)
     assert await copy.export_data() == await store.export_data()
+
+
+def test_subclasses_of_plain_types_are_recorded_as_their_plain_values() -> None:
+    class Role(StrEnum):
+        USER = "user"
+
+    class Moment(datetime):
+        pass
+
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    args = (Role.USER, IntEnum("Count", "ONE")(1), Moment(2026, 1, 2, tzinfo=UTC), [Role.USER])
+    record = _oplog.encode_call("_purge_sessions", args, now)
+    decoded = _oplog.decode_call(record)[2]
+    assert decoded == ["user", 1, now, ["user"]]
+    assert [type(value) for value in decoded] == [str, int, datetime, list]
+
+
+def test_arguments_the_log_cannot_keep_are_refused_naming_the_place() -> None:
+    update = RunUpdate("r", {"x": {1, 2}}, None, None, datetime(2026, 1, 2, tzinfo=UTC))
+    with pytest.raises(InvalidDataError) as caught:
+        _oplog.encode_args("_update_run", (update,))
+    assert caught.value.field == "update.output_data['x']"
+
+
+def test_replace_messages_is_replayed_but_not_recorded() -> None:
+    """It checks its arguments and takes the time itself: the ``_replace_history`` call it makes
+    is recorded. Records of it from before still replay."""
+    assert "_replace_messages" not in _oplog.mutating_hooks()
+    old = '["_replace_messages","2026-01-02T00:00:00+00:00",["s",null,[],null,null]]'
+    assert _oplog.decode_call(old)[0] == "_replace_messages"
 
 
 def test_unknown_types_are_refused() -> None:

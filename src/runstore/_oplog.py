@@ -18,14 +18,19 @@ import dataclasses
 import inspect
 import json
 import sys
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from .base import DataStorage
-from .errors import StorageError
+from .errors import InvalidDataError, StorageError
 
 READER_PREFIXES = ("_get_", "_list_", "_load_", "_export", "_find_", "_count_")
-NOT_HOOKS = frozenset({"_close", "_open"})
+# base.py's ``_replace_messages`` checks its arguments and takes the time itself, then calls
+# the ``_replace_history`` hook, which is the one recorded (checked arguments, fixed time).
+# Records of it written before are still replayed.
+REPLAYED_ONLY = frozenset({"_replace_messages"})
+NOT_HOOKS = frozenset({"_close", "_open"}) | REPLAYED_ONLY
 SNAPSHOT_FORMAT = 1
 
 
@@ -104,7 +109,28 @@ def encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         fields = {f.name: encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
         return {"$d": kind.__name__, "v": fields}
-    raise TypeError(f"cannot record a {kind.__name__} in the browser store's log")
+    return _encode_subclass(value)
+
+
+def _encode_subclass(value: Any) -> Any:
+    """A subclass of a plain type (a StrEnum role, an IntEnum count, a datetime subclass),
+    which the checks let through, is recorded as its plain value: what the other backends
+    store."""
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, int):
+        return int.__index__(value)
+    if isinstance(value, float):
+        return float.__float__(value)
+    if isinstance(value, datetime):
+        return {"$t": datetime.isoformat(value)}
+    if isinstance(value, bytes):
+        return {"$b": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, list):
+        return [encode(item) for item in value]
+    if isinstance(value, dict):
+        return {"$m": {str(key): encode(item) for key, item in value.items()}}
+    raise TypeError(f"cannot record a {type(value).__name__} in the browser store's log")
 
 
 _PLAIN = (str, int, float, bool, type(None))
@@ -164,10 +190,51 @@ def _column(column: Any) -> list[Any]:
     return [decode(item) for item in column]
 
 
-def encode_call(hook: str, args: tuple[Any, ...], last_now: datetime) -> str:
-    """One log record: the hook, its arguments and the store's clock after the call."""
+def encode_args(hook: str, args: tuple[Any, ...]) -> list[Any]:
+    """A hook call's arguments, ready for ``encode_call``; taken before the call changes the
+    store, so one the log cannot keep raises ``InvalidDataError`` and changes nothing."""
+    try:
+        return [encode(arg) for arg in args]
+    except TypeError as exc:
+        names = list(inspect.signature(getattr(DataStorage, hook)).parameters)[1:]
+        for name, arg in zip(names, args, strict=False):
+            where = _refused_at(arg)
+            if where is not None:
+                raise InvalidDataError(name + where, str(exc)) from None
+        raise InvalidDataError(hook, str(exc)) from None
+
+
+def _refused_at(value: Any) -> str | None:
+    """Where in ``value`` is something ``encode`` refuses ("" for ``value`` itself)."""
+    parts: Iterable[tuple[str, Any]]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        parts = ((f".{f.name}", getattr(value, f.name)) for f in dataclasses.fields(value))
+    elif hasattr(type(value), "_fields"):
+        parts = ((f".{name}", item) for name, item in zip(value._fields, value, strict=True))
+    elif type(value) in (list, tuple):
+        parts = ((f"[{i}]", item) for i, item in enumerate(value))
+    elif type(value) is dict:
+        parts = ((f"[{key!r}]", item) for key, item in value.items())
+    else:
+        try:
+            encode(value)
+        except TypeError:
+            return ""
+        return None
+    for step, item in parts:
+        inner = _refused_at(item)
+        if inner is not None:
+            return step + inner
+    return None
+
+
+def encode_call(
+    hook: str, args: tuple[Any, ...], last_now: datetime, encoded: list[Any] | None = None
+) -> str:
+    """One log record: the hook, its arguments (or ``encode_args`` of them) and the store's
+    clock after the call."""
     return json.dumps(
-        [hook, last_now.isoformat(), [encode(arg) for arg in args]],
+        [hook, last_now.isoformat(), encode_args(hook, args) if encoded is None else encoded],
         ensure_ascii=False,
         separators=(",", ":"),
     )
@@ -175,7 +242,7 @@ def encode_call(hook: str, args: tuple[Any, ...], last_now: datetime) -> str:
 
 def decode_call(record: str) -> tuple[str, datetime, list[Any]]:
     hook, last_now, args = json.loads(record)
-    if hook not in mutating_hooks():
+    if hook not in mutating_hooks() and hook not in REPLAYED_ONLY:
         raise ReplayError(f"the log records a call of {hook!r}, which this runstore lacks")
     return hook, datetime.fromisoformat(last_now), [decode(arg) for arg in args]
 

@@ -316,9 +316,10 @@ class BrowserDataStorage(InMemoryDataStorage):
         if self._db is None:
             await self.open()
 
-    async def _record(self, hook: str, args: tuple[Any, ...]) -> None:
-        """Write one hook call to the log; returns once IndexedDB has it."""
-        record = _oplog.encode_call(hook, args, self._last_now)
+    async def _record(self, hook: str, args: tuple[Any, ...], encoded: list[Any]) -> None:
+        """Write one hook call (its arguments ``encoded`` before the call) to the log; returns
+        once IndexedDB has it."""
+        record = _oplog.encode_call(hook, args, self._last_now, encoded)
         key = self._next_key
         self._next_key = key + 1
         transaction = self._db.transaction("log", "readwrite", self._write_options)
@@ -366,12 +367,13 @@ def _hook(name: str, mutating: bool) -> Callable[..., Awaitable[Any]]:
                 return await apply(self, *args)
             if self._db is None or self._broken is not None:
                 await self._ready()
+            encoded = _oplog.encode_args(name, args)  # before memory changes: may refuse
             self._applying = True
             try:
                 result = await apply(self, *args)  # checks, then changes memory; never suspends
             finally:
                 self._applying = False
-            await self._record(name, args)
+            await self._record(name, args, encoded)
             return result
 
     else:

@@ -26,6 +26,7 @@ SUITE = [
 
 WRITE = """
 import json
+from enum import StrEnum
 import runstore
 from runstore.browser import open_store
 
@@ -43,6 +44,11 @@ await store.save_state(ada.run_id, state)
 grace = await store.initialize_run(workflow_name="tutor", external_id="grace")
 await store.add_chat_message(agent_id=grace.agent_id, session_id=grace.session_id,
                              run_id=None, role="user", content="hello")
+class Role(StrEnum):  # a subclass of str is kept as its plain value
+    ASSISTANT = "assistant"
+await store.add_chat_messages(grace.session_id, [
+    runstore.ChatMsg(role=Role.ASSISTANT, content="hi"), runstore.ChatMsg(role="user", content="ok")
+])
 gone = await store.initialize_run(workflow_name="other", external_id="x")
 await store.delete_agent("other")
 json.dumps(await store.export_data())
@@ -60,7 +66,7 @@ json.dumps(await store.export_data())
 def test_written_data_survives_a_reload(profile: Profile) -> None:
     tab = profile.tab()
     written = tab.run(WRITE)
-    assert len(written["messages"]) == 31 and [a["name"] for a in written["agents"]] == ["tutor"]
+    assert len(written["messages"]) == 33 and [a["name"] for a in written["agents"]] == ["tutor"]
     tab.reload()
     assert tab.run(READ) == written
     # The store goes on from where it was: seq and activity order continue.
@@ -72,7 +78,38 @@ def test_written_data_survives_a_reload(profile: Profile) -> None:
     )
     assert more == [31, ["ada", "grace"]]
     tab.reload()
-    assert len(tab.run(READ)["messages"]) == 32
+    assert len(tab.run(READ)["messages"]) == 34
+
+
+def test_a_call_the_log_cannot_keep_changes_nothing(profile: Profile) -> None:
+    """The arguments are encoded for the log before the call changes memory. base.py's checks
+    let nothing through that the log refuses, so the hook is called here as a caller's bug
+    would."""
+    tab = profile.tab()
+    code = """
+import json
+from datetime import UTC, datetime
+from runstore import InvalidDataError
+from runstore._calls import RunUpdate
+from runstore.browser import open_store
+
+store = await open_store("notes")
+run = await store.initialize_run(workflow_name="w")
+before = await store.export_data()
+try:
+    await store._update_run(RunUpdate(run.run_id, {"x": {1}}, None, 1.0, datetime.now(UTC)))
+    field = None
+except InvalidDataError as error:
+    field = error.field
+unchanged = await store.export_data() == before
+await store.update_run(run.run_id, duration_seconds=2.0)  # the store goes on
+json.dumps([field, unchanged, await store.export_data()])
+"""
+    field, unchanged, written = tab.run(code)
+    assert field == "update.output_data['x']" and unchanged
+    assert written["runs"][0]["duration_seconds"] == 2.0
+    tab.reload()
+    assert tab.run(READ) == written
 
 
 def test_a_snapshot_and_the_log_after_it_read_back(profile: Profile) -> None:

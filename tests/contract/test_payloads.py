@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import pytest
 from helpers import start
 
-from runstore import DataStorage, InvalidDataError
+from runstore import ChatMsg, DataStorage, InvalidDataError, NewEntry
 
 BAD_PAYLOADS: list[tuple[Any, str]] = [
     ({"x": float("nan")}, "['x']"),
@@ -113,3 +116,57 @@ async def test_arguments_are_copied_on_the_way_in_and_out(store: DataStorage) ->
         "list": [1, 2],
         "inner": {"a": 1},
     }
+
+
+class Role(StrEnum):
+    USER = "user"
+
+
+class Count(IntEnum):
+    TWO = 2
+
+
+class Text(str):
+    pass
+
+
+class Seconds(float):
+    pass
+
+
+class Moment(datetime):
+    pass
+
+
+async def test_subclasses_of_plain_types_are_taken_as_their_values(store: DataStorage) -> None:
+    """A StrEnum role, an IntEnum count, a str, float or datetime subclass: every call takes
+    them as the plain value, and what is read back (and exported) equals it."""
+    run = await store.initialize_run(
+        workflow_name=Text("w"), external_id=Text("ext"), session_id=Text("s-1")
+    )
+    await store.update_run(Text(run.run_id), output_data={"ok": 1}, duration_seconds=Seconds(2))
+    await store.add_chat_message(
+        agent_id=Text(run.agent_id), session_id=Text(run.session_id), run_id=Text(run.run_id),
+        role=Role.USER, content=Text("hi"), token_count=Count.TWO, idempotency_key=Text("k"),
+    )  # fmt: skip
+    await store.add_chat_messages(
+        run.session_id, [ChatMsg(role=Role.USER, content=Text("more"), token_count=Count.TWO)]
+    )
+    await store.add_chat_message(
+        agent_id=run.agent_id, session_id=run.session_id, run_id=None, role="user", content="x"
+    )
+    assert await store.truncate_history(Text(run.session_id), after_seq=Count.TWO) == 1
+    await store.put_entries(Text("scope"), [NewEntry(Text("key"), {"a": 1}, tag=Text("t"))])
+    assert await store.purge_sessions(Moment(2000, 1, 1, tzinfo=UTC)) == 0
+    history = await store.get_chat_history(run.session_id)
+    assert [(m.role, m.content, m.token_count) for m in history] == [
+        ("user", "hi", 2),
+        ("user", "more", 2),
+    ]
+    [session] = await store.list_sessions(workflow_name="w", external_id="ext")
+    assert session.id == "s-1"
+    entry = await store.get_entry("scope", "key")
+    assert entry is not None and entry.tag == "t"
+    record = await store.get_run(run.run_id)
+    assert record is not None and record.duration_seconds == 2.0
+    assert json.loads(json.dumps(await store.export_data()))["sessions"][0]["id"] == "s-1"
