@@ -252,18 +252,27 @@ EXPORT_SESSION_RUNS = f"SELECT {_RUN}, state FROM runs WHERE session_id = ? ORDE
 # Parameters: ?1 session_id, ?2 agent_id, ?3 run_id, ?4 role, ?5 content, ?6 created_at,
 # ?7 metadata, ?8 token_count, ?9 idempotency_key. ADD_KEYED_MESSAGE, for a key, inserts
 # nothing (and so changes nothing) when the key is stored already: the caller then reads
-# the message stored under it. ADD_MESSAGE, the hot path, has no conflict clause.
-_ADD_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at,
-        metadata, token_count, idempotency_key)
-    SELECT s.id, s.last_seq + 1, ?3, ?4, ?5, ?6, ?7, ?8, ?9 FROM sessions AS s
+# the message stored under it. ADD_MESSAGE has no conflict clause. ADD_PLAIN_MESSAGE, the
+# hot path, takes only ?1 to ?6 (no metadata, token count or key): the sqlite3 module binds
+# a None far more slowly than a string or an int.
+_ADD_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at{0})
+    SELECT s.id, s.last_seq + 1, ?3, ?4, ?5, ?6{1} FROM sessions AS s
     WHERE s.id = ?1 AND s.agent_id = ?2
       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM runs AS r WHERE r.id = ?3 AND r.session_id = ?1))
-    {conflict}RETURNING seq"""
-ADD_MESSAGE = _ADD_MESSAGE.format(conflict="")
-ADD_KEYED_MESSAGE = _ADD_MESSAGE.format(conflict="ON CONFLICT DO NOTHING\n    ")
-HISTORY = f"""SELECT {CHAT.select()} FROM messages WHERE session_id = ?
+    {2}RETURNING seq"""
+_OPTIONS = (", metadata, token_count, idempotency_key", ", ?7, ?8, ?9")
+ADD_MESSAGE = _ADD_MESSAGE.format(*_OPTIONS, "")
+ADD_KEYED_MESSAGE = _ADD_MESSAGE.format(*_OPTIONS, "ON CONFLICT DO NOTHING\n    ")
+ADD_PLAIN_MESSAGE = _ADD_MESSAGE.format("", "", "")
+# History reads (the hot path) fold metadata and token_count into one column, NULL when both
+# are, else the JSON array [token_count, metadata text]: the sqlite3 module spends about as
+# much on each column of each row as SQLite does (it lets go of the GIL for every value).
+assert CHAT.names[5:] == ("metadata", "token_count")
+_HISTORY_COLUMNS = f"""{", ".join(CHAT.names[:5])}, CASE WHEN metadata IS NULL AND
+    token_count IS NULL THEN NULL ELSE json_array(token_count, metadata) END"""
+HISTORY = f"""SELECT {_HISTORY_COLUMNS} FROM messages WHERE session_id = ?
     ORDER BY seq DESC LIMIT ?"""
-HISTORY_EXCLUDING_RUN = f"""SELECT {CHAT.select()} FROM messages
+HISTORY_EXCLUDING_RUN = f"""SELECT {_HISTORY_COLUMNS} FROM messages
     WHERE session_id = ? AND run_id IS NOT ? ORDER BY seq DESC LIMIT ?"""
 HISTORY_AFTER = f"""SELECT {CHAT.select()} FROM messages WHERE session_id = ? AND seq > ?
     ORDER BY seq LIMIT ?"""

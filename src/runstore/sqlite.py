@@ -76,6 +76,27 @@ _ENCODE: dict[Kind, Callable[[Any, str], Any]] = {
 }
 _read = compile_readers(_DECODE, _DECODERS)
 _chat = _read.chat  # the hot path's, one lookup less
+_new_chat_msg = tuple.__new__  # = models.chat_msg, without its call
+_times_get = _TIMES.get
+
+
+def _history(rows: list[Any]) -> list[ChatMsg]:
+    """``HISTORY`` rows (newest first; metadata and token_count folded into ``extras``) as
+    ChatMsgs, oldest first."""
+    rows.reverse()
+    return [
+        _new_chat_msg(
+            ChatMsg, (role, content, seq, run_id, _times_get(at) or _from_db(at), None, None)
+        )
+        if extras is None
+        else _unfolded((role, content, seq, run_id, _times_get(at) or _from_db(at)), extras)
+        for role, content, seq, run_id, at, extras in rows
+    ]
+
+
+def _unfolded(fields: tuple[Any, ...], extras: str) -> ChatMsg:
+    token_count, metadata = json.loads(extras)
+    return chat_msg((*fields, None if metadata is None else json.loads(metadata), token_count))
 
 
 def _is_file(path: str) -> bool:
@@ -215,6 +236,17 @@ class SqliteDataStorage(DataStorage):
 
     # -- chat ------------------------------------------------------------------
 
+    async def _add_chat_message(self, message: calls.MessageCall) -> ChatMsg:
+        agent_id, session_id, run_id, role, content, now = message
+        async with self._lock:  # the hot path: _statement() without contextlib's cost
+            db = self._db or await self._connection()
+            rows = await db.fetchall(
+                sql.ADD_PLAIN_MESSAGE, (session_id, agent_id, run_id, role, content, _to_db(now))
+            )
+        if not rows:  # refused: the general path says why (or adds, if that changed meanwhile)
+            return await self._add_chat_message_with(message, calls.NO_OPTIONS)
+        return _new_chat_msg(ChatMsg, (role, content, rows[0][0], run_id, now, None, None))
+
     async def _add_chat_message_with(
         self, message: calls.MessageCall, options: calls.MessageOptions
     ) -> ChatMsg:
@@ -270,7 +302,7 @@ class SqliteDataStorage(DataStorage):
                 rows = await db.fetchall(
                     sql.HISTORY_EXCLUDING_RUN, (session_id, exclude_run_id, count)
                 )
-        return _chat(reversed(rows))
+        return _history(rows)
 
     async def _get_chat_history_after(
         self, session_id: str, after_seq: int, limit: int | None
