@@ -274,6 +274,24 @@ HISTORY = f"""SELECT {_HISTORY_COLUMNS} FROM messages WHERE session_id = ?
     ORDER BY seq DESC LIMIT ?"""
 HISTORY_EXCLUDING_RUN = f"""SELECT {_HISTORY_COLUMNS} FROM messages
     WHERE session_id = ? AND run_id IS NOT ? ORDER BY seq DESC LIMIT ?"""
+# get_chat_history with max_chars and/or max_tokens: walk back from the newest message, one
+# index step at a time, while the running totals fit, so that a budget reads its window and
+# no more (a message without a token_count counts 0; an int64 sum that overflows becomes a
+# float, above any budget). Parameters: ?1 session_id, ?2 exclude_run_id, ?3 max_chars, ?4
+# max_tokens (each may be NULL: no limit), ?5 limit (-1: none). Newest first.
+HISTORY_WITHIN = f"""WITH RECURSIVE walk (seq, chars, tokens, n) AS (
+        SELECT {2**63 - 1}, 0, 0, 0
+        UNION ALL
+        SELECT m.seq, walk.chars + coalesce(length(m.content), 0),
+            walk.tokens + coalesce(m.token_count, 0), walk.n + 1
+        FROM walk JOIN messages AS m ON m.session_id = ?1 AND m.seq = (
+            SELECT seq FROM messages WHERE session_id = ?1 AND seq < walk.seq
+                AND (?2 IS NULL OR run_id IS NOT ?2) ORDER BY seq DESC LIMIT 1)
+        WHERE walk.n != ?5
+            AND (?3 IS NULL OR walk.chars + coalesce(length(m.content), 0) <= ?3)
+            AND (?4 IS NULL OR walk.tokens + coalesce(m.token_count, 0) <= ?4))
+    SELECT {_HISTORY_COLUMNS} FROM messages
+    WHERE session_id = ?1 AND seq IN (SELECT seq FROM walk) ORDER BY seq DESC"""
 HISTORY_AFTER = f"""SELECT {CHAT.select()} FROM messages WHERE session_id = ? AND seq > ?
     ORDER BY seq LIMIT ?"""
 MESSAGE_BY_KEY = f"""SELECT {CHAT.select()} FROM messages

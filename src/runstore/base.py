@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -71,30 +71,35 @@ def check_count(value: Any, field: str) -> int:
     return count
 
 
-def trim_to_chars(messages: list[ChatMsg], max_chars: int) -> list[ChatMsg]:
-    """Keep the newest messages whose contents fit in ``max_chars`` (a contiguous window)."""
-    total = 0
-    start = len(messages)
-    while start > 0:
-        size = len(messages[start - 1].content or "")
-        if total + size > max_chars:
+def newest_within(
+    newest_first: Iterable[ChatMsg],
+    limit: int | None,
+    max_chars: int | None,
+    max_tokens: int | None,
+) -> list[ChatMsg]:
+    """The first ``limit`` of ``newest_first`` (None: all) whose contents fit in
+    ``max_chars`` and whose token counts fit in ``max_tokens`` (a message without a
+    ``token_count`` counts 0): a contiguous newest window, stopping at the first message
+    that does not fit. Returned oldest first."""
+    window: list[ChatMsg] = []
+    chars_left = 0 if max_chars is None else max_chars
+    tokens_left = 0 if max_tokens is None else max_tokens
+    for message in newest_first:
+        if limit is not None and len(window) >= limit:
             break
-        total += size
-        start -= 1
-    return messages[start:]
-
-
-def trim_to_tokens(messages: list[ChatMsg], max_tokens: int) -> list[ChatMsg]:
-    """Keep the newest messages whose token counts fit in ``max_tokens`` (a contiguous
-    window); a message without a ``token_count`` counts 0."""
-    total = 0
-    start = len(messages)
-    while start > 0:
-        total += messages[start - 1].token_count or 0
-        if total > max_tokens:
-            break
-        start -= 1
-    return messages[start:]
+        if max_chars is not None:
+            size = len(message.content or "")
+            if size > chars_left:
+                break
+            chars_left -= size
+        if max_tokens is not None:
+            count = message.token_count or 0
+            if count > tokens_left:
+                break
+            tokens_left -= count
+        window.append(message)
+    window.reverse()
+    return window
 
 
 def _check_new_message(message: Any, field: str) -> NewMessage:
@@ -334,12 +339,9 @@ class DataStorage(EntryStore, ABC):
             check_name(exclude_run_id, "exclude_run_id")
         if limit == 0:
             return []
-        messages = await self._get_chat_history(session_id, limit, exclude_run_id)
-        if max_chars is not None:
-            messages = trim_to_chars(messages, max_chars)
-        if max_tokens is not None:
-            messages = trim_to_tokens(messages, max_tokens)
-        return messages
+        if max_chars is None and max_tokens is None:
+            return await self._get_chat_history(session_id, limit, exclude_run_id)
+        return await self._get_chat_window(session_id, limit, exclude_run_id, max_chars, max_tokens)
 
     async def get_chat_history_after(
         self, session_id: str, *, after_seq: int = 0, limit: int | None = 50
@@ -591,6 +593,20 @@ class DataStorage(EntryStore, ABC):
     async def _get_chat_history(
         self, session_id: str, limit: int | None, exclude_run_id: str | None
     ) -> list[ChatMsg]: ...
+
+    async def _get_chat_window(
+        self,
+        session_id: str,
+        limit: int | None,
+        exclude_run_id: str | None,
+        max_chars: int | None,
+        max_tokens: int | None,
+    ) -> list[ChatMsg]:
+        """``_get_chat_history`` cut to the budgets (at least one is given) as
+        ``newest_within`` cuts it. By default the newest ``limit`` messages are read and cut
+        here; a backend overrides it to read little more than the window."""
+        messages = await self._get_chat_history(session_id, limit, exclude_run_id)
+        return newest_within(reversed(messages), None, max_chars, max_tokens)
 
     @abstractmethod
     async def _get_chat_history_after(

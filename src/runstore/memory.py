@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -21,7 +21,7 @@ from ._rules import (
     refuse_message,
     refuse_taken,
 )
-from .base import DataStorage
+from .base import DataStorage, newest_within
 from .errors import InvalidDataError, NotFoundError, quote
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
 
@@ -328,6 +328,25 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             messages = session.messages
             return messages[-limit:] if limit is not None else messages[:]
         return session.history(limit, exclude_run_id)
+
+    async def _get_chat_window(
+        self,
+        session_id: str,
+        limit: int | None,
+        exclude_run_id: str | None,
+        max_chars: int | None,
+        max_tokens: int | None,
+    ) -> list[ChatMsg]:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return []
+        newest_first: Iterable[ChatMsg] = reversed(session.messages)  # walked only as far as needed
+        if exclude_run_id is not None:
+            newest_first = (m for m in newest_first if m.run_id != exclude_run_id)
+        window = newest_within(newest_first, limit, max_chars, max_tokens)
+        if session.metadata:
+            return [session.with_metadata(m) for m in window]
+        return window
 
     async def _get_chat_history_after(
         self, session_id: str, after_seq: int, limit: int | None

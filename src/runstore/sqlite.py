@@ -33,7 +33,7 @@ from ._rules import (
 )
 from ._sqlite_driver import Connection
 from ._turns import Turns
-from .base import DataStorage
+from .base import DataStorage, newest_within
 from .errors import InvalidDataError, NotFoundError, StorageClosedError, StorageError, quote
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
@@ -303,6 +303,20 @@ class SqliteDataStorage(DataStorage):
                     sql.HISTORY_EXCLUDING_RUN, (session_id, exclude_run_id, count)
                 )
         return _history(rows)
+
+    async def _get_chat_window(
+        self,
+        session_id: str,
+        limit: int | None,
+        exclude_run_id: str | None,
+        max_chars: int | None,
+        max_tokens: int | None,
+    ) -> list[ChatMsg]:
+        count = _NO_LIMIT if limit is None else limit
+        params = (session_id, exclude_run_id, max_chars, max_tokens, count)
+        async with self._statement() as db:
+            rows = await db.fetchall(sql.HISTORY_WITHIN, params)
+        return newest_within(reversed(_history(rows)), None, max_chars, max_tokens)
 
     async def _get_chat_history_after(
         self, session_id: str, after_seq: int, limit: int | None
