@@ -98,6 +98,17 @@ async def test_max_tokens_keeps_a_contiguous_newest_window(store: DataStorage) -
         assert caught.value.field == "max_tokens"
 
 
+async def test_max_tokens_counts_exactly_up_to_the_largest_budget(store: DataStorage) -> None:
+    # The running total reaches 2**63 - 1 exactly, then one more token passes 64 bits.
+    run = await start(store)
+    for content, tokens in [("a", 1), ("b", 2**62), ("c", 2**62 - 1)]:
+        await add(store, run, content, token_count=tokens)
+    window = await store.get_chat_history(run.session_id, None, max_tokens=2**63 - 1)
+    assert [m.content for m in window] == ["b", "c"]
+    window = await store.get_chat_history(run.session_id, None, max_tokens=2**63 - 2)
+    assert [m.content for m in window] == ["c"]
+
+
 async def test_messages_without_counts_all_fit(store: DataStorage) -> None:
     run = await start(store)
     for i in range(3):
