@@ -378,6 +378,25 @@ HISTORY_EXCLUDING_RUN = (
     f"SELECT {CHAT.select()} FROM {{s}}.messages"
     " WHERE session_id = $1 AND run_id IS DISTINCT FROM $3 ORDER BY seq DESC LIMIT $2"
 )
+# get_chat_history with max_chars and/or max_tokens: walk back from the newest message, one
+# index step at a time, while the running totals (numeric: they cannot overflow) fit. $1
+# session_id, $2 exclude_run_id, $3 max_chars, $4 max_tokens, $5 limit (each NULL: none).
+# Newest first.
+HISTORY_WITHIN = f"""WITH RECURSIVE walk (seq, chars, tokens, n) AS (
+    SELECT {2**63 - 1}::bigint, 0::numeric, 0::numeric, 0::bigint
+  UNION ALL
+    SELECT m.seq, walk.chars + coalesce(char_length(m.content), 0),
+        walk.tokens + coalesce(m.token_count, 0), walk.n + 1
+    FROM walk CROSS JOIN LATERAL (
+        SELECT seq, content, token_count FROM {{s}}.messages
+        WHERE session_id = $1 AND seq < walk.seq
+            AND ($2::text IS NULL OR run_id IS DISTINCT FROM $2::text)
+        ORDER BY seq DESC LIMIT 1) AS m
+    WHERE ($5::bigint IS NULL OR walk.n < $5)
+        AND ($3::bigint IS NULL OR walk.chars + coalesce(char_length(m.content), 0) <= $3)
+        AND ($4::bigint IS NULL OR walk.tokens + coalesce(m.token_count, 0) <= $4))
+SELECT {CHAT.select()} FROM {{s}}.messages
+WHERE session_id = $1 AND seq IN (SELECT seq FROM walk) ORDER BY seq DESC"""
 # Oldest first, after a seq; LIMIT NULL means no limit.
 HISTORY_AFTER = (
     f"SELECT {CHAT.select()} FROM {{s}}.messages WHERE session_id = $1 AND seq > $2"
@@ -570,6 +589,7 @@ class Statements:
         self.history = fill(HISTORY)
         self.history_excluding_run = fill(HISTORY_EXCLUDING_RUN)
         self.history_after = fill(HISTORY_AFTER)
+        self.history_within = fill(HISTORY_WITHIN)
         self.lock_session = fill(LOCK_SESSION)
         self.lock_session_agent = fill(LOCK_SESSION_AGENT)
         self.newest_message_seq = fill(NEWEST_MESSAGE_SEQ)

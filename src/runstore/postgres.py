@@ -33,7 +33,7 @@ from ._dump import Dump, last_seqs
 from ._entries import Entry, EntryCopy, EntryRow, KeyRange, PatchRow, refuse_long_copies
 from ._json import dump_optional, load_json
 from ._rules import check_repeat, refuse_message, refuse_taken, repeat_fields
-from .base import DataStorage
+from .base import DataStorage, newest_within
 from .errors import (
     InvalidDataError,
     NotFoundError,
@@ -518,6 +518,19 @@ class PostgresDataStorage(DataStorage):
                 self._sql.history_excluding_run, session_id, limit, exclude_run_id
             )
         return _chat(reversed(rows))
+
+    async def _get_chat_window(
+        self,
+        session_id: str,
+        limit: int | None,
+        exclude_run_id: str | None,
+        max_chars: int | None,
+        max_tokens: int | None,
+    ) -> list[ChatMsg]:
+        query, params = self._sql.history_within, (exclude_run_id, max_chars, max_tokens, limit)
+        return newest_within(
+            _chat(await self._fetch(query, session_id, *params)), None, max_chars, max_tokens
+        )
 
     async def _get_chat_history_after(
         self, session_id: str, after_seq: int, limit: int | None
