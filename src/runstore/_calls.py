@@ -104,3 +104,14 @@ class HistoryReplacement(NamedTuple):
     if_newest_seq: int | None
     now: datetime
     drop_through_seq: int | None = None
+
+
+class HistoryWindow(NamedTuple):
+    """A checked ``get_chat_history`` call with ``max_chars`` and/or ``max_tokens`` (each
+    None: no limit; ``limit`` None: no limit, never 0)."""
+
+    session_id: str
+    limit: int | None
+    exclude_run_id: str | None
+    max_chars: int | None
+    max_tokens: int | None

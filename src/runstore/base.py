@@ -17,6 +17,7 @@ from . import _export
 from ._calls import (
     NO_OPTIONS,
     HistoryReplacement,
+    HistoryWindow,
     MessageCall,
     MessageOptions,
     NewFork,
@@ -341,7 +342,8 @@ class DataStorage(EntryStore, ABC):
             return []
         if max_chars is None and max_tokens is None:
             return await self._get_chat_history(session_id, limit, exclude_run_id)
-        return await self._get_chat_window(session_id, limit, exclude_run_id, max_chars, max_tokens)
+        window = HistoryWindow(session_id, limit, exclude_run_id, max_chars, max_tokens)
+        return await self._get_chat_window(window)
 
     async def get_chat_history_after(
         self, session_id: str, *, after_seq: int = 0, limit: int | None = 50
@@ -594,17 +596,11 @@ class DataStorage(EntryStore, ABC):
         self, session_id: str, limit: int | None, exclude_run_id: str | None
     ) -> list[ChatMsg]: ...
 
-    async def _get_chat_window(
-        self,
-        session_id: str,
-        limit: int | None,
-        exclude_run_id: str | None,
-        max_chars: int | None,
-        max_tokens: int | None,
-    ) -> list[ChatMsg]:
+    async def _get_chat_window(self, window: HistoryWindow) -> list[ChatMsg]:
         """``_get_chat_history`` cut to the budgets (at least one is given) as
         ``newest_within`` cuts it. By default the newest ``limit`` messages are read and cut
         here; a backend overrides it to read little more than the window."""
+        session_id, limit, exclude_run_id, max_chars, max_tokens = window
         messages = await self._get_chat_history(session_id, limit, exclude_run_id)
         return newest_within(reversed(messages), None, max_chars, max_tokens)
 

@@ -329,24 +329,18 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             return messages[-limit:] if limit is not None else messages[:]
         return session.history(limit, exclude_run_id)
 
-    async def _get_chat_window(
-        self,
-        session_id: str,
-        limit: int | None,
-        exclude_run_id: str | None,
-        max_chars: int | None,
-        max_tokens: int | None,
-    ) -> list[ChatMsg]:
+    async def _get_chat_window(self, window: calls.HistoryWindow) -> list[ChatMsg]:
+        session_id, limit, exclude_run_id, max_chars, max_tokens = window
         session = self._sessions.get(session_id)
         if session is None:
             return []
         newest_first: Iterable[ChatMsg] = reversed(session.messages)  # walked only as far as needed
         if exclude_run_id is not None:
             newest_first = (m for m in newest_first if m.run_id != exclude_run_id)
-        window = newest_within(newest_first, limit, max_chars, max_tokens)
+        found = newest_within(newest_first, limit, max_chars, max_tokens)
         if session.metadata:
-            return [session.with_metadata(m) for m in window]
-        return window
+            return [session.with_metadata(m) for m in found]
+        return found
 
     async def _get_chat_history_after(
         self, session_id: str, after_seq: int, limit: int | None

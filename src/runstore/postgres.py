@@ -519,14 +519,8 @@ class PostgresDataStorage(DataStorage):
             )
         return _chat(reversed(rows))
 
-    async def _get_chat_window(
-        self,
-        session_id: str,
-        limit: int | None,
-        exclude_run_id: str | None,
-        max_chars: int | None,
-        max_tokens: int | None,
-    ) -> list[ChatMsg]:
+    async def _get_chat_window(self, window: calls.HistoryWindow) -> list[ChatMsg]:
+        session_id, limit, exclude_run_id, max_chars, max_tokens = window
         query, params = self._sql.history_within, (exclude_run_id, max_chars, max_tokens, limit)
         return newest_within(
             _chat(await self._fetch(query, session_id, *params)), None, max_chars, max_tokens

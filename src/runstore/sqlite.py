@@ -304,14 +304,8 @@ class SqliteDataStorage(DataStorage):
                 )
         return _history(rows)
 
-    async def _get_chat_window(
-        self,
-        session_id: str,
-        limit: int | None,
-        exclude_run_id: str | None,
-        max_chars: int | None,
-        max_tokens: int | None,
-    ) -> list[ChatMsg]:
+    async def _get_chat_window(self, window: calls.HistoryWindow) -> list[ChatMsg]:
+        session_id, limit, exclude_run_id, max_chars, max_tokens = window
         count = _NO_LIMIT if limit is None else limit
         params = (session_id, exclude_run_id, max_chars, max_tokens, count)
         async with self._statement() as db:
