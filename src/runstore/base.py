@@ -274,14 +274,14 @@ class DataStorage(EntryStore, ABC):
             or "\x00" in names
             or len(names) > MAX_NAME_LENGTH  # then each is short enough; else check each
         ):
-            check_name(agent_id, "agent_id")
-            check_name(session_id, "session_id")
+            agent_id = check_name(agent_id, "agent_id")
+            session_id = check_name(session_id, "session_id")
             if run_id is not None:
-                check_name(run_id, "run_id")
-            check_name(role, "role")
+                run_id = check_name(run_id, "run_id")
+            role = check_name(role, "role")
         if content is not None:  # = check_optional_text(content, "content"), inlined
             if type(content) is not str or "\x00" in content:
-                check_optional_text(content, "content")
+                content = check_optional_text(content, "content")
             elif not content.isascii():
                 try:
                     content.encode()  # no lone surrogate
@@ -321,7 +321,7 @@ class DataStorage(EntryStore, ABC):
             or not session_id.isascii()
             or "\x00" in session_id
         ):
-            check_name(session_id, "session_id")
+            session_id = check_name(session_id, "session_id")
         if (
             type(limit) is int
             and 0 < limit < _SMALL_INT  # a compare that Python specialises; else as below
@@ -337,7 +337,7 @@ class DataStorage(EntryStore, ABC):
         if max_tokens is not None:
             check_limit(max_tokens, "max_tokens")
         if exclude_run_id is not None:
-            check_name(exclude_run_id, "exclude_run_id")
+            exclude_run_id = check_name(exclude_run_id, "exclude_run_id")
         if limit == 0:
             return []
         if max_chars is None and max_tokens is None:

@@ -210,7 +210,7 @@ def check_name(value: Any, field_name: str) -> str:
         raise InvalidDataError(field_name, "must be a non-empty string")
     check_length(value, field_name)
     check_text(value, field_name)
-    return value
+    return plain_str(value)
 
 
 def check_length(value: str, field_name: str, max_length: int = MAX_NAME_LENGTH) -> None:
@@ -234,7 +234,13 @@ def check_optional_text(value: Any, field_name: str, max_length: int | None = No
     if max_length is not None:
         check_length(value, field_name, max_length)
     check_text(value, field_name)
-    return value
+    return plain_str(value)
+
+
+def plain_str(value: str) -> str:
+    """The value as a plain ``str`` (a ``StrEnum`` member gives its value): every backend
+    stores and returns plain strings, whatever subclass the caller passed."""
+    return value if type(value) is str else str.__str__(value)
 
 
 def check_external_id(value: Any, field_name: str = "external_id") -> str | None:

@@ -163,10 +163,16 @@ async def test_subclasses_of_plain_types_are_taken_as_their_values(store: DataSt
         ("user", "hi", 2),
         ("user", "more", 2),
     ]
+    plain: list[Any] = [value for m in history for value in (m.role, m.content)]
     [session] = await store.list_sessions(workflow_name="w", external_id="ext")
     assert session.id == "s-1"
+    plain += [session.id, session.agent_id, session.external_id]
     entry = await store.get_entry("scope", "key")
     assert entry is not None and entry.tag == "t"
+    plain += [entry.key, entry.tag]
+    # Read back as plain values on every backend, not the caller's subclass objects.
+    assert all(type(value) is str for value in plain), plain
+    assert all(type(m.token_count) is int for m in history)
     record = await store.get_run(run.run_id)
     assert record is not None and record.duration_seconds == 2.0
     assert json.loads(json.dumps(await store.export_data()))["sessions"][0]["id"] == "s-1"
