@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from itertools import islice
 from typing import Any
@@ -45,6 +45,8 @@ def _stored(table: Table[Any], record: Any) -> _Row:
 
 @dataclass(slots=True)
 class _Session:
+    """A session: the fields of its SessionRecord (same names), then what memory keeps."""
+
     id: str
     agent_id: str
     external_id: str | None
@@ -61,16 +63,12 @@ class _Session:
     keys: dict[str, int] = field(default_factory=dict)  # idempotency key -> seq
     key_of: dict[int, str] = field(default_factory=dict)  # seq -> idempotency key
 
+    @classmethod
+    def of(cls, record: SessionRecord, last_seq: int) -> _Session:
+        return cls(**{name: getattr(record, name) for name in _RECORD_FIELDS}, last_seq=last_seq)
+
     def record(self) -> SessionRecord:
-        return SessionRecord(
-            id=self.id,
-            agent_id=self.agent_id,
-            external_id=self.external_id,
-            created_at=self.created_at,
-            updated_at=self.updated_at,
-            parent_session_id=self.parent_session_id,
-            forked_from_seq=self.forked_from_seq,
-        )
+        return SessionRecord(**{name: getattr(self, name) for name in _RECORD_FIELDS})
 
     def with_metadata(self, message: ChatMsg) -> ChatMsg:
         text = self.metadata.get(message.seq or 0)
@@ -554,16 +552,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             self._agents[a.name] = _stored(AGENTS, a)
             self._agent_names[a.id] = a.name
         for s in dump.sessions:
-            self._sessions[s.id] = _Session(
-                id=s.id,
-                agent_id=s.agent_id,
-                external_id=s.external_id,
-                created_at=s.created_at,
-                updated_at=s.updated_at,
-                parent_session_id=s.parent_session_id,
-                forked_from_seq=s.forked_from_seq,
-                last_seq=seqs[s.id],
-            )
+            self._sessions[s.id] = _Session.of(s, seqs[s.id])
         for r in dump.runs:
             self._runs[r.id] = {**_stored(RUNS, r), "state": dump.states.get(r.id)}
             self._sessions[r.session_id].run_ids[r.id] = None
@@ -587,6 +576,9 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         order = sorted(self._sessions.values(), key=lambda s: (s.updated_at, s.id))
         self._activity = dict.fromkeys(s.id for s in order)
         self._newest = None
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(SessionRecord))
 
 
 def _seq(message: ChatMsg) -> int:
