@@ -18,7 +18,7 @@ from ._dump import Dump, MessageRow
 from ._entries import Entry
 from .models import AgentRecord, ChatMsg, RunRecord, SessionRecord
 
-Kind = Literal["text", "int", "float", "json", "time", "bytes"]
+Kind = Literal["text", "int", "float", "json", "time", "time?", "bytes"]  # time?: or None
 R = TypeVar("R")
 Rows = Iterable[Any]  # rows as a driver returns them: tuples, asyncpg records
 Reader = Callable[[Rows], list[R]]
@@ -142,6 +142,8 @@ ENTRIES = Table(
         ("tag", "text"),
         ("version", "int"),
         ("updated_at", "time"),
+        ("owner", "text"),
+        ("expires_at", "time?"),
     ),
 )
 

@@ -17,12 +17,22 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ._json import dump_object, load_json, to_text
 from .errors import InvalidDataError, quote
-from .models import MAX_INT64, MAX_NAME_LENGTH, check_int_range, check_name, check_optional_text
+from .models import (
+    MAX_INT64,
+    MAX_NAME_LENGTH,
+    check_external_id,
+    check_int_range,
+    check_name,
+    check_optional_text,
+    check_stored_time,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One stored entry. ``value`` is a fresh dict on every read; ``data`` is bytes."""
+    """One stored entry. ``value`` is a fresh dict on every read; ``data`` is bytes.
+    ``owner``: the end user it belongs to (a session's ``external_id``); ``expires_at``:
+    from then on no read returns it."""
 
     scope: str
     key: str
@@ -31,25 +41,31 @@ class Entry:
     tag: str | None
     version: int
     updated_at: datetime
+    owner: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NewEntry:
-    """What ``put_entries`` writes."""
+    """What ``put_entries`` writes (the whole entry: owner and expiry too)."""
 
     key: str
     value: dict[str, Any] | None = None
     data: bytes | None = None
     tag: str | None = None
+    owner: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EntryPatch:
     """A merge in ``write_entries``: the top-level keys of ``patch`` set in the entry's value
-    (created when absent; its data and tag are kept)."""
+    (created when absent; its data, tag and expiry are kept; its owner becomes ``owner``
+    when given, else is kept)."""
 
     key: str
     patch: dict[str, Any]
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +74,7 @@ class PatchRow:
 
     key: str
     patch: str
+    owner: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +85,8 @@ class EntryRow:
     value: str | None
     data: bytes | None
     tag: str | None
+    owner: str | None = None
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +159,26 @@ def entry_value(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+def entry_row(entry: NewEntry, key: str, field: str) -> EntryRow:
+    """A checked ``NewEntry`` (its key checked already)."""
+    expires_at = entry.expires_at
+    if expires_at is not None:
+        expires_at = check_stored_time(expires_at, f"{field}.expires_at")
+    return EntryRow(
+        key,
+        dump_object(entry.value, f"{field}.value"),
+        check_data(entry.data, f"{field}.data"),
+        check_optional_text(entry.tag, f"{field}.tag", MAX_NAME_LENGTH),
+        check_external_id(entry.owner, f"{field}.owner"),
+        expires_at,
+    )
+
+
+def live(expires_at: datetime | None, now: datetime) -> bool:
+    """The expiry rule: an entry is gone for every read from its ``expires_at`` on."""
+    return expires_at is None or expires_at > now
+
+
 def check_data(value: Any, field: str) -> bytes | None:
     if value is None or type(value) is bytes:
         return value
@@ -175,14 +214,7 @@ class EntryStore(ABC):
             if key in seen:
                 raise InvalidDataError(f"entries[{index}].key", f"{quote(key)} is repeated")
             seen.add(key)
-            rows.append(
-                EntryRow(
-                    key,
-                    dump_object(entry.value, f"entries[{index}].value"),
-                    check_data(entry.data, f"entries[{index}].data"),
-                    check_optional_text(entry.tag, f"entries[{index}].tag", MAX_NAME_LENGTH),
-                )
-            )
+            rows.append(entry_row(entry, key, f"entries[{index}]"))
         if not isinstance(only_if_absent, bool):
             raise InvalidDataError("only_if_absent", "must be a bool")
         if not rows:
@@ -191,7 +223,8 @@ class EntryStore(ABC):
 
     async def get_entry(self, scope: str, key: str) -> Entry | None:
         self._check_open()
-        return await self._get_entry(check_name(scope, "scope"), check_name(key, "key"))
+        scope, key = check_name(scope, "scope"), check_name(key, "key")
+        return await self._get_entry(scope, key, self._now())
 
     async def list_entries(
         self,
@@ -213,7 +246,7 @@ class EntryStore(ABC):
             limit = check_int_range(limit, "limit", 0, MAX_INT64)
         if limit == 0 or bounds.empty:
             return []
-        return await self._list_entries(scope, bounds, reverse, limit)
+        return await self._list_entries(scope, bounds, reverse, limit, self._now())
 
     async def merge_entry(
         self,
@@ -222,9 +255,11 @@ class EntryStore(ABC):
         patch: dict[str, Any],
         *,
         expect_version: int | None = None,
+        owner: str | None = None,
     ) -> Entry | None:
         """Set the top-level keys of ``patch`` in the entry's value atomically (creating it).
-        With ``expect_version`` only if the stored version matches (0: absent), else None."""
+        With ``expect_version`` only if the stored version matches (0: absent), else None.
+        ``owner``, when given, becomes the entry's owner (else it is kept)."""
         self._check_open()
         scope = check_name(scope, "scope")
         key = check_name(key, "key")
@@ -234,7 +269,8 @@ class EntryStore(ABC):
         assert patch_text is not None
         if expect_version is not None:
             expect_version = check_int_range(expect_version, "expect_version", 0, MAX_INT64)
-        return await self._merge_entry(scope, key, patch_text, expect_version, self._now())
+        owner = check_external_id(owner, "owner")
+        return await self._merge_entry(scope, key, patch_text, expect_version, self._now(), owner)
 
     async def write_entries(
         self,
@@ -265,16 +301,9 @@ class EntryStore(ABC):
                     raise InvalidDataError(f"{field}.patch", "must be a dict")
                 patch = dump_object(write.patch, f"{field}.patch")
                 assert patch is not None
-                ops.append(PatchRow(key, patch))
+                ops.append(PatchRow(key, patch, check_external_id(write.owner, f"{field}.owner")))
             else:
-                ops.append(
-                    EntryRow(
-                        key,
-                        dump_object(write.value, f"{field}.value"),
-                        check_data(write.data, f"{field}.data"),
-                        check_optional_text(write.tag, f"{field}.tag"),
-                    )
-                )
+                ops.append(entry_row(write, key, field))
         expected: dict[str, int] = {}
         if expect is not None:
             if not isinstance(expect, Mapping):
@@ -349,16 +378,22 @@ class EntryStore(ABC):
     ) -> int: ...
 
     @abstractmethod
-    async def _get_entry(self, scope: str, key: str) -> Entry | None: ...
+    async def _get_entry(self, scope: str, key: str, now: datetime) -> Entry | None: ...
 
     @abstractmethod
     async def _list_entries(
-        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
+        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None, now: datetime
     ) -> list[Entry]: ...
 
     @abstractmethod
     async def _merge_entry(
-        self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
+        self,
+        scope: str,
+        key: str,
+        patch: str,
+        expect_version: int | None,
+        now: datetime,
+        owner: str | None = None,  # a default: the browser store's older logs lack it
     ) -> Entry | None: ...
 
     @abstractmethod
@@ -382,10 +417,13 @@ class _Stored:
     tag: str | None
     version: int
     updated_at: datetime
+    owner: str | None = None
+    expires_at: datetime | None = None
 
 
 class MemoryEntries(EntryStore):
-    """The entry hooks over one sorted key list and one dict per scope (no thread, no await)."""
+    """The entry hooks over one sorted key list and one dict per scope (no thread, no await).
+    An expired entry is treated as absent by every hook (it stays until a write or prune)."""
 
     def __init__(self) -> None:
         self._entry_scopes: dict[str, tuple[list[str], dict[str, _Stored]]] = {}
@@ -406,6 +444,8 @@ class MemoryEntries(EntryStore):
             stored.tag,
             stored.version,
             stored.updated_at,
+            stored.owner,
+            stored.expires_at,
         )
 
     @staticmethod
@@ -414,93 +454,108 @@ class MemoryEntries(EntryStore):
         end = len(keys) if bounds.upper is None else bisect_left(keys, bounds.upper)
         return start, max(start, end)
 
-    def _write(
-        self,
-        scope: str,
-        key: str,
-        value: str | None,
-        data: bytes | None,
-        tag: str | None,
-        now: datetime,
-    ) -> None:
+    def _live(self, scope: str, key: str, now: datetime) -> _Stored | None:
+        found = self._entry_scopes.get(scope)
+        stored = None if found is None else found[1].get(key)
+        return stored if stored is not None and live(stored.expires_at, now) else None
+
+    def _write(self, scope: str, key: str, new: _Stored, now: datetime) -> _Stored:
+        """Store ``new`` (its version is set here: 1, or the live entry's + 1)."""
         keys, stored = self._scope(scope)
         old = stored.get(key)
         if old is None:
             insort(keys, key)
-            stored[key] = _Stored(value, data, tag, 1, now)
-        else:
-            stored[key] = _Stored(value, data, tag, old.version + 1, now)
+        new.version = 1 if old is None or not live(old.expires_at, now) else old.version + 1
+        new.updated_at = now
+        stored[key] = new
+        return new
+
+    def _put(self, scope: str, row: EntryRow, now: datetime) -> _Stored:
+        new = _Stored(row.value, row.data, row.tag, 0, now, row.owner, row.expires_at)
+        return self._write(scope, row.key, new, now)
 
     async def _put_entries(
         self, scope: str, rows: list[EntryRow], only_if_absent: bool, now: datetime
     ) -> int:
-        _, stored = self._scope(scope)
         written = 0
         for row in rows:
-            if only_if_absent and row.key in stored:
+            if only_if_absent and self._live(scope, row.key, now) is not None:
                 continue
-            self._write(scope, row.key, row.value, row.data, row.tag, now)
+            self._put(scope, row, now)
             written += 1
         return written
 
-    async def _get_entry(self, scope: str, key: str) -> Entry | None:
-        found = self._entry_scopes.get(scope)
-        stored = None if found is None else found[1].get(key)
+    async def _get_entry(self, scope: str, key: str, now: datetime) -> Entry | None:
+        stored = self._live(scope, key, now)
         return None if stored is None else self._entry(scope, key, stored)
 
     async def _list_entries(
-        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
+        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None, now: datetime
     ) -> list[Entry]:
         found = self._entry_scopes.get(scope)
         if found is None:
             return []
         keys, stored = found
         start, end = self._slice(keys, bounds)
+        chosen = keys[start:end]
         if reverse:
-            chosen = keys[max(start, end - limit) if limit is not None else start : end]
             chosen.reverse()
-        else:
-            chosen = keys[start : end if limit is None else min(end, start + limit)]
-        return [self._entry(scope, key, stored[key]) for key in chosen]
+        listed: list[Entry] = []
+        for key in chosen:
+            if limit is not None and len(listed) >= limit:
+                break
+            entry = stored[key]
+            if live(entry.expires_at, now):
+                listed.append(self._entry(scope, key, entry))
+        return listed
 
-    async def _merge_entry(
-        self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
-    ) -> Entry | None:
-        _, stored = self._scope(scope)
-        old = stored.get(key)
-        if expect_version is not None and (0 if old is None else old.version) != expect_version:
-            return None
+    def _merge(self, scope: str, patch: PatchRow, now: datetime) -> Entry:
+        old = self._live(scope, patch.key, now)
         merged: dict[str, Any] = {}
         if old is not None and old.value is not None:
             merged = load_json(old.value)
-        merged.update(load_json(patch))
-        self._write(
-            scope,
-            key,
-            to_text(merged),
-            None if old is None else old.data,
-            None if old is None else old.tag,
-            now,
-        )
-        return self._entry(scope, key, stored[key])
+        merged.update(load_json(patch.patch))
+        new = _Stored(to_text(merged), None, None, 0, now)
+        if old is not None:
+            new.data, new.tag, new.owner, new.expires_at = (
+                old.data,
+                old.tag,
+                old.owner,
+                old.expires_at,
+            )
+        if patch.owner is not None:
+            new.owner = patch.owner
+        return self._entry(scope, patch.key, self._write(scope, patch.key, new, now))
+
+    def _version(self, scope: str, key: str, now: datetime) -> int:
+        old = self._live(scope, key, now)
+        return 0 if old is None else old.version
+
+    async def _merge_entry(
+        self,
+        scope: str,
+        key: str,
+        patch: str,
+        expect_version: int | None,
+        now: datetime,
+        owner: str | None = None,
+    ) -> Entry | None:
+        if expect_version is not None and self._version(scope, key, now) != expect_version:
+            return None
+        return self._merge(scope, PatchRow(key, patch, owner), now)
 
     async def _write_entries(
         self, scope: str, ops: list[EntryRow | PatchRow], expect: dict[str, int], now: datetime
     ) -> list[Entry] | None:
-        _, stored = self._scope(scope)
         for key, version in expect.items():
-            old = stored.get(key)
-            if (0 if old is None else old.version) != version:
+            if self._version(scope, key, now) != version:
                 return None
         written = []
         for op in ops:
             if isinstance(op, PatchRow):
-                entry = await self._merge_entry(scope, op.key, op.patch, None, now)
-                assert entry is not None
-                written.append(entry)
+                written.append(self._merge(scope, op, now))
             else:
-                self._write(scope, op.key, op.value, op.data, op.tag, now)
-                written.append(self._entry(scope, op.key, stored[op.key]))
+                written.append(self._entry(scope, op.key, self._put(scope, op, now)))
         return written
 
     async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
@@ -523,6 +578,31 @@ class MemoryEntries(EntryStore):
             del self._entry_scopes[scope]
         return len(doomed)
 
+    def _drop_entries(self, doomed: list[tuple[str, str]]) -> None:
+        """Remove these (scope, key) pairs (erasure and pruning)."""
+        for scope, key in doomed:
+            keys, stored = self._entry_scopes[scope]
+            del stored[key]
+            del keys[bisect_left(keys, key)]
+            if not keys:
+                del self._entry_scopes[scope]
+
+    def _owned_entries(self, owner: str) -> list[tuple[str, str]]:
+        return [
+            (scope, key)
+            for scope, (_, stored) in self._entry_scopes.items()
+            for key, entry in stored.items()
+            if entry.owner == owner
+        ]
+
+    def _expired_entries(self, now: datetime) -> list[tuple[str, str]]:
+        return [
+            (scope, key)
+            for scope, (_, stored) in self._entry_scopes.items()
+            for key, entry in stored.items()
+            if not live(entry.expires_at, now)
+        ]
+
     async def _copy_entries(self, copy: EntryCopy) -> int:
         scope, bounds, prefix, to_scope, to_prefix, now = copy
         found = self._entry_scopes.get(scope)
@@ -530,10 +610,13 @@ class MemoryEntries(EntryStore):
             return 0
         keys, stored = found
         start, end = self._slice(keys, bounds)
-        refuse_long_copies(max(map(len, keys[start:end]), default=None), copy)
-        copies = [(to_prefix + key[len(prefix) :], stored[key]) for key in keys[start:end]]
+        chosen = [key for key in keys[start:end] if live(stored[key].expires_at, now)]
+        refuse_long_copies(max(map(len, chosen), default=None), copy)
+        copies = [(to_prefix + key[len(prefix) :], stored[key]) for key in chosen]
         for key, source in copies:
-            self._write(to_scope, key, source.value, source.data, source.tag, now)
+            new = _Stored(source.value, source.data, source.tag, 0, now)
+            new.owner, new.expires_at = source.owner, source.expires_at
+            self._write(to_scope, key, new, now)
         return len(copies)
 
     def _clear_entries(self) -> None:

@@ -225,12 +225,21 @@ CREATE TABLE {s}.entries (
 CREATE INDEX entries_by_tag ON {s}.entries (scope, tag) WHERE tag IS NOT NULL;
 """
 
+# v5: a user's data over its life (docs/contract.md, "Erasure", "Retention"): entries name
+# their owner (a session's external_id) and may expire; both indexed where given.
+_V5_LIFECYCLE = """
+ALTER TABLE {s}.entries ADD COLUMN owner text COLLATE "C", ADD COLUMN expires_at timestamptz;
+CREATE INDEX entries_by_owner ON {s}.entries (owner) WHERE owner IS NOT NULL;
+CREATE INDEX entries_by_expiry ON {s}.entries (expires_at) WHERE expires_at IS NOT NULL;
+"""
+
 # (version, SQL): append only; a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_TABLES + _V1_INITIALIZE_RUN),
     (2, _V2_RENAME_MESSAGES),
     (3, _V3_MESSAGES_V2),
     (4, _V4_ENTRIES),
+    (5, _V5_LIFECYCLE),
 )
 
 _CAST: dict[Kind, str] = {"json": "::jsonb"}
@@ -496,57 +505,81 @@ SELECT array(SELECT id FROM {s}.agents WHERE id = ANY($1::text[])),
 # statement name; ``list``, ``delete`` and ``copy`` have one per (bounded[, reverse|tags]).
 
 _ENTRY = ENTRIES.select()
+# The expiry rule, of the stored row ``e`` at time ``now``: an expired entry counts as absent
+# for reads and for writes (a write to its key starts again at version 1, owner and all).
+_EXPIRED = "({s}.entries.expires_at IS NOT NULL AND {s}.entries.expires_at <= {now})"
+_LIVE = "(expires_at IS NULL OR expires_at > {now})"
 _REPLACE = """ON CONFLICT (scope, key) DO UPDATE SET value = EXCLUDED.value,
-    data = EXCLUDED.data, tag = EXCLUDED.tag, version = {s}.entries.version + 1,
-    updated_at = EXCLUDED.updated_at"""
-# $1 scope, $2 keys, $3 values (JSON text), $4 data, $5 tags, $6 now.
+    data = EXCLUDED.data, tag = EXCLUDED.tag,
+    version = CASE WHEN {expired} THEN 1 ELSE {s}.entries.version + 1 END,
+    updated_at = EXCLUDED.updated_at, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at"""
+# $1 scope, $2 keys, $3 values (JSON text), $4 data, $5 tags, $6 now, $7 owners, $8 expiries.
 _PUT = f"""INSERT INTO {{s}}.entries ({_ENTRY})
-    SELECT $1, k, v::jsonb, d, t, 1, $6
-    FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[]) AS u (k, v, d, t)"""
-# $1 scope, $2 key, $3 patch (JSON text), $4 now[, $5 expected version].
-_MERGED = "coalesce({s}.entries.value, '{}'::jsonb) || $3::jsonb"
+    SELECT $1, k, v::jsonb, d, t, 1, $6, o, x FROM unnest($2::text[], $3::text[],
+        $4::bytea[], $5::text[], $7::text[], $8::timestamptz[]) AS u (k, v, d, t, o, x)"""
+_REPLACE_PUT = _REPLACE.format(expired=_EXPIRED.format(s="{s}", now="$6"), s="{s}")
+# $1 scope, $2 key, $3 patch (JSON text), $4 now, $5 owner (None: kept)[, $6 expected version].
+_X4 = _EXPIRED.format(s="{s}", now="$4")
+_MERGED = f"""value = CASE WHEN {_X4} THEN $3::jsonb
+        ELSE coalesce({{s}}.entries.value, '{{}}'::jsonb) || $3::jsonb END,
+    data = CASE WHEN {_X4} THEN NULL ELSE {{s}}.entries.data END,
+    tag = CASE WHEN {_X4} THEN NULL ELSE {{s}}.entries.tag END,
+    owner = coalesce($5, CASE WHEN {_X4} THEN NULL ELSE {{s}}.entries.owner END),
+    expires_at = CASE WHEN {_X4} THEN NULL ELSE {{s}}.entries.expires_at END,
+    version = CASE WHEN {_X4} THEN 1 ELSE {{s}}.entries.version + 1 END,
+    updated_at = $4"""
+_NEW_MERGE = """INSERT INTO {s}.entries (scope, key, value, version, updated_at, owner)
+    VALUES ($1, $2, $3::jsonb, 1, $4, $5)"""
 _RANGES = {False: "scope = $1 AND key >= $2", True: "scope = $1 AND key >= $2 AND key < $3"}
 
 ENTRY_STATEMENTS: dict[str, str] = {
-    "put": f"WITH w AS ({_PUT} {_REPLACE} RETURNING 1) SELECT count(*) FROM w",
-    "put_if_absent": f"""WITH w AS ({_PUT} ON CONFLICT (scope, key) DO NOTHING RETURNING 1)
-    SELECT count(*) FROM w""",
-    "get": f"SELECT {_ENTRY} FROM {{s}}.entries WHERE scope = $1 AND key = $2",
-    "merge": f"""INSERT INTO {{s}}.entries (scope, key, value, version, updated_at)
-    VALUES ($1, $2, $3::jsonb, 1, $4)
-    ON CONFLICT (scope, key) DO UPDATE SET value = {_MERGED},
-    version = {{s}}.entries.version + 1, updated_at = EXCLUDED.updated_at
+    "put": f"WITH w AS ({_PUT} {_REPLACE_PUT} RETURNING 1) SELECT count(*) FROM w",
+    # an expired entry is replaced; a live one is kept
+    "put_if_absent": f"""WITH w AS ({_PUT} {_REPLACE_PUT}
+    WHERE {_EXPIRED.format(s="{s}", now="$6")} RETURNING 1) SELECT count(*) FROM w""",
+    "get": f"""SELECT {_ENTRY} FROM {{s}}.entries WHERE scope = $1 AND key = $2
+    AND {_LIVE.format(now="$3")}""",
+    "merge": f"""{_NEW_MERGE} ON CONFLICT (scope, key) DO UPDATE SET {_MERGED}
     RETURNING {_ENTRY}""",
-    "merge_if_absent": f"""INSERT INTO {{s}}.entries (scope, key, value, version, updated_at)
-    VALUES ($1, $2, $3::jsonb, 1, $4) ON CONFLICT (scope, key) DO NOTHING RETURNING {_ENTRY}""",
-    # write_entries: "claim" takes an absent key with a version-0 placeholder row (a
-    # concurrent insert of that key waits for this transaction), "lock" locks a present one.
+    "merge_if_absent": f"""{_NEW_MERGE} ON CONFLICT (scope, key) DO UPDATE SET {_MERGED}
+    WHERE {_X4} RETURNING {_ENTRY}""",
+    # write_entries: "drop_expired" first removes the expired entries it touches; "claim"
+    # takes an absent key with a version-0 placeholder row (a concurrent insert of that key
+    # waits for this transaction), "lock" locks a present one.
+    "drop_expired": """DELETE FROM {s}.entries
+    WHERE scope = $1 AND key = ANY($2::text[]) AND expires_at <= $3""",
     "claim": """INSERT INTO {s}.entries (scope, key, version, updated_at) VALUES ($1, $2, 0, $3)
     ON CONFLICT (scope, key) DO NOTHING RETURNING true""",
     "lock": "SELECT version FROM {s}.entries WHERE scope = $1 AND key = $2 FOR UPDATE",
     "drop_claims": """DELETE FROM {s}.entries
     WHERE scope = $1 AND key = ANY($2::text[]) AND version = 0""",
-    "put_one": f"""INSERT INTO {{s}}.entries ({_ENTRY}) VALUES ($1, $2, $3::jsonb, $4, $5, 1, $6)
-    {_REPLACE} RETURNING {_ENTRY}""",
-    "merge_if_version": f"""UPDATE {{s}}.entries SET value = {_MERGED}, version = version + 1,
-    updated_at = $4 WHERE scope = $1 AND key = $2 AND version = $5 RETURNING {_ENTRY}""",
+    "put_one": f"""INSERT INTO {{s}}.entries ({_ENTRY})
+    VALUES ($1, $2, $3::jsonb, $4, $5, 1, $6, $7, $8) {_REPLACE_PUT} RETURNING {_ENTRY}""",
+    "merge_if_version": f"""UPDATE {{s}}.entries SET {_MERGED}
+    WHERE scope = $1 AND key = $2 AND version = $6 AND NOT {_X4} RETURNING {_ENTRY}""",
 }
 for _bounded in (False, True):
     _n = 4 if _bounded else 3  # the first parameter after the range
     for _reverse in (False, True):
         ENTRY_STATEMENTS[f"list {_bounded} {_reverse}"] = f"""SELECT {_ENTRY} FROM {{s}}.entries
-    WHERE {_RANGES[_bounded]} ORDER BY key {"DESC" if _reverse else "ASC"} LIMIT ${_n}"""
+    WHERE {_RANGES[_bounded]} AND {_LIVE.format(now=f"${_n + 1}")}
+    ORDER BY key {"DESC" if _reverse else "ASC"} LIMIT ${_n}"""
     for _tagged in (False, True):
         _tags = f"AND tag = ANY(${_n}::text[])" if _tagged else ""
         ENTRY_STATEMENTS[f"delete {_bounded} {_tagged}"] = f"""WITH d AS (DELETE FROM {{s}}.entries
     WHERE {_RANGES[_bounded]} {_tags} RETURNING 1) SELECT count(*) FROM d"""
     ENTRY_STATEMENTS[f"longest {_bounded}"] = f"""SELECT max(length(key)) FROM {{s}}.entries
-    WHERE {_RANGES[_bounded]}"""
-    # then: to_scope, to_prefix, length of prefix, now
+    WHERE {_RANGES[_bounded]} AND {_LIVE.format(now=f"${_n}")}"""
+    # the range of the copy's target (to_scope, to_prefix's range), then now
+    ENTRY_STATEMENTS[f"drop_expired {_bounded}"] = f"""DELETE FROM {{s}}.entries
+    WHERE {_RANGES[_bounded]} AND expires_at <= ${_n}"""
+    # then: to_scope, to_prefix, length of prefix, now (the target's expired entries are gone)
     ENTRY_STATEMENTS[f"copy {_bounded}"] = f"""WITH c AS (
     INSERT INTO {{s}}.entries ({_ENTRY})
-    SELECT ${_n}, ${_n + 1} || substr(key, ${_n + 2} + 1), value, data, tag, 1, ${_n + 3}
-    FROM {{s}}.entries WHERE {_RANGES[_bounded]} {_REPLACE} RETURNING 1)
+    SELECT ${_n}, ${_n + 1} || substr(key, ${_n + 2} + 1), value, data, tag, 1, ${_n + 3},
+        owner, expires_at
+    FROM {{s}}.entries WHERE {_RANGES[_bounded]} AND {_LIVE.format(now=f"${_n + 3}")}
+    {_REPLACE.format(expired="false", s="{s}")} RETURNING 1)
     SELECT count(*) FROM c"""
 
 

@@ -136,7 +136,16 @@ _V4: tuple[str, ...] = (
     "CREATE INDEX entries_by_tag ON entries (scope, tag) WHERE tag IS NOT NULL",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+# v5: a user's data over its life (docs/contract.md, "Erasure", "Retention"): entries name
+# their owner (a session's external_id) and may expire; both are indexed where given.
+_V5: tuple[str, ...] = (
+    "ALTER TABLE entries ADD COLUMN owner TEXT",
+    "ALTER TABLE entries ADD COLUMN expires_at INTEGER",
+    "CREATE INDEX entries_by_owner ON entries (owner) WHERE owner IS NOT NULL",
+    "CREATE INDEX entries_by_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # -- connection set-up -----------------------------------------------------------------
@@ -343,19 +352,29 @@ TAKEN_RUN_IDS = _TAKEN.format(column="id", table="runs")
 # Keys compare as UTF-8 bytes (BINARY), which is code point order. A range is always
 # ``key >= lower [AND key < upper]``; the statement dicts are keyed by (bounded above, reverse).
 
-_ENTRY = ENTRIES.select()  # scope, key, value, data, tag, version, updated_at
-PUT_ENTRY = f"""INSERT INTO entries ({_ENTRY}) VALUES (?, ?, ?, ?, ?, 1, ?)
-    ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, data = excluded.data,
-    tag = excluded.tag, version = entries.version + 1, updated_at = excluded.updated_at"""
-PUT_ENTRY_IF_ABSENT = f"""INSERT INTO entries ({_ENTRY}) VALUES (?, ?, ?, ?, ?, 1, ?)
+_ENTRY = ENTRIES.select()  # scope, key, value, data, tag, version, updated_at, owner, expires_at
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"  # the expiry rule; the parameter: now
+# Writes first delete the expired entries they touch (DROP_EXPIRED..., same transaction), so
+# an expired entry counts as absent: a write to its key starts again at version 1.
+DROP_EXPIRED_KEYS = """DELETE FROM entries WHERE scope = ? AND key IN (SELECT value FROM
+    json_each(?)) AND expires_at <= ?"""
+_REPLACE = """ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, data = excluded.data,
+    tag = excluded.tag, version = entries.version + 1, updated_at = excluded.updated_at,
+    owner = excluded.owner, expires_at = excluded.expires_at"""
+PUT_ENTRY = f"""INSERT INTO entries ({_ENTRY}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?) {_REPLACE}"""
+PUT_ENTRY_IF_ABSENT = f"""INSERT INTO entries ({_ENTRY}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
     ON CONFLICT (scope, key) DO NOTHING RETURNING 1"""
-GET_ENTRY = f"SELECT {_ENTRY} FROM entries WHERE scope = ? AND key = ?"
+GET_ENTRY = f"SELECT {_ENTRY} FROM entries WHERE scope = ? AND key = ? AND {_LIVE}"
 _RANGE = {False: "scope = ? AND key >= ?", True: "scope = ? AND key >= ? AND key < ?"}
 LIST_ENTRIES: dict[tuple[bool, bool], str] = {
-    (bounded, reverse): f"""SELECT {_ENTRY} FROM entries WHERE {_RANGE[bounded]}
+    (bounded, reverse): f"""SELECT {_ENTRY} FROM entries WHERE {_RANGE[bounded]} AND {_LIVE}
     ORDER BY key {"DESC" if reverse else "ASC"} LIMIT ?"""
     for bounded in (False, True)
     for reverse in (False, True)
+}
+DROP_EXPIRED_RANGE: dict[bool, str] = {
+    bounded: f"DELETE FROM entries WHERE {_RANGE[bounded]} AND expires_at <= ?"
+    for bounded in (False, True)
 }
 # Keyed by (bounded above, by tags); tags are one JSON array parameter, last.
 DELETE_ENTRIES: dict[tuple[bool, bool], str] = {
@@ -364,18 +383,15 @@ DELETE_ENTRIES: dict[tuple[bool, bool], str] = {
     for bounded in (False, True)
     for tagged in (False, True)
 }
-# The length of the longest key in a range (copies check it first).
+# The length of the longest live key in a range (copies check it first).
 LONGEST_KEY: dict[bool, str] = {
-    bounded: f"SELECT max(length(key)) FROM entries WHERE {_RANGE[bounded]}"
+    bounded: f"SELECT max(length(key)) FROM entries WHERE {_RANGE[bounded]} AND {_LIVE}"
     for bounded in (False, True)
 }
-# Parameters: to_scope, to_prefix, length of prefix, now, then the range.
+# Parameters: to_scope, to_prefix, length of prefix, now, then the range, then now.
 COPY_ENTRIES: dict[bool, str] = {
     bounded: f"""INSERT INTO entries ({_ENTRY})
-    SELECT ?, ? || substr(key, ? + 1), value, data, tag, 1, ? FROM entries
-    WHERE {_RANGE[bounded]} ORDER BY key
-    ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, data = excluded.data,
-    tag = excluded.tag, version = entries.version + 1, updated_at = excluded.updated_at
-    RETURNING 1"""
+    SELECT ?, ? || substr(key, ? + 1), value, data, tag, 1, ?, owner, expires_at FROM entries
+    WHERE {_RANGE[bounded]} AND {_LIVE} ORDER BY key {_REPLACE} RETURNING 1"""
     for bounded in (False, True)
 }

@@ -30,7 +30,15 @@ from . import _calls as calls
 from . import _postgres_sql as sql
 from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
-from ._entries import Entry, EntryCopy, EntryRow, KeyRange, PatchRow, refuse_long_copies
+from ._entries import (
+    Entry,
+    EntryCopy,
+    EntryRow,
+    KeyRange,
+    PatchRow,
+    key_range,
+    refuse_long_copies,
+)
 from ._json import dump_optional, load_json
 from ._rules import check_repeat, refuse_message, refuse_taken, repeat_fields
 from .base import DataStorage, newest_within
@@ -642,24 +650,32 @@ class PostgresDataStorage(DataStorage):
             [r.data for r in rows],
             [r.tag for r in rows],
             now,
+            [r.owner for r in rows],
+            [r.expires_at for r in rows],
         )
         return written
 
-    async def _get_entry(self, scope: str, key: str) -> Entry | None:
-        row = await self._fetchrow(self._sql.entries["get"], scope, key)
+    async def _get_entry(self, scope: str, key: str, now: datetime) -> Entry | None:
+        row = await self._fetchrow(self._sql.entries["get"], scope, key, now)
         return None if row is None else _read.entries([row])[0]
 
     async def _list_entries(
-        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
+        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None, now: datetime
     ) -> list[Entry]:
         statement = self._sql.entries[f"list {bounds.upper is not None} {reverse}"]
-        rows = await self._fetch(statement, *bounds.params(scope), limit)
+        rows = await self._fetch(statement, *bounds.params(scope), limit, now)
         return _read.entries(rows)
 
     async def _merge_entry(
-        self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
+        self,
+        scope: str,
+        key: str,
+        patch: str,
+        expect_version: int | None,
+        now: datetime,
+        owner: str | None = None,
     ) -> Entry | None:
-        args: tuple[Any, ...] = (scope, key, to_jsonb(patch), now)
+        args: tuple[Any, ...] = (scope, key, to_jsonb(patch), now, owner)
         if expect_version is None:
             row = await self._fetchrow(self._sql.entries["merge"], *args)
         elif expect_version == 0:
@@ -674,6 +690,8 @@ class PostgresDataStorage(DataStorage):
         q = self._sql.entries
         try:
             async with self._transaction() as conn:
+                touched = sorted({*expect, *(op.key for op in ops)})
+                await conn.execute(q["drop_expired"], scope, touched, now)
                 claimed = set()
                 for key in sorted(expect):  # one order, so two writers cannot deadlock
                     if await conn.fetchval(q["claim"], scope, key, now):
@@ -687,10 +705,11 @@ class PostgresDataStorage(DataStorage):
                 for op in ops:
                     args: tuple[Any, ...]
                     if isinstance(op, PatchRow):
-                        args = (scope, op.key, to_jsonb(op.patch), now)
+                        args = (scope, op.key, to_jsonb(op.patch), now, op.owner)
                         rows.append(await conn.fetchrow(q["merge"], *args))
                     else:
                         args = (scope, op.key, to_jsonb(op.value), op.data, op.tag, now)
+                        args += (op.owner, op.expires_at)
                         rows.append(await conn.fetchrow(q["put_one"], *args))
                 unused = sorted(claimed - {op.key for op in ops})
                 if unused:
@@ -709,10 +728,15 @@ class PostgresDataStorage(DataStorage):
         scope, bounds, prefix, to_scope, to_prefix, now = copy
         bounded = bounds.upper is not None
         args = (*bounds.params(scope), to_scope, to_prefix, len(prefix), now)
+        target = key_range(to_prefix, None, None)
+        q = self._sql.entries
         async with self._transaction() as conn:
-            longest = await conn.fetchval(self._sql.entries[f"longest {bounded}"], *args[:-4])
+            await conn.execute(
+                q[f"drop_expired {target.upper is not None}"], *target.params(to_scope), now
+            )
+            longest = await conn.fetchval(q[f"longest {bounded}"], *bounds.params(scope), now)
             refuse_long_copies(longest, copy)
-            copied: int = await conn.fetchval(self._sql.entries[f"copy {bounded}"], *args)
+            copied: int = await conn.fetchval(q[f"copy {bounded}"], *args)
         return copied
 
 

@@ -21,7 +21,15 @@ from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
 from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
 from ._dump import Dump, last_seqs
-from ._entries import Entry, EntryCopy, EntryRow, KeyRange, PatchRow, refuse_long_copies
+from ._entries import (
+    Entry,
+    EntryCopy,
+    EntryRow,
+    KeyRange,
+    PatchRow,
+    key_range,
+    refuse_long_copies,
+)
 from ._json import dump_optional, load_json, to_text
 from ._rules import (
     check_repeat,
@@ -68,11 +76,13 @@ def _from_db(value: int) -> datetime:
 _DECODE: dict[Kind, str] = {
     "json": "(None if {0} is None else _loads({0}))",  # inline: a history read has 50 rows
     "time": "(_times_get({0}) or _from_db({0}))",
+    "time?": "(None if {0} is None else _from_db({0}))",
 }
 _DECODERS = {"_loads": json.loads, "_times_get": _TIMES.get, "_from_db": _from_db}
 _ENCODE: dict[Kind, Callable[[Any, str], Any]] = {
     "json": dump_optional,
     "time": lambda value, field: _to_db(value),
+    "time?": lambda value, field: None if value is None else _to_db(value),
 }
 _read = compile_readers(_DECODE, _DECODERS)
 _chat = _read.chat  # the hot path's, one lookup less
@@ -487,8 +497,9 @@ class SqliteDataStorage(DataStorage):
         self, scope: str, rows: list[EntryRow], only_if_absent: bool, now: datetime
     ) -> int:
         when = _to_db(now)
-        params = [(scope, r.key, r.value, r.data, r.tag, when) for r in rows]
+        params = [_entry_params(scope, r, when) for r in rows]
         async with self._transaction() as db:
+            await _drop_expired(db, scope, [r.key for r in rows], when)
             if not only_if_absent:
                 await db.executemany(sql.PUT_ENTRY, params)
                 return len(params)
@@ -497,46 +508,53 @@ class SqliteDataStorage(DataStorage):
                 written += len(await db.fetchall(sql.PUT_ENTRY_IF_ABSENT, one))
             return written
 
-    async def _get_entry(self, scope: str, key: str) -> Entry | None:
+    async def _get_entry(self, scope: str, key: str, now: datetime) -> Entry | None:
         async with self._statement() as db:
-            rows = await db.fetchall(sql.GET_ENTRY, (scope, key))
+            rows = await db.fetchall(sql.GET_ENTRY, (scope, key, _to_db(now)))
         return _read.entries(rows)[0] if rows else None
 
     async def _list_entries(
-        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None
+        self, scope: str, bounds: KeyRange, reverse: bool, limit: int | None, now: datetime
     ) -> list[Entry]:
         statement = sql.LIST_ENTRIES[bounds.upper is not None, reverse]
-        params = (*bounds.params(scope), _NO_LIMIT if limit is None else limit)
+        params = (*bounds.params(scope), _to_db(now), _NO_LIMIT if limit is None else limit)
         async with self._statement() as db:
             rows = await db.fetchall(statement, params)
         return _read.entries(rows)
 
     async def _merge_entry(
-        self, scope: str, key: str, patch: str, expect_version: int | None, now: datetime
+        self,
+        scope: str,
+        key: str,
+        patch: str,
+        expect_version: int | None,
+        now: datetime,
+        owner: str | None = None,
     ) -> Entry | None:
         async with self._transaction() as db:  # BEGIN IMMEDIATE: no other writer meanwhile
-            old = await _stored_entry(db, scope, key)
+            await _drop_expired(db, scope, [key], _to_db(now))
+            old = await _stored_entry(db, scope, key, now)
             if expect_version is not None and (old.version if old else 0) != expect_version:
                 return None
-            return await _merge_into(db, scope, key, old, patch, now)
+            return await _merge_into(db, scope, old, PatchRow(key, patch, owner), now)
 
     async def _write_entries(
         self, scope: str, ops: list[EntryRow | PatchRow], expect: dict[str, int], now: datetime
     ) -> list[Entry] | None:
         async with self._transaction() as db:  # BEGIN IMMEDIATE: no other writer meanwhile
+            await _drop_expired(db, scope, [*expect, *(op.key for op in ops)], _to_db(now))
             for key, version in expect.items():
-                old = await _stored_entry(db, scope, key)
+                old = await _stored_entry(db, scope, key, now)
                 if (old.version if old else 0) != version:
                     return None
             written = []
             for op in ops:
                 if isinstance(op, PatchRow):
-                    old = await _stored_entry(db, scope, op.key)
-                    written.append(await _merge_into(db, scope, op.key, old, op.patch, now))
+                    old = await _stored_entry(db, scope, op.key, now)
+                    written.append(await _merge_into(db, scope, old, op, now))
                     continue
-                row = (scope, op.key, op.value, op.data, op.tag, _to_db(now))
-                await db.execute(sql.PUT_ENTRY, row)
-                entry = await _stored_entry(db, scope, op.key)
+                await db.execute(sql.PUT_ENTRY, _entry_params(scope, op, _to_db(now)))
+                entry = await _stored_entry(db, scope, op.key, now)
                 assert entry is not None
                 written.append(entry)
             return written
@@ -552,9 +570,16 @@ class SqliteDataStorage(DataStorage):
     async def _copy_entries(self, copy: EntryCopy) -> int:
         scope, bounds, prefix, to_scope, to_prefix, now = copy
         bounded = bounds.upper is not None
-        params = (to_scope, to_prefix, len(prefix), _to_db(now), *bounds.params(scope))
+        when = _to_db(now)
+        params = (to_scope, to_prefix, len(prefix), when, *bounds.params(scope), when)
+        target = key_range(to_prefix, None, None)
         async with self._transaction() as db:
-            [(longest,)] = await db.fetchall(sql.LONGEST_KEY[bounded], bounds.params(scope))
+            await db.execute(
+                sql.DROP_EXPIRED_RANGE[target.upper is not None], (*target.params(to_scope), when)
+            )
+            [(longest,)] = await db.fetchall(
+                sql.LONGEST_KEY[bounded], (*bounds.params(scope), when)
+            )
             refuse_long_copies(longest, copy)
             return len(await db.fetchall(sql.COPY_ENTRIES[bounded], params))
 
@@ -571,19 +596,33 @@ def _repeat(found: Any, ids: tuple[str, str, str | None], given: tuple[Any, ...]
     return stored
 
 
-async def _stored_entry(db: Connection, scope: str, key: str) -> Entry | None:
-    found = _read.entries(await db.fetchall(sql.GET_ENTRY, (scope, key)))
+def _entry_params(scope: str, row: EntryRow, when: int) -> tuple[Any, ...]:
+    """PUT_ENTRY's parameters."""
+    expires_at = None if row.expires_at is None else _to_db(row.expires_at)
+    return (scope, row.key, row.value, row.data, row.tag, when, row.owner, expires_at)
+
+
+async def _drop_expired(db: Connection, scope: str, keys: list[str], when: int) -> None:
+    await db.execute(sql.DROP_EXPIRED_KEYS, (scope, json.dumps(keys), when))
+
+
+async def _stored_entry(db: Connection, scope: str, key: str, now: datetime) -> Entry | None:
+    found = _read.entries(await db.fetchall(sql.GET_ENTRY, (scope, key, _to_db(now))))
     return found[0] if found else None
 
 
 async def _merge_into(
-    db: Connection, scope: str, key: str, old: Entry | None, patch: str, now: datetime
+    db: Connection, scope: str, old: Entry | None, patch: PatchRow, now: datetime
 ) -> Entry:
     """Merge ``patch`` into the entry ``old`` (None: absent) and return the result."""
-    value = to_text({**((old.value if old else None) or {}), **json.loads(patch)})
-    data, tag = (old.data, old.tag) if old else (None, None)
-    await db.execute(sql.PUT_ENTRY, (scope, key, value, data, tag, _to_db(now)))
-    merged = await _stored_entry(db, scope, key)
+    value = to_text({**((old.value if old else None) or {}), **json.loads(patch.patch)})
+    row = EntryRow(patch.key, value, None, None, patch.owner)
+    if old is not None:
+        row = EntryRow(
+            patch.key, value, old.data, old.tag, patch.owner or old.owner, old.expires_at
+        )
+    await db.execute(sql.PUT_ENTRY, _entry_params(scope, row, _to_db(now)))
+    merged = await _stored_entry(db, scope, patch.key, now)
     assert merged is not None
     return merged
 
