@@ -1,5 +1,6 @@
 """``python -m bench [--quick] [--out DIR]``: every benchmark in one process, one run; writes
-DIR/benchmarks.md and DIR/benchmarks.png (DIR defaults to docs/)."""
+DIR/benchmarks.md, DIR/benchmarks.json and DIR/benchmarks.png (DIR defaults to docs/; then
+the generated blocks of the other pages are refilled too: bench/docs.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import browser, extras, messages, pyodide, workflows
+from . import browser, docs, extras, messages, pyodide, workflows
 from .postgres import Server, concurrency
 from .report import Results, markdown, plot
 from .timing import Settings
@@ -68,6 +69,11 @@ def main() -> None:
     text = markdown(results)
     (args.out / "benchmarks.md").write_text(text + "\n", encoding="utf-8")
     plot(results, args.out / "benchmarks.png")
+    if args.out.resolve() == docs.DOCS:  # the committed run: its data, and every page's blocks
+        docs.write()
+    else:
+        data = docs.tables(text)
+        (args.out / "benchmarks.json").write_text(docs.dump(data), encoding="utf-8")
     print(text)
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import importlib.util
 import sqlite3
@@ -73,7 +74,8 @@ def choose(driver: str | None) -> str:
         raise ValueError(f"driver: must be one of {DRIVERS} or None, not {driver!r}")
     if driver == "aiosqlite" and _aiosqlite_missing():
         raise ImportError(
-            "driver='aiosqlite' needs the aiosqlite package: pip install 'runstore[sqlite]'"
+            "driver='aiosqlite' needs the aiosqlite package (runstore's sqlite extra): "
+            "pip install aiosqlite"
         )
     return driver
 
@@ -174,7 +176,21 @@ async def connect(path: str, driver: str) -> Connection:
         worker = getattr(connection, "_thread", None)
         if isinstance(worker, threading.Thread) and not worker.is_alive():
             worker.daemon = True
-        await connection
+        try:
+            await connection
+        except sqlite3.Error:
+            if isinstance(worker, threading.Thread):
+                await _ended(worker)
+            raise
     except sqlite3.Error as exc:
         raise _failure(exc) from exc
     return ThreadConnection(connection)
+
+
+async def _ended(worker: threading.Thread) -> None:
+    """After a failed connect aiosqlite stops its worker with a future nobody awaits: let the
+    worker end while this loop runs, else it later posts that future to a closed loop."""
+    for _ in range(1000):  # it ends at once; at most about a second
+        if not worker.is_alive():
+            return
+        await asyncio.sleep(0.001)

@@ -1,4 +1,4 @@
-"""``PostgresDataStorage``: the production backend, on asyncpg (``pip install runstore[postgres]``).
+"""``PostgresDataStorage``: the production backend, on asyncpg (the ``postgres`` extra).
 
 Every statement lives in ``_postgres_sql``. Each call is one round trip (export and import
 excepted); payloads travel as JSON text into ``jsonb`` columns. The schema is created and
@@ -22,7 +22,8 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on what is inst
     if exc.name != "asyncpg":
         raise
     raise ModuleNotFoundError(
-        "PostgresDataStorage needs the asyncpg package: pip install 'runstore[postgres]'",
+        "PostgresDataStorage needs the asyncpg package (runstore's postgres extra): "
+        "pip install asyncpg",
         name="asyncpg",
     ) from None
 

@@ -691,13 +691,30 @@ async def _refuse_existing(db: Connection, dump: Dump) -> None:
 
 
 async def _open_database(path: str, driver_name: str) -> Connection:
-    db = await driver.connect(path, driver_name)
     try:
-        await _prepare(db, path)
-    except BaseException:
-        await db.close()
-        raise
+        db = await driver.connect(path, driver_name)
+        try:
+            await _prepare(db, path)
+        except BaseException:
+            await db.close()
+            raise
+    except StorageError as exc:
+        raise _naming(exc, path) from exc.__cause__
     return db
+
+
+def _naming(exc: StorageError, path: str) -> StorageError:
+    """An error opening ``path`` that names it: a file SQLite cannot open (no such folder, no
+    permission, a folder) is a bad ``path`` (InvalidDataError); another error gets the path."""
+    if getattr(exc.__cause__, "sqlite_errorcode", None) == sqlite3.SQLITE_CANTOPEN:
+        return InvalidDataError(
+            "path",
+            f"SQLite cannot open {path!r} ({exc.__cause__}): its folder must exist and be "
+            "writable, and the path must not be a folder",
+        )
+    if type(exc) is not StorageError or repr(path) in str(exc):
+        return exc
+    return StorageError(f"{path!r}: {exc}")
 
 
 async def _read_header(db: Connection, path: str) -> tuple[int, int]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from runstore import SqliteDataStorage, StorageError, WorkflowState
+from runstore import InvalidDataError, SqliteDataStorage, StorageError, WorkflowState
 from runstore._sqlite_sql import SCHEMA_VERSION
 
 FIXTURE = Path(__file__).parent / "fixtures" / "runstore-v1.sqlite"
@@ -160,3 +160,19 @@ async def test_sessions_with_equal_activity_times_page_by_id(tmp_path: Path) -> 
                 pages.append(page[0].id)
                 before = page[0].id
             assert pages == ["s3", "s2", "s1"], filters
+
+
+@pytest.mark.parametrize("driver", ["sqlite3", "aiosqlite"])
+@pytest.mark.parametrize("where", ["no such folder", "a folder"])
+async def test_a_file_sqlite_cannot_open_is_a_bad_path_named_in_the_error(
+    tmp_path: Path, driver: str, where: str
+) -> None:
+    path = tmp_path / "no" / "such" / "dir" / "x.db" if where == "no such folder" else tmp_path
+    store = SqliteDataStorage(path, driver=driver)
+    with pytest.raises(InvalidDataError) as raised:
+        await store.open()
+    assert raised.value.field == "path"
+    assert repr(str(path)) in str(raised.value)
+    assert "unable to open database file" in str(raised.value)
+    await store.close()
+    assert not any(tmp_path.iterdir())  # nothing made on the way  # noqa: ASYNC240

@@ -1,6 +1,6 @@
 """A Google ADK session service over any runstore store: ``RunstoreSessionService(store)``.
 
-Install with ``pip install runstore[adk]``. Everything lives in the store's entries
+Needs the ``adk`` extra (README, "Install"). Everything lives in the store's entries
 (docs/contract.md, "Entries") in one scope (default ``"adk"``), keys joined by ``\\x1f``
 (names holding that character are refused):
 

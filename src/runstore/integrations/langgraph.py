@@ -1,6 +1,6 @@
 """A LangGraph checkpointer over any runstore store: ``RunstoreSaver(store)``.
 
-Install with ``pip install runstore[langgraph]``. Everything lives in the store's entries
+Needs the ``langgraph`` extra (README, "Install"). Everything lives in the store's entries
 (docs/contract.md, "Entries"), in one scope (default ``"langgraph"``), under keys built from
 the thread, namespace and checkpoint ids joined by ``\\x1f`` (ids holding that character are
 refused):
