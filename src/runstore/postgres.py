@@ -163,6 +163,54 @@ def _still_clean(conn: Any, exc: BaseException) -> bool:
     return ordinary and not conn.is_closed() and not conn.is_in_transaction()
 
 
+class _PoolerConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A connection to a transaction pooler, where a statement prepared in one transaction
+    may not exist in the next (another server connection), so every statement is sent
+    unnamed. asyncpg without a statement cache would describe each one first (Parse,
+    Describe: a round trip) and then run it (Parse, Bind, Execute, Sync: a second one).
+    This keeps each statement's description on the client, after the first use on this
+    connection, so a call is the second round trip alone: the server parses the text
+    again (as it would anyway), and the types and columns are those described before
+    (runstore's statements name their columns; its migrations only add columns)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._described: dict[str, Any] = {}
+
+    async def _get_statement(
+        self,
+        query: str,
+        timeout: float | None,  # noqa: ASYNC109 (asyncpg's signature)
+        *,
+        named: bool | str | None = False,
+        use_cache: bool = True,
+        ignore_custom_codec: bool = False,
+        record_class: Any = None,
+    ) -> Any:
+        if named or not use_cache or ignore_custom_codec or record_class is not None:
+            return await super()._get_statement(
+                query,
+                timeout,
+                named=named,
+                use_cache=use_cache,
+                ignore_custom_codec=ignore_custom_codec,
+                record_class=record_class,
+            )
+        state = self._described.get(query)
+        if state is None or state.closed:
+            # Without a statement cache, asyncpg marks an unnamed statement "unprepared":
+            # each run sends its Parse again, then Bind and Execute, with no wait between.
+            state = await super()._get_statement(query, timeout, named=False, use_cache=False)
+            if state.name or state.prepared:  # not what this relies on: no client cache
+                return state
+            self._described[query] = state
+        return state
+
+    def _drop_local_statement_cache(self) -> None:
+        super()._drop_local_statement_cache()
+        self._described.clear()
+
+
 class _Unexpected(StorageError):
     """write_entries: an expected version did not hold (the transaction rolls back)."""
 
@@ -283,6 +331,7 @@ class PostgresDataStorage(DataStorage):
                         # Behind a transaction pooler, consecutive statements may reach
                         # different server connections: no named prepared statements.
                         statement_cache_size=0 if self._pooler else 100,
+                        connection_class=_PoolerConnection if self._pooler else asyncpg.Connection,
                     )
                 except Exception as exc:
                     raise translate(exc, "connecting", self._connect_timeout) from exc
