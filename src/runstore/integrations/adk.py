@@ -6,9 +6,11 @@ Needs the ``adk`` extra (README, "Install"). Everything lives in the store's ent
 
 - ``a\\x1f{app}``: app state (``app:`` keys, unprefixed); ``u\\x1f{app}\\x1f{user}``: user state.
   Both change by merges, so concurrent deltas of different keys all survive.
-- ``s\\x1f{app}\\x1f{user}\\x1f{session}``: the session's own state; its ``version`` is the
-  revision a ``Session`` carries, so a stale session is refused atomically by
-  ``write_entries(..., expect=...)`` (``StaleSessionError``, as ADK's database service).
+- ``s\\x1f{app}\\x1f{user}\\x1f{session}``: the session's own state, plus its last update time
+  under the reserved key ``"\\x1ft"`` (the creation time, then each appended event's timestamp,
+  as ADK's own services keep ``last_update_time``); its ``version`` is the revision a ``Session``
+  carries, so a stale session is refused atomically by ``write_entries(..., expect=...)``
+  (``StaleSessionError``, as ADK's database service).
 - ``e\\x1f{app}\\x1f{user}\\x1f{session}\\x1f{timestamp µs}\\x1f{event id}``: one event (JSON). Keys
   sort by time, so ``after_timestamp`` and ``num_recent_events`` are index range reads.
 
@@ -27,6 +29,7 @@ from google.adk.errors import StaleSessionError
 from google.adk.errors.already_exists_error import AlreadyExistsError
 from google.adk.errors.session_not_found_error import SessionNotFoundError
 from google.adk.events.event import Event
+from google.adk.platform import time as platform_time
 from google.adk.sessions import BaseSessionService, Session, State
 from google.adk.sessions.base_session_service import GetSessionConfig, ListSessionsResponse
 from pydantic_core import to_jsonable_python
@@ -38,6 +41,7 @@ from ..base import DataStorage
 __all__ = ["RunstoreSessionService"]
 
 SEP = "\x1f"
+UPDATED = SEP + "t"  # the session entry's last update time (no state key holds \x1f first)
 _STALE = (
     "The session has been changed in storage since it was read (a stale session): "
     "get the session again and retry."
@@ -68,6 +72,13 @@ def _events_prefix(app: str, user: str, session_id: str) -> str:
     return "e" + _session_key(app, user, session_id)[1:] + SEP
 
 
+def _updated(entry: Entry) -> tuple[dict[str, Any], float]:
+    """A session entry's own state and last update time (older entries: the entry's time)."""
+    state = dict(entry.value or {})
+    updated = state.pop(UPDATED, None)
+    return state, updated if isinstance(updated, float | int) else entry.updated_at.timestamp()
+
+
 def _micros(timestamp: float) -> str:
     return f"{max(0, math.floor(timestamp * 1_000_000)):020d}"
 
@@ -82,6 +93,8 @@ def _split(state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[
             app[key.removeprefix(State.APP_PREFIX)] = value
         elif key.startswith(State.USER_PREFIX):
             user[key.removeprefix(State.USER_PREFIX)] = value
+        elif key.startswith(SEP):
+            raise ValueError(f"state: the key {key[:40]!r} starts with the character \\x1f")
         elif not key.startswith(State.TEMP_PREFIX):
             own[key] = value
     return app, user, own
@@ -107,7 +120,9 @@ class RunstoreSessionService(BaseSessionService):
         key = _session_key(app_name, user_id, session_id)
         app, user, own = _split(state or {})
         written = await self.store.put_entries(
-            self.scope, [NewEntry(key, own)], only_if_absent=True
+            self.scope,
+            [NewEntry(key, {**own, UPDATED: platform_time.get_time()})],
+            only_if_absent=True,
         )
         if not written:
             raise AlreadyExistsError(f"Session with id {session_id} already exists.")
@@ -204,7 +219,7 @@ class RunstoreSessionService(BaseSessionService):
             + _part(event.id or str(uuid.uuid4()), "event.id")
         )
         writes: list[NewEntry | EntryPatch] = [
-            EntryPatch(key, own),
+            EntryPatch(key, {**own, UPDATED: event.timestamp}),
             NewEntry(event_key, event.model_dump(mode="json", exclude_none=True)),
         ]
         if app:
@@ -216,9 +231,8 @@ class RunstoreSessionService(BaseSessionService):
             if await self.store.get_entry(self.scope, key) is None:
                 raise SessionNotFoundError(f"Session {session.id} not found.")
             raise StaleSessionError(_STALE)
-        entry = written[0]
-        session.last_update_time = entry.updated_at.timestamp()
-        session._storage_update_marker = str(entry.version)
+        session.last_update_time = event.timestamp
+        session._storage_update_marker = str(written[0].version)
         return self._commit_event_to_session(session, event)
 
     # -- helpers -------------------------------------------------------------------
@@ -263,13 +277,14 @@ class RunstoreSessionService(BaseSessionService):
     def _build(
         app_name: str, user_id: str, session_id: str, entry: Entry, events: list[Event]
     ) -> Session:
+        state, updated = _updated(entry)
         session = Session(
             id=session_id,
             app_name=app_name,
             user_id=user_id,
-            state=dict(entry.value or {}),
+            state=state,
             events=events,
-            last_update_time=entry.updated_at.timestamp(),
+            last_update_time=updated,
         )
         session._storage_update_marker = str(entry.version)
         return session

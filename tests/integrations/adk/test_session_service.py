@@ -265,3 +265,19 @@ async def test_racing_appends_from_one_read_keep_one(service: BaseSessionService
     assert all(isinstance(r, StaleSessionError) for r in results if isinstance(r, BaseException))
     got = await service.get_session(app_name="app", user_id="u1", session_id=session.id)
     assert got is not None and len(got.events) == 1
+
+
+async def test_last_update_time_is_the_appended_events_timestamp(
+    service: BaseSessionService,
+) -> None:
+    session = await service.create_session(app_name="app", user_id="u1")
+    later = session.last_update_time + 3600.5
+    appended = await service.append_event(session, event("hi", timestamp=later))
+    assert appended.timestamp == later
+    assert session.last_update_time == later
+    got = await service.get_session(app_name="app", user_id="u1", session_id=session.id)
+    assert got is not None and got.last_update_time == later
+    listed = (await service.list_sessions(app_name="app", user_id="u1")).sessions
+    assert [s.last_update_time for s in listed] == [later]
+    await service.append_event(got, event("next", timestamp=later + 1))
+    assert got.last_update_time == later + 1
