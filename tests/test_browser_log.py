@@ -14,7 +14,7 @@ from enum import IntEnum, StrEnum
 
 import pytest
 
-from runstore import InMemoryDataStorage, InvalidDataError, _oplog
+from runstore import InMemoryDataStorage, InvalidDataError, NewEntry, _oplog
 from runstore._calls import HistoryReplacement, RunUpdate
 from runstore.base import NewRun
 
@@ -23,7 +23,7 @@ def test_hooks_are_either_recorded_or_readers() -> None:
     mutating = _oplog.mutating_hooks()
     readers = _oplog.hook_names() - mutating
     assert {"_initialize_run", "_add_chat_message", "_import", "_fork_session"} <= mutating
-    assert {"_get_chat_history", "_list_sessions", "_export", "_load_state"} <= readers
+    assert {"_get_chat_history", "_list_sessions", "_load_state"} <= readers
     assert "_get_chat_history_after" in readers and "_replace_history" in mutating
     assert all(name.startswith(_oplog.READER_PREFIXES) for name in readers)
 
@@ -57,7 +57,9 @@ async def test_a_snapshot_reads_back_as_the_same_store() -> None:
             agent_id=run.agent_id, session_id=run.session_id, run_id=None, role="user",
             content=f"m{i}",
         )  # fmt: skip
+    await store.put_entries("langgraph", [NewEntry("k", value={"v": 1}, data=b"\x00b")])
     dump = await store._export(None)
+    assert [e.key for e in dump.entries] == ["k"]  # a snapshot keeps the entries
     decoded, upto, last_now = _oplog.decode_snapshot(
         _oplog.encode_snapshot(dump, 7, store._last_now, "0")
     )

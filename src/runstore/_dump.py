@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ._entries import Entry
 from .models import AgentRecord, RunRecord, SessionRecord
 
 
@@ -37,6 +38,7 @@ class Dump:
     # session id -> the highest seq it ever gave out (its next message gets one more), when
     # that is above its newest message's; missing: the newest message's seq.
     last_seqs: dict[str, int] = field(default_factory=dict)
+    entries: list[Entry] = field(default_factory=list)
 
 
 def last_seqs(dump: Dump) -> dict[str, int]:

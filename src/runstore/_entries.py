@@ -619,5 +619,32 @@ class MemoryEntries(EntryStore):
             self._write(to_scope, key, new, now)
         return len(copies)
 
+    def _all_entries(self, now: datetime) -> list[Entry]:
+        """Every entry that has not expired by ``now``, by (scope, key) (export)."""
+        return [
+            self._entry(scope, key, stored[key])
+            for scope, (keys, stored) in sorted(self._entry_scopes.items())
+            for key in keys
+            if live(stored[key].expires_at, now)
+        ]
+
+    def _import_entries(self, entries: list[Entry]) -> None:
+        """Add checked entries as they are (version and times kept), in place of expired
+        entries of their keys (no live entry has one)."""
+        for entry in entries:
+            keys, stored = self._scope(entry.scope)
+            if entry.key not in stored:
+                insort(keys, entry.key)
+            value = None if entry.value is None else to_text(entry.value)
+            stored[entry.key] = _Stored(
+                value,
+                entry.data,
+                entry.tag,
+                entry.version,
+                entry.updated_at,
+                entry.owner,
+                entry.expires_at,
+            )
+
     def _clear_entries(self) -> None:
         self._entry_scopes.clear()

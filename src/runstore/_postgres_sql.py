@@ -274,9 +274,6 @@ PURGE_SESSIONS = (
     "WITH gone AS (DELETE FROM {s}.sessions WHERE updated_at < $1 RETURNING 1)"
     " SELECT count(*) FROM gone"
 )
-# Sessions for export end with last_seq.
-EXPORT_SESSIONS = f"SELECT {_SESSION}, s.last_seq FROM {{s}}.sessions s ORDER BY s.created_at, s.id"
-EXPORT_SESSION_SESSIONS = f"SELECT {_SESSION}, s.last_seq FROM {{s}}.sessions s WHERE s.id = $1"
 
 
 def _list_sessions(by_agent: bool, by_external_id: bool, after: bool) -> str:
@@ -479,25 +476,54 @@ WITH parent AS (
 SELECT (SELECT agent_id FROM parent), (SELECT id FROM fork), (SELECT external_id FROM fork),
        (SELECT forked_from_seq FROM fork)
 """.format(copied=", ".join(_COPIED), from_parent=", ".join(f"m.{name}" for name in _COPIED))
-EXPORT_MESSAGES = f"SELECT {MESSAGES.select()} FROM {{s}}.messages ORDER BY session_id, seq"
-EXPORT_SESSION_MESSAGES = (
-    f"SELECT {MESSAGES.select()} FROM {{s}}.messages WHERE session_id = $1 ORDER BY seq"
-)
 IMPORT_MESSAGE = _insert(MESSAGES)
 
-# -- export of one session, import ------------------------------------------------
+# -- export: pages in stream order (``_records``), each after the key of the last row read --
+# The whole store: every id is non-empty, so a first page starts after ("", ...). Parameters:
+# the key of the last row read, then the page size. Runs: the index on (session_id, id)
+# gives the session order, an incremental sort the rest.
 
+_MESSAGE = MESSAGES.select()
+EXPORT_AGENTS = f"SELECT {_AGENT} FROM {{s}}.agents WHERE name > $1 ORDER BY name LIMIT $2"
+EXPORT_SESSIONS = f"""SELECT {_SESSION}, s.last_seq FROM {{s}}.sessions s WHERE s.id > $1
+    ORDER BY s.id LIMIT $2"""
+EXPORT_RUNS = f"""SELECT {_RUN}, state FROM {{s}}.runs
+    WHERE session_id >= $1 AND (session_id, created_at, id) > ($1, $2, $3)
+    ORDER BY session_id, created_at, id LIMIT $4"""
+EXPORT_MESSAGES = f"""SELECT {_MESSAGE} FROM {{s}}.messages WHERE (session_id, seq) > ($1, $2)
+    ORDER BY session_id, seq LIMIT $3"""
+EXPORT_ENTRIES = f"""SELECT {ENTRIES.select()} FROM {{s}}.entries WHERE (scope, key) > ($1, $2)
+    AND (expires_at IS NULL OR expires_at > $3) ORDER BY scope, key LIMIT $4"""
+# One session ($1) and its agent.
 EXPORT_SESSION_AGENT = (
     f"SELECT {_AGENT} FROM {{s}}.agents"
     " WHERE id = (SELECT agent_id FROM {s}.sessions WHERE id = $1)"
 )
+EXPORT_SESSION = f"SELECT {_SESSION}, s.last_seq FROM {{s}}.sessions s WHERE s.id = $1"
+EXPORT_SESSION_RUNS = f"""SELECT {_RUN}, state FROM {{s}}.runs
+    WHERE session_id = $1 AND (created_at, id) > ($2, $3) ORDER BY created_at, id LIMIT $4"""
+EXPORT_SESSION_MESSAGES = f"""SELECT {_MESSAGE} FROM {{s}}.messages
+    WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"""
 
-# The ids of the given lists that exist already.
+# -- import ------------------------------------------------------------------------
+
+# The ids of the given lists that exist already; of the entries, the (1-based) positions in
+# the lists $5 (scopes) and $6 (keys) of those that are live at $7.
 TAKEN_IDS = """
 SELECT array(SELECT id FROM {s}.agents WHERE id = ANY($1::text[])),
        array(SELECT id FROM {s}.sessions WHERE id = ANY($2::text[])),
-       array(SELECT id FROM {s}.runs WHERE id = ANY($3::text[]))
+       array(SELECT id FROM {s}.runs WHERE id = ANY($3::text[])),
+       array(SELECT name FROM {s}.agents WHERE name = ANY($4::text[])),
+       array(SELECT u.n FROM unnest($5::text[], $6::text[]) WITH ORDINALITY AS u (scope, key, n)
+             WHERE EXISTS (SELECT 1 FROM {s}.entries e WHERE e.scope = u.scope AND e.key = u.key
+             AND (e.expires_at IS NULL OR e.expires_at > $7)))
 """
+# An import writes only keys that have no live entry: it replaces an expired one.
+IMPORT_ENTRY = (
+    _insert(ENTRIES)
+    + " ON CONFLICT (scope, key) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in ENTRIES.names[2:])
+)
 
 
 # -- entries ---------------------------------------------------------------------
@@ -605,9 +631,7 @@ class Statements:
         self.import_session = fill(IMPORT_SESSION)
         self.delete_session = fill(DELETE_SESSION)
         self.delete_sessions = fill(DELETE_SESSIONS)
-        self.export_session_sessions = fill(EXPORT_SESSION_SESSIONS)
         self.purge_sessions = fill(PURGE_SESSIONS)
-        self.export_sessions = fill(EXPORT_SESSIONS)
         self.list_sessions = {key: fill(sql) for key, sql in LIST_SESSIONS.items()}
         self.initialize_run = fill(INITIALIZE_RUN)
         self.update_run = fill(UPDATE_RUN)
@@ -616,8 +640,6 @@ class Statements:
         self.import_run = fill(IMPORT_RUN)
         self.save_state = fill(SAVE_STATE)
         self.load_state = fill(LOAD_STATE)
-        self.export_runs = fill(EXPORT_RUNS)
-        self.export_session_runs = fill(EXPORT_SESSION_RUNS)
         self.add_message = fill(ADD_MESSAGE)
         self.history = fill(HISTORY)
         self.history_excluding_run = fill(HISTORY_EXCLUDING_RUN)
@@ -633,9 +655,21 @@ class Statements:
         self.truncate_history = fill(TRUNCATE_HISTORY)
         self.drop_history_through = fill(DROP_HISTORY_THROUGH)
         self.fork_session = fill(FORK_SESSION)
-        self.export_messages = fill(EXPORT_MESSAGES)
-        self.export_session_messages = fill(EXPORT_SESSION_MESSAGES)
         self.import_message = fill(IMPORT_MESSAGE)
-        self.export_session_agent = fill(EXPORT_SESSION_AGENT)
+        self.import_entry = fill(IMPORT_ENTRY)
         self.taken_ids = fill(TAKEN_IDS)
+        self.export = {
+            name: fill(template)
+            for name, template in (
+                ("agents", EXPORT_AGENTS),
+                ("sessions", EXPORT_SESSIONS),
+                ("runs", EXPORT_RUNS),
+                ("messages", EXPORT_MESSAGES),
+                ("entries", EXPORT_ENTRIES),
+                ("session agent", EXPORT_SESSION_AGENT),
+                ("session", EXPORT_SESSION),
+                ("session runs", EXPORT_SESSION_RUNS),
+                ("session messages", EXPORT_SESSION_MESSAGES),
+            )
+        }
         self.entries = {key: fill(sql) for key, sql in ENTRY_STATEMENTS.items()}

@@ -202,10 +202,7 @@ TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
 DELETE_SESSION = "DELETE FROM sessions WHERE id = ? RETURNING id"
 DELETE_SESSIONS_BY_EXTERNAL_ID = "DELETE FROM sessions WHERE external_id = ? RETURNING id"
 SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = ?"
-LAST_SEQS = "SELECT id, last_seq FROM sessions"
-SESSION_LAST_SEQ = "SELECT id, last_seq FROM sessions WHERE id = ?"
 PURGE_SESSIONS = "DELETE FROM sessions WHERE updated_at < ? RETURNING id"
-EXPORT_SESSIONS = f"SELECT {_SESSION} FROM sessions ORDER BY created_at, id"
 
 
 def _list_sessions(where: str, index: str = "") -> str:
@@ -250,8 +247,6 @@ UPDATE_RUN = """UPDATE runs SET output_data = coalesce(?, output_data),
     updated_at = ? WHERE id = ? RETURNING session_id"""
 SAVE_STATE = "UPDATE runs SET state = ? WHERE id = ? RETURNING session_id"
 LOAD_STATE = "SELECT state FROM runs WHERE id = ?"
-EXPORT_RUNS = f"SELECT {_RUN}, state FROM runs ORDER BY created_at, id"
-EXPORT_SESSION_RUNS = f"SELECT {_RUN}, state FROM runs WHERE session_id = ? ORDER BY created_at, id"
 
 # -- chat messages ---------------------------------------------------------------------
 
@@ -333,20 +328,45 @@ FORK_MESSAGES = """INSERT INTO messages (session_id, run_id, {0})
 _EXPORT_MESSAGE = "SELECT {} FROM messages AS m JOIN sessions AS s ON s.id = m.session_id".format(
     ", ".join("s.agent_id" if name == "agent_id" else f"m.{name}" for name in MESSAGES.names)
 )
-EXPORT_MESSAGES = f"{_EXPORT_MESSAGE} ORDER BY m.session_id, m.seq"
-EXPORT_SESSION_MESSAGES = f"{_EXPORT_MESSAGE} WHERE m.session_id = ? ORDER BY m.seq"
 _STORED_MESSAGE = [(n, name) for n, name in enumerate(MESSAGES.names, 1) if name != "agent_id"]
 IMPORT_MESSAGE = "INSERT INTO messages ({}) VALUES ({})".format(
     ", ".join(name for _, name in _STORED_MESSAGE), ", ".join(f"?{n}" for n, _ in _STORED_MESSAGE)
 )
 
-# -- import: which of a JSON list of ids (or names) exist already ------------------------
+# -- export: pages in stream order (``_records``), each after the key of the last row read --
+# The whole store: every id is non-empty, so a first page starts after ("", ...). Parameters:
+# the key of the last row read, then the page size.
+
+EXPORT_AGENTS = f"SELECT {_AGENT} FROM agents WHERE name > ? ORDER BY name LIMIT ?"
+EXPORT_SESSIONS = f"SELECT {_SESSION}, last_seq FROM sessions WHERE id > ? ORDER BY id LIMIT ?"
+EXPORT_RUNS = f"""SELECT {_RUN}, state FROM runs WHERE (session_id, created_at, id) > (?, ?, ?)
+    ORDER BY session_id, created_at, id LIMIT ?"""
+EXPORT_MESSAGES = f"""{_EXPORT_MESSAGE} WHERE (m.session_id, m.seq) > (?, ?)
+    ORDER BY m.session_id, m.seq LIMIT ?"""
+EXPORT_ENTRIES = f"""SELECT {ENTRIES.select()} FROM entries WHERE (scope, key) > (?, ?)
+    AND (expires_at IS NULL OR expires_at > ?) ORDER BY scope, key LIMIT ?"""
+# One session (its id first) and its agent.
+EXPORT_SESSION_AGENT = (
+    f"SELECT {_AGENT} FROM agents WHERE id = (SELECT agent_id FROM sessions WHERE id = ?)"
+)
+EXPORT_SESSION = f"SELECT {_SESSION}, last_seq FROM sessions WHERE id = ?"
+EXPORT_SESSION_RUNS = f"""SELECT {_RUN}, state FROM runs
+    WHERE session_id = ? AND (created_at, id) > (?, ?) ORDER BY created_at, id LIMIT ?"""
+EXPORT_SESSION_MESSAGES = f"""{_EXPORT_MESSAGE} WHERE m.session_id = ? AND m.seq > ?
+    ORDER BY m.seq LIMIT ?"""
+
+# -- import: which of a JSON list of ids (or names, or [scope, key]s) exist already ------
 
 _TAKEN = "SELECT value FROM json_each(?) WHERE value IN (SELECT {column} FROM {table})"
 TAKEN_AGENT_IDS = _TAKEN.format(column="id", table="agents")
 TAKEN_AGENT_NAMES = _TAKEN.format(column="name", table="agents")
 TAKEN_SESSION_IDS = _TAKEN.format(column="id", table="sessions")
 TAKEN_RUN_IDS = _TAKEN.format(column="id", table="runs")
+# Entries: the live ones of a JSON list of [scope, key]s; parameters: the list, now.
+TAKEN_ENTRIES = """SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]')
+    FROM json_each(?1) AS j WHERE EXISTS (SELECT 1 FROM entries AS e
+    WHERE e.scope = json_extract(j.value, '$[0]') AND e.key = json_extract(j.value, '$[1]')
+    AND (e.expires_at IS NULL OR e.expires_at > ?2))"""
 
 # -- entries ---------------------------------------------------------------------------
 # Keys compare as UTF-8 bytes (BINARY), which is code point order. A range is always
@@ -364,6 +384,12 @@ _REPLACE = """ON CONFLICT (scope, key) DO UPDATE SET value = excluded.value, dat
 PUT_ENTRY = f"""INSERT INTO entries ({_ENTRY}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?) {_REPLACE}"""
 PUT_ENTRY_IF_ABSENT = f"""INSERT INTO entries ({_ENTRY}) VALUES (?, ?, ?, ?, ?, 1, ?, ?, ?)
     ON CONFLICT (scope, key) DO NOTHING RETURNING 1"""
+# An import writes only keys that have no live entry: it replaces an expired one.
+IMPORT_ENTRY = (
+    _insert(ENTRIES)
+    + " ON CONFLICT (scope, key) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in ENTRIES.names[2:])
+)
 GET_ENTRY = f"SELECT {_ENTRY} FROM entries WHERE scope = ? AND key = ? AND {_LIVE}"
 _RANGE = {False: "scope = ? AND key >= ?", True: "scope = ? AND key >= ? AND key < ?"}
 LIST_ENTRIES: dict[tuple[bool, bool], str] = {

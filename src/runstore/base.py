@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from . import _export
+from . import _export, _records
 from ._calls import (
     NO_OPTIONS,
     HistoryReplacement,
@@ -516,20 +517,42 @@ class DataStorage(EntryStore, ABC):
 
     async def export_data(self, session_id: str | None = None) -> dict[str, Any]:
         """A JSON-serialisable document of the whole store, or of one session."""
+        return await _export.to_document(self.export_records(session_id))
+
+    async def import_data(self, document: dict[str, Any]) -> None:
+        """Add what ``export_data`` produced (version 1, 2 or 3). All or nothing: ids that
+        exist already are refused; an agent whose name exists already is merged into it."""
+        self._check_open()
+        await self._import_records(_export.document_records(document))
+
+    async def export_records(self, session_id: str | None = None) -> AsyncIterator[dict[str, Any]]:
+        """The store (or one session) as JSON-ready records, one at a time, in an order
+        ``import_records`` replays: a header, the agents, each session followed by its runs
+        and messages, then the entries. Memory use is bounded by a page of records."""
         self._check_open()
         if session_id is not None:
             session_id = check_name(session_id, "session_id")
-        return _export.to_document(await self._export(session_id))
+        async with self._export_source(session_id) as source:
+            async for record in _records.records_of(source):
+                yield record
 
-    async def import_data(self, document: dict[str, Any]) -> None:
-        """Add what ``export_data`` produced. All or nothing: ids that exist already are
-        refused; an agent whose name exists already is merged into that agent."""
+    async def import_records(
+        self, records: Iterable[dict[str, Any]] | AsyncIterable[dict[str, Any]]
+    ) -> None:
+        """Add the records of ``export_records`` (from any backend). All or nothing, as
+        ``import_data``; a bad record raises ``InvalidDataError`` naming it
+        (``records[17].seq``)."""
         self._check_open()
-        dump = _export.from_document(document)
+        await self._import_records(_records.numbered(records))
+
+    async def _import_records(
+        self, pairs: Iterable[tuple[str, Any]] | AsyncIterable[tuple[str, Any]]
+    ) -> None:
         existing = {agent.name: agent.id for agent in await self._list_agents()}
-        await self._import(_export.merge_agents(dump, existing))
-        for session in dump.sessions:  # keep activity order exact after importing
-            self._last_now = max(self._last_now, session.updated_at.astimezone(UTC))
+        checker = _records.Checker(existing)
+        async with self._import_sink() as sink:
+            await _records.write_records(pairs, checker, sink)
+        self._last_now = max(self._last_now, checker.newest.astimezone(UTC))
 
     # -- hooks a backend implements ------------------------------------------
 
@@ -630,10 +653,21 @@ class DataStorage(EntryStore, ABC):
     async def _purge_sessions(self, older_than: datetime) -> int: ...
 
     @abstractmethod
-    async def _export(self, session_id: str | None) -> Dump: ...
+    def _export_source(
+        self, session_id: str | None
+    ) -> AbstractAsyncContextManager[_records.ExportSource]:
+        """A consistent view of the store (or of one session and its agent) to read pages
+        of records from, in stream order (``_records``)."""
 
     @abstractmethod
-    async def _import(self, dump: Dump) -> None: ...
+    def _import_sink(self) -> AbstractAsyncContextManager[_records.ImportSink]:
+        """Where an import writes: one transaction, committed when the block ends without
+        an error, else rolled back (or a build swapped in at the end with ``_import``)."""
+
+    async def _import(self, dump: Dump) -> None:
+        """Add a checked ``Dump`` in one step (the in-memory stores' import; recorded by
+        the browser store's log)."""
+        raise NotImplementedError
 
 
 __all__ = ["DataStorage"]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime
 from itertools import islice
 from typing import Any
 
@@ -14,6 +15,7 @@ from ._columns import AGENTS, RUNS, Kind, Table, compile_reader, encode_row
 from ._dump import Dump, MessageRow, last_seqs
 from ._entries import MemoryEntries
 from ._json import dump_optional, load_json, to_text
+from ._records import DumpSink, ListSource, dump_source
 from ._rules import (
     check_repeat,
     continued_session,
@@ -36,6 +38,7 @@ _runs = compile_reader(RUNS, _DECODE, {"_load_json": load_json}, mapping=True)
 
 
 _new_chat_msg = tuple.__new__  # = models.chat_msg, without its call
+_clock = datetime.now
 
 
 def _stored(table: Table[Any], record: Any) -> _Row:
@@ -511,6 +514,29 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
 
     # -- export / import -------------------------------------------------------
 
+    @asynccontextmanager
+    async def _export_source(self, session_id: str | None) -> AsyncIterator[ListSource]:
+        yield dump_source(await self._export(session_id))
+
+    @asynccontextmanager
+    async def _import_sink(self) -> AsyncIterator[DumpSink]:
+        """Builds the import apart, then swaps it in with one ``_import``."""
+        sink = DumpSink(self._holds)
+        yield sink
+        await self._import(sink.dump)
+
+    def _holds(self, kind: str, value: Any) -> bool:
+        if kind == "agent":
+            return value in self._agent_names
+        if kind == "agent name":
+            return value in self._agents
+        if kind == "session":
+            return value in self._sessions
+        if kind == "run":
+            return value in self._runs
+        scope, key = value
+        return self._live(scope, key, _clock(UTC)) is not None
+
     async def _export(self, session_id: str | None) -> Dump:
         if session_id is None:
             sessions = sorted(self._sessions.values(), key=lambda s: (s.created_at, s.id))
@@ -543,10 +569,14 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             states={run["id"]: run["state"] for run in runs if run["state"] is not None},
             messages=messages,
             last_seqs={s.id: s.last_seq for s in sessions},
+            entries=[] if session_id is not None else self._all_entries(_clock(UTC)),
         )
 
     async def _import(self, dump: Dump) -> None:
         refuse_taken(dump, self._agent_names, self._sessions, self._runs, self._agents)
+        for index, entry in enumerate(dump.entries):
+            if self._live(entry.scope, entry.key, _clock(UTC)) is not None:
+                raise InvalidDataError(f"entries[{index}].key", "exists already")
         seqs = last_seqs(dump)
         for a in dump.agents:
             self._agents[a.name] = _stored(AGENTS, a)
@@ -573,6 +603,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             if m.idempotency_key is not None:
                 target.keys[m.idempotency_key] = m.seq
                 target.key_of[m.seq] = m.idempotency_key
+        self._import_entries(dump.entries)
         order = sorted(self._sessions.values(), key=lambda s: (s.updated_at, s.id))
         self._activity = dict.fromkeys(s.id for s in order)
         self._newest = None

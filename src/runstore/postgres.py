@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,8 +29,17 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on what is inst
 
 from . import _calls as calls
 from . import _postgres_sql as sql
-from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
-from ._dump import Dump, last_seqs
+from ._columns import (
+    AGENTS,
+    ENTRIES,
+    MESSAGES,
+    RUNS,
+    SESSIONS,
+    Kind,
+    compile_readers,
+    encode_row,
+)
+from ._dump import MessageRow
 from ._entries import (
     Entry,
     EntryCopy,
@@ -41,7 +50,8 @@ from ._entries import (
     refuse_long_copies,
 )
 from ._json import dump_optional, load_json
-from ._rules import check_repeat, refuse_message, refuse_taken, repeat_fields
+from ._records import BATCH, Batch, ExportSource, Ids, ImportSink, keyset_pages
+from ._rules import check_repeat, refuse_message, repeat_fields
 from .base import DataStorage, newest_within
 from .errors import (
     InvalidDataError,
@@ -620,72 +630,24 @@ class PostgresDataStorage(DataStorage):
 
     # -- export / import -------------------------------------------------------
 
-    async def _export(self, session_id: str | None) -> Dump:
-        q = self._sql
-        if session_id is None:
-            queries: list[tuple[str, ...]] = [
-                (q.list_agents,),
-                (q.export_sessions,),
-                (q.export_runs,),
-                (q.export_messages,),
-            ]
-        else:
-            queries = [
-                (q.export_session_agent, session_id),
-                (q.export_session_sessions, session_id),
-                (q.export_session_runs, session_id),
-                (q.export_session_messages, session_id),
-            ]
+    @asynccontextmanager
+    async def _export_source(self, session_id: str | None) -> AsyncIterator[ExportSource]:
+        """Pages read in one repeatable-read transaction: a snapshot of the store."""
         async with (
             self._lease(await self._get_pool()) as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            agents, sessions, runs, messages = [await conn.fetch(*query) for query in queries]
-        sessions_and_seqs = _read.sessions_with_last_seq(sessions)
-        return _read.dump(
-            agents,
-            [session for session, _ in sessions_and_seqs],
-            runs,
-            messages,
-            {session.id: seq for session, seq in sessions_and_seqs},
-        )
+            yield _Source(conn, self._sql.export, session_id)
 
-    async def _import(self, dump: Dump) -> None:
+    @asynccontextmanager
+    async def _import_sink(self) -> AsyncIterator[ImportSink]:
         async with self._lease(await self._get_pool()) as conn:
             try:
                 async with conn.transaction():
-                    await self._insert_dump(conn, dump)
+                    yield _Sink(conn, self._sql)
             except asyncpg.UniqueViolationError as exc:  # a concurrent writer took an id
                 detail = f"an id or name exists already: {exc.detail}"
-                raise InvalidDataError("document", detail) from None
-
-    async def _insert_dump(self, conn: Any, dump: Dump) -> None:
-        q = self._sql
-        taken_agents, taken_sessions, taken_runs = await conn.fetchrow(
-            q.taken_ids,
-            [a.id for a in dump.agents],
-            [s.id for s in dump.sessions],
-            [r.id for r in dump.runs],
-        )
-        refuse_taken(dump, set(taken_agents), set(taken_sessions), set(taken_runs))
-        last_seq = last_seqs(dump)
-        for statement, rows in [
-            (q.import_agent, [encode_row(AGENTS, a, _ENCODE) for a in dump.agents]),
-            (
-                q.import_session,
-                [(*encode_row(SESSIONS, s, _ENCODE), last_seq[s.id]) for s in dump.sessions],
-            ),
-            (
-                q.import_run,
-                [
-                    (*encode_row(RUNS, r, _ENCODE), to_jsonb(dump.states.get(r.id)))
-                    for r in dump.runs
-                ],
-            ),
-            (q.import_message, [encode_row(MESSAGES, m, _ENCODE) for m in dump.messages]),
-        ]:
-            if rows:
-                await conn.executemany(statement, rows)
+                raise InvalidDataError("records", detail) from None
 
     # -- entries ---------------------------------------------------------------
 
@@ -788,6 +750,109 @@ class PostgresDataStorage(DataStorage):
             refuse_long_copies(longest, copy)
             copied: int = await conn.fetchval(q[f"copy {bounded}"], *args)
         return copied
+
+
+class _Source:
+    """Pages of an export, read with keyset pagination in one transaction."""
+
+    def __init__(self, conn: Any, statements: dict[str, str], session_id: str | None) -> None:
+        self._conn = conn
+        self._sql = statements
+        self._session_id = session_id
+
+    def pages(self, kind: str) -> AsyncIterator[list[Any]]:
+        fetch: Callable[[Any], Any] = getattr(self, f"_{kind}")
+        return keyset_pages(fetch, _KEYS[kind])
+
+    async def _rows(self, name: str, after: tuple[Any, ...]) -> list[Any]:
+        if self._session_id is None:
+            return await self._conn.fetch(self._sql[name], *after, BATCH)  # type: ignore[no-any-return]
+        statement = self._sql[f"session {name}"]
+        return await self._conn.fetch(statement, self._session_id, *after[1:], BATCH)  # type: ignore[no-any-return]
+
+    async def _one(self, name: str, after: Any) -> list[Any]:
+        if after is not None:
+            return []
+        return await self._conn.fetch(self._sql[name], self._session_id)  # type: ignore[no-any-return]
+
+    async def _agent(self, after: Any) -> list[AgentRecord]:
+        if self._session_id is not None:
+            return _read.agents(await self._one("session agent", after))
+        return _read.agents(await self._conn.fetch(self._sql["agents"], after or "", BATCH))
+
+    async def _session(self, after: Any) -> list[tuple[SessionRecord, int]]:
+        if self._session_id is not None:
+            return _read.sessions_with_last_seq(await self._one("session", after))
+        rows = await self._conn.fetch(self._sql["sessions"], after or "", BATCH)
+        return _read.sessions_with_last_seq(rows)
+
+    async def _run(self, after: Any) -> list[tuple[RunRecord, str | None]]:
+        return _read.runs_with_state(await self._rows("runs", after or ("", _EPOCH, "")))
+
+    async def _message(self, after: Any) -> list[MessageRow]:
+        return _read.messages(await self._rows("messages", after or ("", 0)))
+
+    async def _entry(self, after: Any) -> list[Entry]:
+        if self._session_id is not None:
+            return []
+        now = datetime.now(UTC)  # entries expired by now are left out
+        rows = await self._conn.fetch(self._sql["entries"], *(after or ("", "")), now, BATCH)
+        return _read.entries(rows)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_KEYS: dict[str, Callable[[Any], Any]] = {
+    "agent": lambda agent: agent.name,
+    "session": lambda row: row[0].id,
+    "run": lambda row: (row[0].session_id, row[0].created_at, row[0].id),
+    "message": lambda message: (message.session_id, message.seq),
+    "entry": lambda entry: (entry.scope, entry.key),
+}
+
+
+class _Sink:
+    """Writes an import in the transaction of ``_import_sink``."""
+
+    def __init__(self, conn: Any, statements: sql.Statements) -> None:
+        self._conn = conn
+        self._sql = statements
+
+    async def taken(self, ids: Ids) -> Ids:
+        agents, sessions, runs, names, entries = await self._conn.fetchrow(
+            self._sql.taken_ids,
+            ids.agents,
+            ids.sessions,
+            ids.runs,
+            ids.agent_names,
+            [scope for scope, _ in ids.entries],
+            [key for _, key in ids.entries],
+            datetime.now(UTC),
+        )
+        return Ids(
+            agents=list(agents),
+            sessions=list(sessions),
+            runs=list(runs),
+            entries=[ids.entries[n - 1] for n in entries],
+            agent_names=list(names),
+        )
+
+    async def write(self, batch: Batch) -> None:
+        q = self._sql
+        for statement, rows in (
+            (q.import_agent, [encode_row(AGENTS, a, _ENCODE) for a in batch.agents]),
+            (
+                q.import_session,
+                [(*encode_row(SESSIONS, s, _ENCODE), seq) for s, seq in batch.sessions],
+            ),
+            (
+                q.import_run,
+                [(*encode_row(RUNS, r, _ENCODE), to_jsonb(state)) for r, state in batch.runs],
+            ),
+            (q.import_message, [encode_row(MESSAGES, m, _ENCODE) for m in batch.messages]),
+            (q.import_entry, [encode_row(ENTRIES, e, _ENCODE) for e in batch.entries]),
+        ):
+            if rows:
+                await self._conn.executemany(statement, rows)
 
 
 def _payload(value: dict[str, Any] | None, field: str) -> str | None:

@@ -19,8 +19,17 @@ from typing import Any
 from . import _calls as calls
 from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
-from ._columns import AGENTS, MESSAGES, RUNS, SESSIONS, Kind, compile_readers, encode_row
-from ._dump import Dump, last_seqs
+from ._columns import (
+    AGENTS,
+    ENTRIES,
+    MESSAGES,
+    RUNS,
+    SESSIONS,
+    Kind,
+    compile_readers,
+    encode_row,
+)
+from ._dump import MessageRow
 from ._entries import (
     Entry,
     EntryCopy,
@@ -31,12 +40,21 @@ from ._entries import (
     refuse_long_copies,
 )
 from ._json import dump_optional, load_json, to_text
+from ._records import (
+    BATCH,
+    KINDS,
+    Batch,
+    ExportSource,
+    Ids,
+    ImportSink,
+    ListSource,
+    keyset_pages,
+)
 from ._rules import (
     check_repeat,
     continued_session,
     merge_agent_metadata,
     refuse_message,
-    refuse_taken,
     repeat_fields,
 )
 from ._sqlite_driver import Connection
@@ -452,44 +470,32 @@ class SqliteDataStorage(DataStorage):
 
     # -- export / import -------------------------------------------------------
 
-    async def _export(self, session_id: str | None) -> Dump:
-        async with self._transaction(sql.BEGIN_READ) as db:
-            if session_id is None:
-                agents = await db.fetchall(sql.LIST_AGENTS)
-                sessions = await db.fetchall(sql.EXPORT_SESSIONS)
-                runs = await db.fetchall(sql.EXPORT_RUNS)
-                messages = await db.fetchall(sql.EXPORT_MESSAGES)
-                seqs = await db.fetchall(sql.LAST_SEQS)
-            else:
-                sessions = await db.fetchall(sql.GET_SESSION, (session_id,))
-                agents = []
-                for session in _read.sessions(sessions):
-                    agents = await db.fetchall(sql.AGENT_BY_ID, (session.agent_id,))
-                runs = await db.fetchall(sql.EXPORT_SESSION_RUNS, (session_id,))
-                messages = await db.fetchall(sql.EXPORT_SESSION_MESSAGES, (session_id,))
-                seqs = await db.fetchall(sql.SESSION_LAST_SEQ, (session_id,))
-        return _read.dump(agents, _read.sessions(sessions), runs, messages, dict(seqs))
+    @asynccontextmanager
+    async def _export_source(self, session_id: str | None) -> AsyncIterator[ExportSource]:
+        """A file is read on a connection of its own, in one read transaction (a snapshot in
+        WAL: writers go on, and so may calls on this store meanwhile). A database in memory
+        has one connection: it is read whole, in one transaction, before the first record."""
+        if not _is_file(self.path):
+            async with self._transaction(sql.BEGIN_READ) as db:
+                source = _Source(db, session_id)
+                read = {kind: [p async for p in source.pages(kind)] for kind in KINDS}
+            yield ListSource({kind: [r for p in pages for r in p] for kind, pages in read.items()})
+            return
+        await self._open()  # created or migrated
+        db = await driver.connect(self.path, self.driver)
+        try:
+            await db.execute(sql.BEGIN_READ)
+            yield _Source(db, session_id)
+        finally:
+            try:
+                await _roll_back(db)
+            finally:
+                await db.close()
 
-    async def _import(self, dump: Dump) -> None:
-        seqs = last_seqs(dump)
+    @asynccontextmanager
+    async def _import_sink(self) -> AsyncIterator[ImportSink]:
         async with self._transaction() as db:
-            await _refuse_existing(db, dump)
-            await db.executemany(
-                sql.IMPORT_AGENT, [encode_row(AGENTS, a, _ENCODE) for a in dump.agents]
-            )
-            await db.executemany(
-                sql.IMPORT_SESSION,
-                [(*encode_row(SESSIONS, s, _ENCODE), seqs[s.id]) for s in dump.sessions],
-            )
-            await db.executemany(
-                sql.IMPORT_RUN,
-                [(*encode_row(RUNS, r, _ENCODE), dump.states.get(r.id)) for r in dump.runs],
-            )
-            # Each session has its last_seq already, so the insert trigger leaves it alone.
-            await db.executemany(
-                sql.IMPORT_MESSAGE,
-                [encode_row(MESSAGES, m, _ENCODE) for m in dump.messages],
-            )
+            yield _Sink(db)
 
     # -- entries ---------------------------------------------------------------
 
@@ -673,18 +679,116 @@ async def _explain_refused_message(
     refuse_message(agent_id, session_id, run_id, session_agent, run_session)
 
 
-async def _refuse_existing(db: Connection, dump: Dump) -> None:
-    """Refuse an import that names an id (or agent name) this database has already."""
-    taken = []
-    for statement, values in (
-        (sql.TAKEN_AGENT_IDS, [a.id for a in dump.agents]),
-        (sql.TAKEN_SESSION_IDS, [s.id for s in dump.sessions]),
-        (sql.TAKEN_RUN_IDS, [r.id for r in dump.runs]),
-        (sql.TAKEN_AGENT_NAMES, [a.name for a in dump.agents]),
-    ):
-        rows = await db.fetchall(statement, (json.dumps(values),)) if values else []
-        taken.append({value for (value,) in rows})
-    refuse_taken(dump, *taken)
+class _Source:
+    """Pages of an export, read with keyset pagination in one read transaction."""
+
+    def __init__(self, db: Connection, session_id: str | None) -> None:
+        self._db = db
+        self._session_id = session_id
+        self._now = _to_db(datetime.now(UTC))  # entries expired by now are left out
+
+    def pages(self, kind: str) -> AsyncIterator[list[Any]]:
+        fetch: Callable[[Any], Any] = getattr(self, f"_{kind}")
+        return keyset_pages(fetch, _KEYS[kind])
+
+    async def _rows(self, whole: str, one: str, after: tuple[Any, ...]) -> list[Any]:
+        if self._session_id is None:
+            return await self._db.fetchall(whole, (*after, BATCH))
+        return await self._db.fetchall(one, (self._session_id, *after[1:], BATCH))
+
+    async def _agent(self, after: Any) -> list[AgentRecord]:
+        if self._session_id is not None:
+            one = (
+                []
+                if after
+                else await self._db.fetchall(sql.EXPORT_SESSION_AGENT, (self._session_id,))
+            )
+            return _read.agents(one)
+        return _read.agents(await self._db.fetchall(sql.EXPORT_AGENTS, (after or "", BATCH)))
+
+    async def _session(self, after: Any) -> list[tuple[SessionRecord, int]]:
+        if self._session_id is not None:
+            one = [] if after else await self._db.fetchall(sql.EXPORT_SESSION, (self._session_id,))
+            return _read.sessions_with_last_seq(one)
+        rows = await self._db.fetchall(sql.EXPORT_SESSIONS, (after or "", BATCH))
+        return _read.sessions_with_last_seq(rows)
+
+    async def _run(self, after: Any) -> list[tuple[RunRecord, str | None]]:
+        rows = await self._rows(sql.EXPORT_RUNS, sql.EXPORT_SESSION_RUNS, after or ("", 0, ""))
+        return _read.runs_with_state(rows)
+
+    async def _message(self, after: Any) -> list[MessageRow]:
+        rows = await self._rows(sql.EXPORT_MESSAGES, sql.EXPORT_SESSION_MESSAGES, after or ("", 0))
+        return _read.messages(rows)
+
+    async def _entry(self, after: Any) -> list[Entry]:
+        if self._session_id is not None:
+            return []
+        params = (*(after or ("", "")), self._now, BATCH)
+        return _read.entries(await self._db.fetchall(sql.EXPORT_ENTRIES, params))
+
+
+_KEYS: dict[str, Callable[[Any], Any]] = {
+    "agent": lambda agent: agent.name,
+    "session": lambda row: row[0].id,
+    "run": lambda row: (row[0].session_id, _to_db(row[0].created_at), row[0].id),
+    "message": lambda message: (message.session_id, message.seq),
+    "entry": lambda entry: (entry.scope, entry.key),
+}
+
+
+class _Sink:
+    """Writes an import in the transaction of ``_import_sink``."""
+
+    def __init__(self, db: Connection) -> None:
+        self._db = db
+
+    async def taken(self, ids: Ids) -> Ids:
+        now = _to_db(datetime.now(UTC))
+
+        async def found(statement: str, values: list[Any]) -> list[Any]:
+            if not values:
+                return []
+            params = (
+                (json.dumps(values), now)
+                if statement is sql.TAKEN_ENTRIES
+                else (json.dumps(values),)
+            )
+            rows = await self._db.fetchall(statement, params)
+            return [tuple(row) if len(row) > 1 else row[0] for row in rows]
+
+        return Ids(
+            agents=await found(sql.TAKEN_AGENT_IDS, ids.agents),
+            sessions=await found(sql.TAKEN_SESSION_IDS, ids.sessions),
+            runs=await found(sql.TAKEN_RUN_IDS, ids.runs),
+            entries=await found(sql.TAKEN_ENTRIES, ids.entries),
+            agent_names=await found(sql.TAKEN_AGENT_NAMES, ids.agent_names),
+        )
+
+    async def write(self, batch: Batch) -> None:
+        db = self._db
+        if batch.agents:
+            await db.executemany(
+                sql.IMPORT_AGENT, [encode_row(AGENTS, a, _ENCODE) for a in batch.agents]
+            )
+        if batch.sessions:
+            await db.executemany(
+                sql.IMPORT_SESSION,
+                [(*encode_row(SESSIONS, s, _ENCODE), seq) for s, seq in batch.sessions],
+            )
+        if batch.runs:
+            await db.executemany(
+                sql.IMPORT_RUN, [(*encode_row(RUNS, r, _ENCODE), state) for r, state in batch.runs]
+            )
+        if batch.messages:
+            # Each session has its last_seq already, so the insert trigger leaves it alone.
+            await db.executemany(
+                sql.IMPORT_MESSAGE, [encode_row(MESSAGES, m, _ENCODE) for m in batch.messages]
+            )
+        if batch.entries:
+            await db.executemany(
+                sql.IMPORT_ENTRY, [encode_row(ENTRIES, e, _ENCODE) for e in batch.entries]
+            )
 
 
 # -- opening a database --------------------------------------------------------------

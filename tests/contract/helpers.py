@@ -11,11 +11,12 @@ NewStore = Callable[[], Awaitable[DataStorage]]  # the type of the ``new_store``
 
 EMPTY_EXPORT = {
     "format": "runstore.export",
-    "version": 2,
+    "version": 3,
     "agents": [],
     "sessions": [],
     "runs": [],
     "messages": [],
+    "entries": [],
 }
 
 

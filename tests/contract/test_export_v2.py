@@ -1,5 +1,5 @@
-"""Export format version 2 (metadata, token counts, idempotency keys, forks, last_seq);
-version 1 documents still import."""
+"""What export format version 2 added (metadata, token counts, idempotency keys, forks,
+last_seq), carried by version 3; version 1 and 2 documents still import."""
 
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ async def fill(store: DataStorage) -> str:
     return fork.id
 
 
-async def test_version_2_carries_everything_new(new_store: NewStore) -> None:
+async def test_version_2_fields_are_carried(new_store: NewStore) -> None:
     source = await new_store()
     await fill(source)
     document = await source.export_data()
-    assert document["version"] == 2
+    assert document["version"] == 3
     parent, fork = sorted(document["sessions"], key=lambda s: s["id"] != "parent")
     assert (parent["parent_session_id"], parent["forked_from_seq"], parent["last_seq"]) == (
         None,
@@ -83,8 +83,24 @@ async def test_version_2_carries_everything_new(new_store: NewStore) -> None:
     assert repeat.seq == 2
 
 
-def as_version_1(document: dict[str, Any]) -> dict[str, Any]:
+def as_version_2(document: dict[str, Any]) -> dict[str, Any]:
     old = json.loads(json.dumps(document))
+    old["version"] = 2
+    assert old.pop("entries") == []
+    return old
+
+
+async def test_version_2_documents_still_import(new_store: NewStore) -> None:
+    source = await new_store()
+    await fill(source)
+    document = await source.export_data()
+    target = await new_store()
+    await target.import_data(as_version_2(document))
+    assert await target.export_data() == document
+
+
+def as_version_1(document: dict[str, Any]) -> dict[str, Any]:
+    old = as_version_2(document)
     old["version"] = 1
     for session in old["sessions"]:
         for key in ("parent_session_id", "forked_from_seq", "last_seq"):

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from export_formats import as_format_3
 
-from runstore import SqliteDataStorage
+from runstore import DataStorage, InMemoryDataStorage, SqliteDataStorage
 from runstore._sqlite_sql import SCHEMA_VERSION
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -25,16 +26,10 @@ def pragma(path: Path, statement: str) -> list[tuple[object, ...]]:
         connection.close()
 
 
-def expected_export() -> dict[str, Any]:
-    """What schema 2's runstore exported from the fixture, in export format 2."""
+def expected_export(imported: bool = False) -> dict[str, Any]:
+    """What schema 2's runstore exported from the fixture (format 1), as format 3."""
     document = json.loads((FIXTURES / "runstore-v2.export.json").read_text(encoding="utf-8"))
-    document["version"] = 2
-    for session in document["sessions"]:
-        seqs = [m["seq"] for m in document["messages"] if m["session_id"] == session["id"]]
-        session.update(parent_session_id=None, forked_from_seq=None, last_seq=max(seqs))
-    for message in document["messages"]:
-        message.update(metadata=None, token_count=None, idempotency_key=None)
-    return document
+    return as_format_3(document, imported=imported)
 
 
 @pytest.mark.parametrize("driver", ["sqlite3", "aiosqlite"])
@@ -74,3 +69,24 @@ async def test_a_version_2_file_is_upgraded_keeping_every_row(tmp_path: Path, dr
     assert pragma(path, "PRAGMA integrity_check") == [("ok",)]
     indexes = {row[0] for row in pragma(path, "SELECT name FROM sqlite_master WHERE type='index'")}
     assert "sessions_by_agent" not in indexes and "messages_by_key" in indexes
+
+
+@pytest.mark.parametrize("driver", ["sqlite3", "aiosqlite", "memory"])
+async def test_format_1_documents_still_import(tmp_path: Path, driver: str) -> None:
+    """The committed format-1 export of the fixture imports into a new store (and into the
+    in-memory store) and exports as format 3."""
+    document = json.loads((FIXTURES / "runstore-v2.export.json").read_text(encoding="utf-8"))
+    assert document["version"] == 1
+    store: DataStorage = (
+        InMemoryDataStorage()
+        if driver == "memory"
+        else SqliteDataStorage(tmp_path / "new.sqlite", driver=driver)
+    )
+    async with store:
+        await store.import_data(document)
+        assert await store.export_data() == expected_export(imported=True)
+        [agent] = [a for a in await store.list_agents() if a.name == "chat"]
+        added = await store.add_chat_message(
+            agent_id=agent.id, session_id="s1", run_id="r1", role="user", content="new"
+        )
+        assert added.seq == 4
