@@ -13,14 +13,20 @@ Usage (run with the dev venv's Python, which has ``pip`` and ``packaging``)::
   name from Pyodide's lock (shipped at the lock's version) or ``name==version`` for a pure package
   that the lock lacks (or to override its version). Each package brings its lock ``depends`` plus
   the requirements in its wheel metadata (evaluated for Pyodide, no extras), recursively.
+  The sets ``tests`` (the default) and ``jupyterlite`` (what the JupyterLite kernel loads at
+  start, for scripts/build_jupyterlite) may be named instead.
 - ``--wheel W.whl``: a local pure wheel (e.g. ``build/wheel/runstore-*.whl``) copied into DIR and
   added to the lock under its project name; its requirements are resolved like the others.
+- ``--write-lock FILE`` (scripts/lock): resolve every set above (and JupyterLite's piplite wheels)
+  from PyPI and write FILE, ``locks/pyodide.txt``: each wheel's exact version and sha256.
 
-Wheels come from PyPI as ``py3-none-any`` files at the wanted version (``pip download``; sdist-only
-projects such as ``atomicwrites`` are built with ``pip wheel``) and are cached in ``build/cache/``,
-so a re-run is offline and fast. PyPI files differ from Pyodide's, so each shipped entry gets the
-real ``file_name`` and ``sha256``. Every lock entry that is not shipped is removed: a lock naming a
-missing wheel makes loads fail later. Re-running with the same arguments gives the same folder;
+Wheels come from PyPI as ``py3-none-any`` files at the version in ``locks/pyodide.txt``, with the
+hash that lock names (``pip download --require-hashes``); a package missing from that lock, or at
+another version, is an error that says to run scripts/lock. They are cached in ``build/cache/``
+(a cached wheel is used only when its sha256 is the lock's), so a re-run is offline and fast.
+PyPI files differ from Pyodide's, so each shipped entry gets the real ``file_name`` and
+``sha256``. Every lock entry that is not shipped is removed: a lock naming a missing wheel makes
+loads fail later. Re-running with the same arguments gives the same folder;
 wheels left from an earlier run that are no longer shipped are deleted.
 """
 
@@ -66,6 +72,17 @@ def native_pin(name: str) -> str:
 
 
 DEFAULT_PACKAGES = ["micropip", "packaging", *(native_pin(name) for name in SAME_AS_NATIVE)]
+# What the JupyterLite kernel loads at start (scripts/build_jupyterlite); ipython 9 requires
+# ipython-pygments-lexers, which Pyodide's lock lacks.
+JUPYTERLITE_PACKAGES = [
+    *("micropip", "ipython", "asttokens", "decorator", "executing", "matplotlib_inline"),
+    *("prompt_toolkit", "pure_eval", "pygments", "six", "stack_data", "traitlets", "wcwidth"),
+    *("jedi", "parso", "ipython-pygments-lexers==1.1.1"),
+]
+# Served from the JupyterLite site's piplite index (the kernel imports it; nothing else ships it).
+JUPYTERLITE_PIPLITE = ["comm==0.2.3"]
+SETS = {"tests": DEFAULT_PACKAGES, "jupyterlite": JUPYTERLITE_PACKAGES}
+LOCK = ROOT / "locks" / "pyodide.txt"
 
 
 @dataclass
@@ -147,51 +164,81 @@ def is_pure(wheel: Path) -> bool:
     )
 
 
-def cached_wheel(key: str, version: str) -> Path | None:
+def cached_wheel(key: str, version: str, hashes: set[str] | None) -> Path | None:
     for wheel in CACHE.glob("*.whl"):
         name, ver, _, _ = parse_wheel_filename(wheel.name)
         if name == key and str(ver) == str(version) and is_pure(wheel):
-            return wheel
+            if hashes is None or sha256(wheel) in hashes:
+                return wheel
+            wheel.unlink()  # not the locked file
     return None
 
 
-def fetch_wheel(key: str, version: str) -> Path:
-    """A pure wheel of key==version, from the cache or PyPI (built from the sdist if need be)."""
-    found = cached_wheel(key, version)
+def read_lock(path: Path) -> dict[str, tuple[str, set[str]]]:
+    """``{name: (version, {sha256, ...})}`` of locks/pyodide.txt."""
+    if not path.exists():
+        sys.exit(f"{path.relative_to(ROOT)} is missing: run scripts/lock")
+    pins: dict[str, tuple[str, set[str]]] = {}
+    for line in path.read_text().splitlines():
+        spec, _, rest = line.partition(" ")
+        if spec and not spec.startswith("#"):
+            name, _, version = spec.partition("==")
+            hashes = {h.removeprefix("--hash=sha256:") for h in rest.split()}
+            pins[canonicalize_name(name)] = (version, hashes)
+    return pins
+
+
+def fetch_wheel(key: str, version: str, locked: dict[str, tuple[str, set[str]]] | None) -> Path:
+    """The pure wheel of key==version, from the cache or PyPI. With ``locked`` (the normal case)
+    it must be the lock's version and file (hash checked); without (``--write-lock``) any pure
+    wheel of that version on PyPI."""
+    hashes = None
+    spec = f"{key}=={version}"
+    if locked is not None:
+        pinned, hashes = locked.get(key, ("", set()))
+        if pinned != version:
+            sys.exit(
+                f"locks/pyodide.txt pins {f'{key}=={pinned}' if pinned else f'no {key}'}, "
+                f"{spec} is wanted: run scripts/lock"
+            )
+        spec += "".join(f" --hash=sha256:{h}" for h in sorted(hashes))
+    found = cached_wheel(key, version, hashes) if locked is not None else None
     if found:
         return found
     CACHE.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    spec = f"{key}=={version}"
     with tempfile.TemporaryDirectory() as tmp:
-        log(f"downloading {spec}")
+        log(f"downloading {key}=={version}")
+        requirements = Path(tmp) / "requirements.txt"
+        requirements.write_text(spec + "\n")
         got = subprocess.run(
             [
                 *pip,
                 "download",
                 "--no-deps",
+                *(["--require-hashes"] if hashes is not None else []),
                 "--only-binary=:all:",
                 "--python-version",
                 "3.14",
                 "--platform",
                 "any",
                 "--dest",
-                tmp,
-                spec,
+                str(Path(tmp) / "wheels"),
+                "-r",
+                str(requirements),
             ],
             check=False,
             capture_output=True,
             text=True,
         )
-        if got.returncode != 0 or not list(Path(tmp).glob("*.whl")):
-            log(f"no pure wheel of {spec} on the index: building one with pip wheel")
-            subprocess.run([*pip, "wheel", "--no-deps", "--wheel-dir", tmp, spec], check=True)
-        for wheel in Path(tmp).glob("*.whl"):
+        if got.returncode != 0:
+            sys.exit(f"could not download a pure wheel of {key}=={version}:\n{got.stderr}")
+        for wheel in (Path(tmp) / "wheels").glob("*.whl"):
             if is_pure(wheel):
                 shutil.move(str(wheel), CACHE / wheel.name)
-    found = cached_wheel(key, version)
+    found = cached_wheel(key, version, hashes)
     if not found:
-        sys.exit(f"could not get a pure py3-none-any wheel of {spec}")
+        sys.exit(f"could not get a pure py3-none-any wheel of {key}=={version}")
     return found
 
 
@@ -219,7 +266,11 @@ def make_entry(
 
 
 def resolve(
-    lock: dict[str, dict[str, Any]], wanted: list[str], local: list[Path], env: dict[str, str]
+    lock: dict[str, dict[str, Any]],
+    wanted: list[str],
+    local: list[Path],
+    env: dict[str, str],
+    locked: dict[str, tuple[str, set[str]]] | None,
 ) -> dict[str, Shipped]:
     pins: dict[str, str] = {}
     todo: list[str] = []
@@ -253,7 +304,7 @@ def resolve(
             )
         if base and version != base["version"]:
             base = {k: v for k, v in base.items() if k not in ("imports", "depends")}
-        wheel = fetch_wheel(key, version)
+        wheel = fetch_wheel(key, version, locked)
         name, _, requires, imports = wheel_metadata(wheel)
         deps = sorted(
             set(runtime_requires(requires, env))
@@ -271,7 +322,7 @@ def assemble(out: Path, wanted: list[str], local: list[Path]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     lock = json.loads((NPM_PYODIDE / "pyodide-lock.json").read_text())
     env = pyodide_environment(lock["info"])
-    shipped = resolve(lock["packages"], wanted, local, env)
+    shipped = resolve(lock["packages"], wanted, local, env, read_lock(LOCK))
 
     for item in NPM_PYODIDE.iterdir():
         if item.is_file() and item.name not in ("package.json", "pyodide-lock.json"):
@@ -289,14 +340,39 @@ def assemble(out: Path, wanted: list[str], local: list[Path]) -> None:
     log(f"{out}: Pyodide {PYODIDE_VERSION} + {len(shipped)} packages: {', '.join(sorted(shipped))}")
 
 
+def write_lock(path: Path) -> None:
+    """Resolve every set (and the piplite wheels) from PyPI; write name==version --hash lines."""
+    ensure_npm_pyodide()
+    lock = json.loads((NPM_PYODIDE / "pyodide-lock.json").read_text())
+    env = pyodide_environment(lock["info"])
+    pins: dict[str, Shipped] = {}
+    for wanted in [*SETS.values(), JUPYTERLITE_PIPLITE]:
+        for key, s in resolve(lock["packages"], wanted, [], env, None).items():
+            if key in pins and pins[key].wheel != s.wheel:
+                sys.exit(f"{key}: {pins[key].wheel.name} and {s.wheel.name} both wanted")
+            pins[key] = s
+    lines = [
+        "# The pure wheels scripts/assemble_pyodide.py ships into Pyodide (tests, JupyterLite),",
+        "# with their sha256. Generated by scripts/lock: do not edit.",
+        *(
+            f"{key}=={s.entry['version']} --hash=sha256:{s.entry['sha256']}"
+            for key, s in sorted(pins.items())
+        ),
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    log(f"{path}: {len(pins)} wheels")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "pyodide")
     parser.add_argument(
         "--packages",
-        default=",".join(DEFAULT_PACKAGES),
-        help="comma-separated lock names or name==version (default: %(default)s)",
+        default="tests",
+        help="comma-separated lock names or name==version, or a set: tests, jupyterlite "
+        "(default: tests)",
     )
+    parser.add_argument("--write-lock", type=Path, help="resolve every set, write this lock")
     parser.add_argument(
         "--wheel",
         type=Path,
@@ -306,7 +382,10 @@ def main() -> None:
         help="local pure wheel(s) to ship and add to the lock",
     )
     args = parser.parse_args()
-    wanted = [p for p in args.packages.split(",") if p.strip()]
+    if args.write_lock:
+        write_lock(args.write_lock.resolve())
+        return
+    wanted = SETS.get(args.packages) or [p for p in args.packages.split(",") if p.strip()]
     assemble(args.out.resolve(), wanted, [w.resolve() for w in args.wheel])
 
 
