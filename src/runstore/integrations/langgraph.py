@@ -1,27 +1,40 @@
 """A LangGraph checkpointer over any runstore store: ``RunstoreSaver(store)``.
 
-Needs the ``langgraph`` extra (README, "Install"). Everything lives in the store's entries
+Install with ``pip install runstore[langgraph]``. Everything lives in the store's entries
 (docs/contract.md, "Entries"), in one scope (default ``"langgraph"``), under keys built from
-the thread, namespace and checkpoint ids joined by ``\\x1f`` (ids holding that character are
-refused):
+the thread, namespace, channel and checkpoint ids joined by ``\\x1f`` (ids holding that
+character are refused):
 
-- checkpoint  ``{thread}\\x1fc\\x1f{ns}\\x1f{checkpoint_id}``: ``data`` is the serialised checkpoint
-  (bytes, channel values included), ``value`` holds its metadata (JSON, so lists can filter on
-  it), the serialiser's type and the parent id; ``tag`` is the metadata's ``run_id``.
-- pending write ``{thread}\\x1fw\\x1f{ns}\\x1f{checkpoint_id}\\x1f{task_id}\\x1f{idx}``: one entry
-  per write, put with ``only_if_absent`` (special channels replace), so concurrent ``put_writes``
-  never lose each other; tagged with the checkpoint's ``run_id`` for ``delete_for_runs``.
+- checkpoint  ``{thread}\\x1fc\\x1f{ns}\\x1f{checkpoint_id}``: ``data`` is the serialised
+  checkpoint with only its small channel values inline; ``value`` holds its metadata (JSON, so
+  lists can filter on it), the serialiser's type, the parent id and ``blobs``: for each channel
+  stored apart, ``[version, base version]``; ``tag`` is the metadata's ``run_id``.
+- channel value ``{thread}\\x1fv\\x1f{ns}\\x1f{channel}\\x1f{version}``: one per channel
+  version, written by the checkpoint that made the version and shared by every later checkpoint
+  that still holds it. A list (``add_messages``' messages) that keeps a prefix of the previous
+  version is stored as a delta (``keep`` items of ``prev``, then the new items); a full copy is
+  written instead once the deltas since the last full copy (``base``) outweigh it, so the bytes
+  stored grow linearly with the list and a read is one range read of ``[base, version]``.
+- pending write ``{thread}\\x1fw\\x1f{ns}\\x1f{checkpoint_id}\\x1f{task_id}\\x1f{idx}``: one
+  entry per write, put with ``only_if_absent`` (special channels replace), so concurrent
+  ``put_writes`` never lose each other; tagged with the checkpoint's ``run_id`` for
+  ``delete_for_runs``.
 
-Checkpoint ids sort by time, so "latest" is the last key of a namespace and ``before`` is a key
-bound: every lookup is an index range read. Sync methods (``graph.invoke``) run the async ones
-on the loop the store lives on when it runs in another thread, else on a private loop.
+Checkpoints written before channel values were stored apart (no ``blobs``) hold every value
+inline and still read. Checkpoint ids sort by time, so "latest" is the last key of a namespace
+and ``before`` is a key bound: every lookup is an index range read. Sync methods
+(``graph.invoke``) run the async ones on the loop the store lives on when it runs in another
+thread, else on a private loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import threading
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -40,11 +53,14 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from .._entries import Entry, NewEntry
 from ..base import DataStorage
+from ..models import MAX_NAME_LENGTH
 
 __all__ = ["RunstoreSaver"]
 
 SEP = "\x1f"
 _CACHE_SIZE = 4096
+_VALUES_CACHE_SIZE = 64  # checkpoints whose stored channel values a saver keeps track of
+INLINE_MAX = 512  # a changed value that serialises to at most this many bytes stays inline
 
 
 def _part(value: Any, name: str) -> str:
@@ -66,6 +82,28 @@ def _writes(thread_id: str, ns: str, checkpoint_id: str) -> str:
     return f"{_thread(thread_id)}w{SEP}{_part(ns, 'checkpoint_ns')}{SEP}{checkpoint_id}{SEP}"
 
 
+def _values(thread_id: str, ns: str) -> str:
+    return f"{_thread(thread_id)}v{SEP}{_part(ns, 'checkpoint_ns')}{SEP}"
+
+
+Items = list[tuple[str, bytes]]  # a list value, each item serialised
+
+
+@dataclass(slots=True)
+class _Stored:
+    """One channel version stored apart, as far as this saver knows it."""
+
+    version: str
+    base: str  # the full copy its chain starts at (its own version for a full copy)
+    items: Items | None = None  # a list's items; None: not a list, or not read yet
+    base_size: int = -1  # bytes of the full copy; -1: not read yet
+    run: int = 0  # bytes of the deltas since the full copy
+
+
+def _concat(items: Items) -> bytes:
+    return b"".join(data for _, data in items)
+
+
 class RunstoreSaver(BaseCheckpointSaver[str]):
     """LangGraph's ``BaseCheckpointSaver`` over a runstore ``DataStorage``."""
 
@@ -80,6 +118,8 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
         self.store = store
         self.scope = scope
         self._run_tags: dict[str, str | None] = {}  # checkpoint key -> run_id, bounded
+        # (thread, ns, checkpoint id) -> its channels stored apart, for the next put's deltas
+        self._stored: OrderedDict[tuple[str, str, str], dict[str, _Stored]] = OrderedDict()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._own_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -165,14 +205,44 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
         conf = config["configurable"]
         thread_id, ns = str(conf["thread_id"]), conf.get("checkpoint_ns", "")
         checkpoint_id = _part(checkpoint["id"], "checkpoint id")
-        kind, data = self.serde.dumps_typed(checkpoint)
+        parent_id = conf.get("checkpoint_id")
         stored_metadata = dict(get_serializable_checkpoint_metadata(config, metadata))
         run_id = stored_metadata.get("run_id")
         tag = str(run_id) if run_id is not None else None
         key = _checkpoints(thread_id, ns) + checkpoint_id
-        value = {"type": kind, "metadata": stored_metadata, "parent": conf.get("checkpoint_id")}
-        await self.store.put_entries(self.scope, [NewEntry(key, value, data, tag)])
+        parent = await self._parent_values(thread_id, ns, parent_id)
+        versions = checkpoint["channel_versions"]
+        inline: dict[str, Any] = {}
+        apart: dict[str, _Stored] = {}
+        entries: list[NewEntry] = []
+        for channel, channel_value in checkpoint["channel_values"].items():
+            version = versions.get(channel)
+            old = parent.get(channel)
+            if old is not None and channel not in new_versions and old.version == version:
+                apart[channel] = old  # unchanged: the stored version is shared
+                continue
+            written = None
+            if channel in new_versions and self._apart(thread_id, ns, channel, version):
+                assert isinstance(version, str)
+                written = await self._store_value(
+                    thread_id, ns, channel, version, channel_value, old
+                )
+            if written is None:
+                inline[channel] = channel_value
+            else:
+                apart[channel], entry = written
+                entries.append(entry)
+        kind, data = self.serde.dumps_typed({**checkpoint, "channel_values": inline})
+        value = {
+            "type": kind,
+            "metadata": stored_metadata,
+            "parent": parent_id,
+            "blobs": {channel: [s.version, s.base] for channel, s in apart.items()},
+        }
+        entries.append(NewEntry(key, value, data, tag))
+        await self.store.put_entries(self.scope, entries)
         self._remember(key, tag)
+        self._note_values(thread_id, ns, checkpoint_id, apart)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -215,6 +285,7 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
         self._note_loop()
         await self.store.delete_entries(self.scope, prefix=_thread(thread_id))
         self._run_tags.clear()
+        self._stored.clear()
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         self._note_loop()
@@ -222,6 +293,7 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
         if tags:
             await self.store.delete_entries(self.scope, tags=tags)
             self._run_tags.clear()
+        self._stored.clear()
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         self._note_loop()
@@ -255,8 +327,21 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
                 )
                 own = f"{_thread(thread_id)}w{SEP}{ns}{SEP}"
                 await self.store.delete_entries(self.scope, prefix=own, before=own + latest)
+                # Channel values: keep the chains the latest checkpoint reads, nothing else.
+                values = _values(str(thread_id), ns)
+                blobs: dict[str, list[str]] = (found[0].value or {}).get("blobs") or {}
+                lower: str | None = None
+                for channel in sorted(blobs, key=lambda c: c + SEP):
+                    version, base = blobs[channel]
+                    start = f"{values}{channel}{SEP}{base}"
+                    await self.store.delete_entries(
+                        self.scope, prefix=values, after=lower, before=start
+                    )
+                    lower = f"{values}{channel}{SEP}{version}"
+                await self.store.delete_entries(self.scope, prefix=values, after=lower)
                 bound = namespace
         self._run_tags.clear()
+        self._stored.clear()
 
     # -- sync API (graph.invoke) -----------------------------------------------------
 
@@ -309,9 +394,10 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
         self._sync(self.aprune(thread_ids, strategy=strategy))
 
     def get_next_version(self, current: str | int | None, channel: None) -> str:
-        """Zero-padded counters, so versions compare correctly as strings."""
+        """Zero-padded counters, so versions compare correctly as strings, and a random part,
+        so versions made on two branches of a thread never share a stored value's key."""
         number = 0 if current is None else int(str(current).split(".")[0])
-        return f"{number + 1:032}"
+        return f"{number + 1:032}.{random.getrandbits(64):016x}"
 
     # -- helpers -------------------------------------------------------------------
 
@@ -319,6 +405,14 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
         value = entry.value or {}
         checkpoint_id = entry.key.rsplit(SEP, 1)[1]
         checkpoint: Checkpoint = self.serde.loads_typed((value["type"], entry.data or b""))
+        blobs: dict[str, list[str]] = value.get("blobs") or {}
+        if blobs:
+            apart: dict[str, _Stored] = {}
+            for channel, (version, base) in blobs.items():
+                known, loaded = await self._load_value(thread_id, ns, channel, version, base)
+                checkpoint["channel_values"][channel] = loaded
+                apart[channel] = known
+            self._note_values(thread_id, ns, checkpoint_id, apart)
         stored = await self.store.list_entries(
             self.scope, prefix=_writes(thread_id, ns, checkpoint_id)
         )
@@ -360,6 +454,132 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
             ),
             pending_writes=pending,
         )
+
+    def _apart(self, thread_id: str, ns: str, channel: str, version: Any) -> bool:
+        """Whether a new version of the channel may be stored apart: versions made by
+        ``get_next_version`` are unique in a thread (forks cannot collide) and fit a key."""
+        return (
+            isinstance(version, str)
+            and "." in version
+            and len(_values(thread_id, ns)) + len(channel) + len(version) < MAX_NAME_LENGTH
+            and SEP not in channel
+        )
+
+    async def _store_value(
+        self,
+        thread_id: str,
+        ns: str,
+        channel: str,
+        version: str,
+        value: Any,
+        previous: _Stored | None,
+    ) -> tuple[_Stored, NewEntry] | None:
+        """The entry storing a new channel version (a delta against ``previous`` when it keeps
+        a prefix of it), or None when the value is small enough to stay inline."""
+        key = f"{_values(thread_id, ns)}{channel}{SEP}{version}"
+        if type(value) is not list:
+            kind, data = self.serde.dumps_typed(value)
+            if len(data) <= INLINE_MAX:
+                return None
+            return _Stored(version, version), NewEntry(key, {"type": kind, "base": version}, data)
+        items: Items = [self.serde.dumps_typed(item) for item in value]
+        old_items: Items | None = None
+        if previous is not None and previous.base_size < 0:
+            previous, _ = await self._load_value(
+                thread_id, ns, channel, previous.version, previous.base, decode=False
+            )
+        if previous is not None:
+            old_items = previous.items
+        keep = 0
+        if old_items is not None:
+            limit = min(len(old_items), len(items))
+            while keep < limit and old_items[keep] == items[keep]:
+                keep += 1
+            items[:keep] = old_items[:keep]  # share the bytes the previous version holds
+        added = items[keep:]
+        size = sum(len(data) for _, data in added)
+        if (
+            previous is None
+            or old_items is None
+            or keep == 0
+            or (previous.run + size > previous.base_size)
+        ):
+            stored = _Stored(version, version, items, sum(len(d) for _, d in items), 0)
+            meta = {"base": version, "base_size": stored.base_size, "run": 0, "prev": None}
+            added, keep = items, 0
+        else:
+            stored = _Stored(version, previous.base, items, previous.base_size, previous.run + size)
+            meta = {
+                "base": previous.base,
+                "base_size": previous.base_size,
+                "run": stored.run,
+                "prev": previous.version,
+            }
+        meta["keep"] = keep
+        meta["items"] = [[kind, len(data)] for kind, data in added]
+        return stored, NewEntry(key, meta, _concat(added))
+
+    async def _load_value(
+        self, thread_id: str, ns: str, channel: str, version: str, base: str, *, decode: bool = True
+    ) -> tuple[_Stored, Any]:
+        """A channel version stored apart: its chain (full copy, deltas) in one range read."""
+        prefix = f"{_values(thread_id, ns)}{channel}{SEP}"
+        found = await self.store.list_entries(
+            self.scope,
+            prefix=prefix,
+            after=prefix + base[:-1],  # the bound is exclusive: from base on
+            before=prefix + version + SEP,
+        )
+        by_version = {entry.key[len(prefix) :]: entry for entry in found}
+        chain: list[Entry] = []
+        at: str | None = version
+        while at is not None:
+            entry = by_version.get(at)
+            if entry is None:
+                raise LookupError(
+                    f"channel {channel!r} version {at} of thread {thread_id!r} is not stored"
+                )
+            chain.append(entry)
+            at = (entry.value or {}).get("prev")
+        newest = chain[0].value or {}
+        if "type" in newest:  # not a list: one full copy
+            loaded = self.serde.loads_typed((newest["type"], chain[0].data or b""))
+            return _Stored(version, version), loaded
+        items: Items = []
+        for entry in reversed(chain):
+            meta, data, offset = entry.value or {}, entry.data or b"", 0
+            del items[meta["keep"] :]
+            for kind, length in meta["items"]:
+                items.append((kind, data[offset : offset + length]))
+                offset += length
+        stored = _Stored(version, newest["base"], items, newest["base_size"], newest["run"])
+        if not decode:
+            return stored, None
+        return stored, [self.serde.loads_typed(item) for item in items]
+
+    async def _parent_values(
+        self, thread_id: str, ns: str, parent_id: str | None
+    ) -> dict[str, _Stored]:
+        """The channels the parent checkpoint stores apart (from memory, else from its entry)."""
+        if not parent_id:
+            return {}
+        known = self._stored.get((thread_id, ns, parent_id))
+        if known is not None:
+            return known
+        entry = await self.store.get_entry(
+            self.scope, _checkpoints(thread_id, ns) + _part(parent_id, "checkpoint_id")
+        )
+        blobs: dict[str, list[str]] = ((entry.value or {}) if entry else {}).get("blobs") or {}
+        return {channel: _Stored(version, base) for channel, (version, base) in blobs.items()}
+
+    def _note_values(
+        self, thread_id: str, ns: str, checkpoint_id: str, apart: dict[str, _Stored]
+    ) -> None:
+        key = (thread_id, ns, checkpoint_id)
+        self._stored[key] = apart
+        self._stored.move_to_end(key)
+        while len(self._stored) > _VALUES_CACHE_SIZE:
+            self._stored.popitem(last=False)
 
     def _remember(self, key: str, tag: str | None) -> None:
         if len(self._run_tags) >= _CACHE_SIZE:
