@@ -1,4 +1,10 @@
-"""Writing the results: the Markdown table (docs/benchmarks.md) and the plot (PNG)."""
+"""Writing the results: the Markdown table (docs/benchmarks.md) and the plot (PNG).
+
+Adding a row: put it in a table under a ``##`` heading here (a ``Line`` in ``Results`` and
+``_line_rows`` do most of it). Every table of docs/benchmarks.md becomes data
+(docs/benchmarks.json); other pages quote it only through generated blocks: see the top of
+bench/docs.py ("How to add a row and quote it").
+"""
 
 from __future__ import annotations
 

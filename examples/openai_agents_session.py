@@ -1,7 +1,7 @@
 """OpenAI Agents SDK with runstore as its session memory: two turns of a real ``Runner`` loop,
 offline (the SDK's ``ScriptedModel``). The second turn reads the first back from runstore.
 
-    pip install 'runstore[openai-agents]'
+    pip install -e '.[openai-agents]'   # from a checkout (README, "Install")
     python examples/openai_agents_session.py [runstore.db]   # no path: in memory
 """
 
@@ -43,18 +43,25 @@ async def two_turns(store: DataStorage) -> tuple[list[str], Any]:
     return [first.final_output, second.final_output], model.calls[-1].input
 
 
-async def main(path: str | None) -> None:
+async def main(path: str | None) -> list[str]:
+    """Two turns on a store in memory, or in the SQLite file ``path`` (kept: run it again and
+    the conversation goes on). Returns the lines it prints."""
     store = InMemoryDataStorage() if path is None else SqliteDataStorage(path)
     async with store:
+        before = len(await store.get_chat_history("user-42", limit=None))
+        lines = (
+            [f"continued an existing conversation of {before} messages in {path}"] if before else []
+        )
         answers, second_input = await two_turns(store)
-        for answer in answers:
-            print("assistant:", answer)
-        print("turn 2's model input, read back from runstore:")
+        lines += [f"assistant: {answer}" for answer in answers]
+        lines.append(f"turn 2's model input, {len(second_input)} items read back from runstore:")
         for item in second_input:
-            print("  ", item.get("role") or item.get("type"), item.get("content") or "")
-        for message in await store.get_chat_history("user-42", limit=None):
-            print(f"stored #{message.seq}: {message.role}")
+            lines.append(f"   {item.get('role') or item.get('type')} {item.get('content') or ''}")
+        stored = len(await store.get_chat_history("user-42", limit=None))
+        where = path or "memory (pass a file path to keep it)"
+        lines.append(f"runstore holds {stored} messages of this conversation, in {where}")
+    return lines
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else None))
+    print("\n".join(asyncio.run(main(sys.argv[1] if len(sys.argv) > 1 else None))))

@@ -30,6 +30,26 @@ async def test_example_second_turn_reads_the_first_from_runstore(store: DataStor
     assert stored[0].content == "What's the weather in Paris?"
 
 
+async def test_example_main_in_memory_and_continued_from_a_file(tmp_path: Path) -> None:
+    example = load_example("openai_agents_session")
+    lines = await example.main(None)
+    assert lines[:3] == [
+        "assistant: It is sunny in Paris.",
+        "assistant: You asked about Paris.",
+        "turn 2's model input, 5 items read back from runstore:",
+    ]
+    assert lines[-1] == (
+        "runstore holds 6 messages of this conversation, in memory (pass a file path to keep it)"
+    )
+    path = str(tmp_path / "chat.db")
+    assert (await example.main(path))[-1] == (
+        f"runstore holds 6 messages of this conversation, in {path}"
+    )
+    again = await example.main(path)
+    assert again[0] == f"continued an existing conversation of 6 messages in {path}"
+    assert again[-1] == f"runstore holds 12 messages of this conversation, in {path}"
+
+
 def _item(text: str) -> Any:
     return {"role": "user", "content": text}
 
