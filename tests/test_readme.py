@@ -18,3 +18,14 @@ def test_quick_start_runs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[(1, 'user', 'Hi, I am Ada')]"
+
+
+def test_install_names_the_wheel_scripts_build_wheel_makes() -> None:
+    version = re.search(
+        r'^version = "([^"]+)"', (README.parent / "pyproject.toml").read_text(), re.M
+    )
+    assert version is not None
+    install = README.read_text(encoding="utf-8").split("## Install", 1)[1].split("\n## ", 1)[0]
+    wheels = re.findall(r"runstore-[^\s/'\"]+\.whl", install)
+    assert wheels and set(wheels) == {f"runstore-{version.group(1)}-py3-none-any.whl"}
+    assert "scripts/build_wheel" in install
