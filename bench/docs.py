@@ -261,15 +261,24 @@ def _growth(q: Quote, prefix: str, row: str) -> float:
     return q.value(prefix, row, head[-1])
 
 
-def _workflow(q: Quote, prefix: str, ours: list[str], theirs: str, flat: str, sql: str) -> str:
+def _workflow(
+    q: Quote, prefix: str, ours: list[str], theirs: str, flat: str, sql: str, unit: str
+) -> str:
     """Growth with the thread/session on each store, and runstore's SQLite next to the
     framework's own SQLite store."""
     head = q.table(prefix)["head"]
-    growth = [_growth(q, prefix, row) for row in ours]
+    growth = []
+    for row in ours:  # a backend the run could not measure (no PostgreSQL) is left out
+        try:
+            growth.append(_growth(q, prefix, row))
+        except Missing:
+            continue
+    if not growth:
+        raise Missing(f"no runstore row in '{q.heading(prefix)}'")
     first, last = head[1], head[-2]
     ratios = [q.value(prefix, ours[1], size) / q.value(prefix, sql, size) for size in (first, last)]
     return (
-        f"From {first} to {last}, the cost changes by {_ratio(min(growth))}-"
+        f"From {first} to {last} {unit}, the cost changes by {_ratio(min(growth))}-"
         f"{_ratio(max(growth))} on runstore's backends and by "
         f"{_ratio(_growth(q, prefix, theirs))} for {flat}. Next to `{sql}`, "
         f"`{ours[1]}` is {_compare(ratios)}."
@@ -291,6 +300,7 @@ def langgraph_cost(q: Quote) -> list[str]:
             "InMemorySaver (LangGraph)",
             "LangGraph's `InMemorySaver` (it scans the thread for the latest)",
             "SqliteSaver (LangGraph, file)",
+            "checkpoints",
         ),
     ]
 
@@ -310,6 +320,7 @@ def adk_cost(q: Quote) -> list[str]:
             "InMemorySessionService (ADK)",
             "ADK's `InMemorySessionService`",
             "DatabaseSessionService (ADK, SQLite file)",
+            "events",
         ),
     ]
 
