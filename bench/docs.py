@@ -21,12 +21,14 @@ How to add a row and quote it
    row's first cell and the column's header. Measure just your function, small; the lead's
    full run fills the committed page and JSON.
 2. To quote it in another page, add a function to ``BLOCKS`` (read figures with
-   ``Quote.figure/median/value/table`` and link the table with ``Quote.link``), put
+   ``Quote.cell/figure/median/value/copy`` and link the table with ``Quote.link``), put
    ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` on their own lines in the page and run
    ``python -m bench.docs``. A conclusion that depends on the figures is computed here too (see
    ``_compare``), so it cannot disagree with them.
 3. Until the committed run has your row, the block says it was not measured in the committed
    run (never a stale number); the next full ``scripts/bench`` fills it.
+4. A setting or a limit the code defines (a timeout, a threshold) is not a measurement: a page
+   may state it, listed in ``NOT_MEASURED`` of tests/test_docs_figures.py.
 """
 
 from __future__ import annotations

@@ -43,7 +43,14 @@ class ScriptedModel(BaseLlm):
             if part.text
         ]
         reply = f"Turn {len(said)}: you said {said[-1]!r}; first you said {said[0]!r}."
-        yield LlmResponse(content=types.Content(role="model", parts=[types.Part(text=reply)]))
+        yield LlmResponse(
+            content=types.Content(role="model", parts=[types.Part(text=reply)]),
+            usage_metadata=types.GenerateContentResponseUsageMetadata(
+                prompt_token_count=len(said),
+                candidates_token_count=1,
+                total_token_count=len(said) + 1,
+            ),
+        )
 
 
 def runner(store: DataStorage) -> Runner:

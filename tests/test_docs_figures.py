@@ -62,7 +62,8 @@ def test_every_setting_listed_as_not_measured_is_still_there() -> None:
 
 
 def test_generated_blocks_are_what_the_committed_run_gives() -> None:
-    assert docs.stale(ROOT) == []
+    problems = docs.stale(ROOT)
+    assert problems == [], "run `python -m bench.docs` (never edit a block): " + "; ".join(problems)
 
 
 def test_the_detector_finds_typed_figures(tmp_path: Path) -> None:
