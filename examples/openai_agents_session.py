@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import uuid
 from typing import Any
 
 from agents import Agent, Runner, function_tool, set_tracing_disabled
@@ -30,7 +31,7 @@ async def two_turns(store: DataStorage) -> tuple[list[str], Any]:
     """Runs two turns in one session; returns the answers and the model's input of turn 2."""
     model = ScriptedModel(
         [
-            [function_call("weather", {"city": "Paris"}, call_id="call-1")],
+            [function_call("weather", {"city": "Paris"}, call_id=f"call-{uuid.uuid4().hex[:8]}")],
             [assistant_message("It is sunny in Paris.")],
             [assistant_message("You asked about Paris.")],
         ]
@@ -41,6 +42,19 @@ async def two_turns(store: DataStorage) -> tuple[list[str], Any]:
     second = await Runner.run(agent, "Which city did I ask about?", session=session)
     assert model.calls[-1] is not None
     return [first.final_output, second.final_output], model.calls[-1].input
+
+
+def describe(item: Any) -> str:
+    """One input item on one line: its role or type, and its text, call or output."""
+    kind = item.get("role") or item.get("type")
+    if kind == "function_call":
+        return f"{kind}: {item.get('name')}({item.get('arguments')})"
+    if kind == "function_call_output":
+        return f"{kind}: {item.get('output')}"
+    content = item.get("content") or ""
+    if isinstance(content, list):
+        content = " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return f"{kind}: {content}"
 
 
 async def main(path: str | None) -> list[str]:
@@ -55,8 +69,7 @@ async def main(path: str | None) -> list[str]:
         answers, second_input = await two_turns(store)
         lines += [f"assistant: {answer}" for answer in answers]
         lines.append(f"turn 2's model input, {len(second_input)} items read back from runstore:")
-        for item in second_input:
-            lines.append(f"   {item.get('role') or item.get('type')} {item.get('content') or ''}")
+        lines += [f"   {describe(item)}" for item in second_input]
         stored = len(await store.get_chat_history("user-42", limit=None))
         where = path or "memory (pass a file path to keep it)"
         lines.append(f"runstore holds {stored} messages of this conversation, in {where}")
