@@ -58,6 +58,20 @@ async def _postgres_pgbouncer(tmp_path: Path) -> DataStorage:
     return await store.open()
 
 
+async def _postgres_ha(tmp_path: Path) -> DataStorage:
+    """As ``postgres``, on the multi-host DSN of a pg_auto_failover cluster (a monitor, a
+    primary and a synchronous standby, started by tests/pg_server.py; or
+    ``$RUNSTORE_PG_HA_DSN``). Not in the default list: run it with ``--backends postgres-ha``."""
+    import uuid
+
+    from pg_server import shared_ha_dsn
+
+    from runstore import PostgresDataStorage
+
+    schema = f"test_{uuid.uuid4().hex[:20]}"
+    return await PostgresDataStorage(shared_ha_dsn(), schema=schema).open()
+
+
 async def _browser(tmp_path: Path) -> DataStorage:
     """A durable store in IndexedDB (runs only in Pyodide in a browser: tests/browser)."""
     import uuid
@@ -73,9 +87,11 @@ FACTORIES: dict[str, Factory] = {
     "sqlite-aiosqlite": _sqlite_aiosqlite,
     "postgres": _postgres,
     "postgres-pgbouncer": _postgres_pgbouncer,
+    "postgres-ha": _postgres_ha,
     "browser": _browser,
 }
 BROWSER_ONLY = {"browser"}
+ON_REQUEST = {"postgres-ha"}  # run only when named: it starts a three-server cluster
 
 
 def default_backends() -> list[str]:
@@ -83,4 +99,8 @@ def default_backends() -> list[str]:
     if chosen:
         return chosen.split(",")
     in_browser = sys.platform == "emscripten"
-    return [name for name in FACTORIES if in_browser or name not in BROWSER_ONLY]
+    return [
+        name
+        for name in FACTORIES
+        if name not in ON_REQUEST and (in_browser or name not in BROWSER_ONLY)
+    ]

@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 PREFIX = "runstore-pg-"
 USER = "runstore"
@@ -312,6 +313,236 @@ def shared_pgbouncer_dsn() -> str:
     if not (_shared.root / "pgbouncer" / "port").exists():
         _shared.start_pgbouncer()
     return _shared.pgbouncer_dsn
+
+
+# -- pg_auto_failover: a monitor and two nodes on loopback ------------------------------
+
+HA_PREFIX = "runstore-pgha-"
+HA_NODES = ("n1", "n2")
+# The monitor's health checks, tightened from their defaults (5 s period, 20 s before a node
+# is unhealthy, 30 s before an unreachable primary counts as demoted) so a failover takes
+# seconds: the test cluster lives on one machine.
+HA_MONITOR_SETTINGS = {
+    "pgautofailover.health_check_period": "1000",
+    "pgautofailover.health_check_retry_delay": "500",
+    "pgautofailover.health_check_timeout": "1000",
+    "pgautofailover.health_check_max_retries": "1",
+    "pgautofailover.node_considered_unhealthy_timeout": "2000",
+    "pgautofailover.primary_demote_timeout": "5000",
+    "pgautofailover.startup_grace_period": "5000",
+}
+
+
+def find_pg_autoctl() -> Path:
+    found = shutil.which("pg_autoctl") or shutil.which("pg_autoctl", path="/usr/bin")
+    if found is None:
+        raise RuntimeError(
+            "pg_auto_failover is not installed (no pg_autoctl): install the Debian package "
+            "'postgresql-15-auto-failover' (scripts/test does), or set RUNSTORE_PG_HA_DSN"
+        )
+    return Path(found)
+
+
+class HACluster:
+    """pg_auto_failover (``pg_autoctl``, Debian's package) in ``root``: a monitor and two
+    nodes, each run by its own ``pg_autoctl run`` (the keeper, which starts its PostgreSQL
+    and restarts it if it dies) in a process group of its own, as the ``postgres`` user when
+    root. Synchronous replication (pg_auto_failover's default with a standby): a commit
+    returns once the standby has it. Files: ``root/<node>`` (data), ``root/<node>.log``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.bindir = find_bindir()
+        self.program = find_pg_autoctl()
+        self.ports: dict[str, int] = {}
+        self.keepers: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def monitor_uri(self) -> str:
+        return f"postgres://autoctl_node@127.0.0.1:{self.ports['monitor']}/pg_auto_failover"
+
+    @property
+    def dsn(self) -> str:
+        """Every node; asyncpg picks the one that is read-write."""
+        hosts = ",".join(f"127.0.0.1:{self.ports[node]}" for node in HA_NODES)
+        return f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
+
+    def node_dsn(self, node: str) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.ports[node]}/postgres"
+
+    def _command(self, *args: str) -> list[str]:
+        env = [
+            "env",
+            f"PATH={self.bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            f"XDG_CONFIG_HOME={self.root / 'config'}",
+            f"XDG_DATA_HOME={self.root / 'state'}",
+            f"TMPDIR={self.root}",
+        ]
+        command = [*env, str(self.program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return command
+
+    def _autoctl(self, *args: str) -> str:
+        done = subprocess.run(
+            self._command(*args), capture_output=True, text=True, check=False, timeout=300,
+            cwd=self.root,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"pg_autoctl {' '.join(args[:2])} failed:\n{done.stderr[-3000:]}")
+        return done.stdout
+
+    def _run_keeper(self, node: str) -> None:
+        with open(self.root / f"{node}.log", "ab") as log:
+            self.keepers[node] = subprocess.Popen(
+                self._command("run", "--pgdata", str(self.root / node)),
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True,
+            )  # fmt: skip
+        (self.root / f"{node}.pgid").write_text(str(self.keepers[node].pid))
+
+    @classmethod
+    def create(cls) -> HACluster:
+        """The monitor, then n1 (the primary), then n2 (its standby); returns once n2 is a
+        secondary and n1 the primary."""
+        root = Path(tempfile.mkdtemp(prefix=HA_PREFIX))
+        if os.geteuid() == 0:
+            shutil.chown(root, "postgres", "postgres")
+        (root / "owner").write_text(str(os.getpid()))
+        cluster = cls(root)
+        try:
+            cluster._create()
+        except BaseException:
+            cluster.destroy()
+            raise
+        return cluster
+
+    def _create(self) -> None:
+        self.ports = {name: free_port() for name in ("monitor", *HA_NODES)}
+        (self.root / "ports").write_text(" ".join(f"{k}={v}" for k, v in self.ports.items()))
+        monitor = self.root / "monitor"
+        self._autoctl(
+            "create", "monitor", "--pgdata", str(monitor), "--pgport", str(self.ports["monitor"]),
+            "--hostname", "127.0.0.1", "--auth", "trust", "--no-ssl",
+        )  # fmt: skip
+        with open(monitor / "postgresql.conf", "a") as conf:  # after pg_autoctl's include
+            conf.write("listen_addresses = '127.0.0.1'\nfsync = off\n")
+            for name, value in HA_MONITOR_SETTINGS.items():
+                conf.write(f"{name} = {value}\n")
+        self._run_keeper("monitor")
+        _wait_for_port(self.ports["monitor"], 60)
+        for node in HA_NODES:
+            self._autoctl(
+                "create", "postgres", "--pgdata", str(self.root / node),
+                "--pgport", str(self.ports[node]), "--listen", "127.0.0.1",
+                "--hostname", "127.0.0.1", "--name", node, "--auth", "trust", "--no-ssl",
+                "--monitor", self.monitor_uri + "?sslmode=disable",
+            )  # fmt: skip
+            self._run_keeper(node)
+            self.wait_for(self.healthy if node == HA_NODES[-1] else self._single, 180)
+
+    @staticmethod
+    def _single(states: dict[str, tuple[str, str]]) -> bool:
+        return states.get(HA_NODES[0]) == ("single", "single")
+
+    @staticmethod
+    def healthy(states: dict[str, tuple[str, str]]) -> bool:
+        """One primary and one secondary, each in the state the monitor assigned."""
+        settled = sorted(r for r, a in states.values() if r == a)
+        return len(states) == 2 and settled == ["primary", "secondary"]
+
+    def states(self) -> dict[str, tuple[str, str]]:
+        """node name -> (reported state, assigned state), from the monitor."""
+        import json
+
+        try:
+            text = self._autoctl("show", "state", "--json", "--monitor", self.monitor_uri)
+            nodes = json.loads(text)
+        except (RuntimeError, ValueError, subprocess.TimeoutExpired):
+            return {}
+        try:
+            return {
+                n["nodename"]: (n["current_group_state"], n["assigned_group_state"]) for n in nodes
+            }
+        except (KeyError, TypeError) as exc:
+            raise RuntimeError(f"pg_autoctl show state --json: {text[:1000]}") from exc
+
+    def wait_for(self, done: Any, seconds: float) -> dict[str, tuple[str, str]]:
+        """Polls ``states()`` until ``done(states)``; raises after ``seconds``."""
+        deadline = time.monotonic() + seconds
+        while True:
+            states = self.states()
+            if done(states):
+                return states
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"pg_auto_failover did not get there: {states}")
+            time.sleep(0.3)
+
+    def primary(self) -> str:
+        states = self.wait_for(
+            lambda s: any(r == a == "primary" or r == "wait_primary" for r, a in s.values()), 120
+        )
+        return next(n for n, (r, a) in states.items() if r in ("primary", "wait_primary"))
+
+    def postmaster_pid(self, node: str) -> int:
+        return int((self.root / node / "postmaster.pid").read_text().split()[0])
+
+    def kill_postmaster(self, node: str) -> None:
+        """SIGKILL of the node's postmaster alone: its keeper starts it again (crash recovery)."""
+        os.kill(self.postmaster_pid(node), signal.SIGKILL)
+
+    def kill_node(self, node: str) -> None:
+        """SIGKILL of the node's keeper, postmaster and backends (its process group): the node
+        is gone until ``start_node``; the monitor fails over to the other."""
+        keeper = self.keepers.pop(node)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(keeper.pid, signal.SIGKILL)
+        keeper.wait(30)
+        with contextlib.suppress(OSError, ValueError):  # a postmaster that left the group
+            os.kill(self.postmaster_pid(node), signal.SIGKILL)
+
+    def start_node(self, node: str) -> None:
+        """Runs the node's keeper again; it rejoins as a standby (pg_rewind if needed)."""
+        self._run_keeper(node)
+
+    def destroy(self) -> None:
+        for node in list(self.keepers):
+            keeper = self.keepers.pop(node)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(keeper.pid, signal.SIGKILL)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                keeper.wait(30)
+        for node in ("monitor", *HA_NODES):
+            with contextlib.suppress(OSError, ValueError):  # a keeper of an earlier process
+                os.killpg(int((self.root / f"{node}.pgid").read_text()), signal.SIGKILL)
+            with contextlib.suppress(OSError, ValueError):
+                os.kill(self.postmaster_pid(node), signal.SIGKILL)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    @staticmethod
+    def reap_orphans() -> None:
+        """Destroy HA clusters left by test processes that died without cleaning up."""
+        for root in Path(tempfile.gettempdir()).glob(HA_PREFIX + "*"):
+            with contextlib.suppress(OSError, ValueError):
+                if not _pid_alive(int((root / "owner").read_text())):
+                    HACluster(root).destroy()
+
+
+_shared_ha: HACluster | None = None
+
+
+def shared_ha_cluster() -> HACluster:
+    """This process's pg_auto_failover cluster (started on first use, destroyed at exit)."""
+    global _shared_ha
+    if _shared_ha is None:
+        HACluster.reap_orphans()
+        _shared_ha = HACluster.create()
+        atexit.register(_shared_ha.destroy)
+    return _shared_ha
+
+
+def shared_ha_dsn() -> str:
+    """``$RUNSTORE_PG_HA_DSN``, or the multi-host DSN of this process's HA cluster."""
+    return os.environ.get("RUNSTORE_PG_HA_DSN") or shared_ha_cluster().dsn
 
 
 def main(argv: list[str]) -> int:
