@@ -30,6 +30,7 @@ class Results:
     concurrency: list[Concurrency] = field(default_factory=list)
     initialize: list[Line] = field(default_factory=list)
     huge: list[Line] = field(default_factory=list)
+    capacity: list[Line] = field(default_factory=list)
     memory: list[Line] = field(default_factory=list)
     adds: list[Line] = field(default_factory=list)
     forks: list[Line] = field(default_factory=list)
@@ -327,6 +328,16 @@ def markdown(results: Results) -> str:
         "",
     ]
     out += _table(["read", "µs", "note"], _line_rows(results.huge))
+    out += [
+        "",
+        "## PostgreSQL capacity",
+        "",
+        "µs per call on a big database (the first row says how big; filled by COPY into "
+        "runstore's tables) for one end user of it, next to the same call on a small database "
+        "that holds only what the calls read (`bench/capacity.py`; target: at most 1.5x).",
+        "",
+    ]
+    out += _table(["call", "big database", "next to the small one"], _line_rows(results.capacity))
     out += [
         "",
         "## Memory per stored message (in-memory store)",

@@ -1,0 +1,239 @@
+"""Capacity (PostgreSQL): runstore's calls on a big database next to the same calls on a small one.
+
+The big database: 10,000,000 messages in 100,000 sessions (100 each), one end user owning
+10,000 of the sessions and 50,000 entries; filled with COPY into runstore's own tables (after
+its migrations), then ANALYZE. The small one: only what the calls read (the user's sessions
+down to the deep page, one session of 100 messages). ``--size`` scales the session and entry
+counts (``--size 0.01``: 1,000 sessions, 100,000 messages) for a quick run:
+
+    python -m bench.capacity [--size 0.01]   # on RUNSTORE_BENCH_DSN, or a throwaway cluster
+
+``scripts/bench`` runs it at full size (``RUNSTORE_BENCH_CAPACITY_SIZE`` overrides).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from .extras import Line
+from .runstore_stores import drop_schema
+from .timing import Figure, Settings, measure_calls
+from .turns import log
+from .workload import REPLY_TEXT, USER_TEXT, WINDOW, prefill_text
+
+SESSIONS = 100_000
+PER_SESSION = 100
+USER_SESSIONS = 10_000
+USER_ENTRIES = 50_000
+PAGE = 50
+DEEP = 100  # the deep page's number
+USER = "end-user-0"
+BATCH = 200_000  # rows per COPY
+
+
+@dataclass
+class Shape:
+    sessions: int  # in all
+    user_sessions: int  # owned by USER (the first ones)
+    entries: int  # USER's
+
+    @property
+    def messages(self) -> int:
+        return self.sessions * PER_SESSION
+
+    @property
+    def deep(self) -> int:
+        """The deepest page number the user's sessions reach, at most DEEP."""
+        return max(1, min(DEEP, self.user_sessions // PAGE))
+
+
+def big(size: float) -> Shape:
+    return Shape(
+        max(2 * PAGE, int(SESSIONS * size)),
+        max(2 * PAGE, int(USER_SESSIONS * size)),
+        max(100, int(USER_ENTRIES * size)),
+    )
+
+
+def small(shape: Shape) -> Shape:
+    """The user's sessions down to the deep page, nothing else; one session has messages."""
+    return Shape(PAGE * shape.deep + 1, PAGE * shape.deep + 1, 0)
+
+
+async def fill(dsn: str, schema: str, shape: Shape, messages_in: int | None = None) -> Any:
+    """The store (open) on a new schema filled by COPY; ``messages_in``: only that many
+    sessions get messages (None: all). Returns (store, agent id, seconds)."""
+    import asyncpg
+
+    from runstore import PostgresDataStorage
+
+    await drop_schema(dsn, schema)
+    store = PostgresDataStorage(dsn, schema=schema)
+    started = time.perf_counter()
+    run = await store.initialize_run(workflow_name="capacity")  # migrates; the agent
+    agent = run.agent_id
+    start = datetime.now(UTC) - timedelta(days=30)
+    step = timedelta(days=29) / shape.sessions
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'DELETE FROM "{schema}".sessions')  # initialize_run's session
+
+        def sessions() -> Iterator[tuple[Any, ...]]:
+            for n in range(shape.sessions):
+                owner = USER if n < shape.user_sessions else f"end-user-{1 + n % 20_000}"
+                at = start + step * n
+                has = messages_in is None or n < messages_in
+                yield (_sid(n), agent, owner, PER_SESSION if has else 0, at, at)
+
+        columns = ["id", "agent_id", "external_id", "last_seq", "created_at", "updated_at"]
+        await _copy(conn, schema, "sessions", sessions(), columns)
+        texts = [prefill_text(i) for i in range(PER_SESSION)]
+
+        def messages() -> Iterator[tuple[Any, ...]]:
+            count = shape.sessions if messages_in is None else min(messages_in, shape.sessions)
+            for n in range(count):
+                sid, at = _sid(n), start + step * n
+                for i, (role, content) in enumerate(texts):
+                    yield (sid, i + 1, agent, role, content, at)
+
+        await _copy(conn, schema, "messages", messages(),
+                    ["session_id", "seq", "agent_id", "role", "content", "created_at"])  # fmt: skip
+
+        def entries() -> Iterator[tuple[Any, ...]]:
+            for n in range(shape.entries):
+                yield (f"user/{USER}", f"k{n:08d}", f'{{"n": {n}}}', 1, start, USER)
+
+        await _copy(conn, schema, "entries", entries(),
+                    ["scope", "key", "value", "version", "updated_at", "owner"])  # fmt: skip
+        await conn.execute(f'ANALYZE "{schema}".sessions, "{schema}".messages, "{schema}".entries')
+    finally:
+        await conn.close()
+    return store, agent, time.perf_counter() - started
+
+
+def _sid(n: int) -> str:
+    return f"cap-s{n:08d}"
+
+
+async def _copy(
+    conn: Any, schema: str, table: str, rows: Iterator[tuple[Any, ...]], columns: list[str]
+) -> None:
+    batch: list[tuple[Any, ...]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == BATCH:
+            await conn.copy_records_to_table(
+                table, schema_name=schema, columns=columns, records=batch
+            )
+            batch = []
+    if batch:
+        await conn.copy_records_to_table(table, schema_name=schema, columns=columns, records=batch)
+
+
+async def _calls(
+    store: Any, agent: str, shape: Shape
+) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+    """The measured calls, on the user's newest sessions (the first page)."""
+    session = _sid(0)  # has messages in both databases
+    pages = [await store.list_sessions(external_id=USER, limit=PAGE)]
+    while len(pages) < shape.deep and pages[-1]:
+        pages.append(
+            await store.list_sessions(external_id=USER, limit=PAGE, before=pages[-1][-1].id)
+        )
+    before = pages[-1][-1].id  # the deep page comes after it
+
+    async def turn() -> None:
+        await store.add_chat_message(
+            agent_id=agent, session_id=session, run_id=None, role="user", content=USER_TEXT
+        )
+        await store.get_chat_history(session, WINDOW)
+        await store.add_chat_message(
+            agent_id=agent, session_id=session, run_id=None, role="assistant", content=REPLY_TEXT
+        )
+
+    return [
+        ("chat turn (add, get 50, add)", turn),
+        (f"list_sessions(external_id=..., limit={PAGE}): first page",
+         lambda: store.list_sessions(external_id=USER, limit=PAGE)),
+        (f"list_sessions(external_id=..., limit={PAGE}, before=...): page {shape.deep + 1}",
+         lambda: store.list_sessions(external_id=USER, limit=PAGE, before=before)),
+        ("get_session", lambda: store.get_session(session)),
+        (f"get_chat_history(session_id, {WINDOW})",
+         lambda: store.get_chat_history(session, WINDOW)),
+    ]  # fmt: skip
+
+
+async def measure(dsn: str | None, why_not: str, settings: Settings, size: float) -> list[Line]:
+    """Each call on the big database, with its ratio to the same call on the small one."""
+    shape = big(size)
+    tiny = small(shape)
+    title = (
+        f"{shape.messages:,} messages, {shape.sessions:,} sessions; the user: "
+        f"{shape.user_sessions:,} sessions, {shape.entries:,} entries"
+    )
+    if dsn is None:
+        return [Line(title, missing=why_not)]
+    stores = []
+    try:
+        small_store, small_agent, _ = await fill(dsn, "runstore_bench_cap_small", tiny, 1)
+        stores.append((small_store, "runstore_bench_cap_small"))
+        big_store, big_agent, seconds = await fill(dsn, "runstore_bench_cap_big", shape)
+        stores.append((big_store, "runstore_bench_cap_big"))
+        log(f"  capacity: filled {title} in {seconds:.0f} s")
+        lines = [Line(f"fill by COPY: {title}", Figure([seconds], unit="s"))]
+        small_calls = await _calls(small_store, small_agent, tiny)
+        big_calls = await _calls(big_store, big_agent, shape)
+        for (label, on_small), (_, on_big) in zip(small_calls, big_calls, strict=True):
+            empty = await measure_calls(on_small, settings)
+            full = await measure_calls(on_big, settings)
+            ratio = full.median / empty.median
+            lines.append(
+                Line(
+                    label, full, detail=f"{ratio:.2f}x the small database ({empty.median:,.0f} µs)"
+                )
+            )
+            log(f"  capacity: {label}: {full.median:,.0f} µs, {ratio:.2f}x")
+        lines.append(
+            Line("stats, erasure of the user, prune of old messages under writers",
+                 missing="not in this runstore yet (the lifecycle calls)")
+        )  # fmt: skip
+        return lines
+    finally:
+        for store, schema in stores:
+            await store.close()
+            await drop_schema(dsn, schema)
+
+
+def size_from_env(quick: bool) -> float:
+    configured = os.environ.get("RUNSTORE_BENCH_CAPACITY_SIZE")
+    if configured:
+        return float(configured)
+    return 0.01 if quick else 1.0
+
+
+def main() -> None:
+    from .postgres import Server
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--size", type=float, default=1.0, help="fraction of the full size")
+    args = parser.parse_args()
+    server = Server()
+    server.start()
+    try:
+        lines = asyncio.run(measure(server.dsn, server.why_not, Settings.quick(), args.size))
+    finally:
+        server.stop()
+    for line in lines:
+        figure = "" if line.figure is None else f"{line.figure.median:,.1f} {line.figure.unit}"
+        print(f"{line.label:<70} {figure:>14}  {line.detail or line.missing or ''}")
+
+
+if __name__ == "__main__":
+    main()
