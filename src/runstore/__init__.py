@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._entries import Entry, EntryPatch, NewEntry
+from ._lifecycle import ErasureReport, PruneReport, StoreStats
 from .base import DataStorage
 from .errors import (
     InvalidDataError,
@@ -28,11 +29,13 @@ __all__ = [
     "DataStorage",
     "Entry",
     "EntryPatch",
+    "ErasureReport",
     "InMemoryDataStorage",
     "InvalidDataError",
     "NewEntry",
     "NotFoundError",
     "PostgresDataStorage",
+    "PruneReport",
     "RunHandle",
     "RunRecord",
     "SessionRecord",
@@ -40,6 +43,7 @@ __all__ = [
     "StorageClosedError",
     "StorageError",
     "StorageUnavailableError",
+    "StoreStats",
     "WorkflowState",
 ]
 

@@ -338,7 +338,7 @@ class EntryStore(ABC):
                 return 0
         if bounds.empty:
             return 0
-        return await self._delete_entries(scope, bounds, checked_tags)
+        return await self._delete_entries(scope, bounds, checked_tags, self._now())
 
     async def copy_entries(
         self, scope: str, *, prefix: str, to_prefix: str, to_scope: str | None = None
@@ -403,7 +403,11 @@ class EntryStore(ABC):
 
     @abstractmethod
     async def _delete_entries(
-        self, scope: str, bounds: KeyRange, tags: list[str] | None
+        self,
+        scope: str,
+        bounds: KeyRange,
+        tags: list[str] | None,
+        now: datetime | None = None,  # counts only entries live then (older logs lack it)
     ) -> int: ...
 
     @abstractmethod
@@ -558,7 +562,9 @@ class MemoryEntries(EntryStore):
                 written.append(self._entry(scope, op.key, self._put(scope, op, now)))
         return written
 
-    async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
+    async def _delete_entries(
+        self, scope: str, bounds: KeyRange, tags: list[str] | None, now: datetime | None = None
+    ) -> int:
         found = self._entry_scopes.get(scope)
         if found is None:
             return 0
@@ -572,11 +578,16 @@ class MemoryEntries(EntryStore):
             doomed = [k for k in keys[start:end] if stored[k].tag in wanted]
             gone = set(doomed)
             keys[start:end] = [k for k in keys[start:end] if k not in gone]
+        counted = len(doomed) if now is None else self._count_live(stored, doomed, now)
         for key in doomed:
             del stored[key]
         if not keys:
             del self._entry_scopes[scope]
-        return len(doomed)
+        return counted
+
+    @staticmethod
+    def _count_live(stored: dict[str, _Stored], keys: list[str], now: datetime) -> int:
+        return sum(1 for key in keys if live(stored[key].expires_at, now))
 
     def _drop_entries(self, doomed: list[tuple[str, str]]) -> None:
         """Remove these (scope, key) pairs (erasure and pruning)."""

@@ -592,8 +592,10 @@ for _bounded in (False, True):
     ORDER BY key {"DESC" if _reverse else "ASC"} LIMIT ${_n}"""
     for _tagged in (False, True):
         _tags = f"AND tag = ANY(${_n}::text[])" if _tagged else ""
+        _now = f"${_n + 1}" if _tagged else f"${_n}"  # then now: only live ones are counted
         ENTRY_STATEMENTS[f"delete {_bounded} {_tagged}"] = f"""WITH d AS (DELETE FROM {{s}}.entries
-    WHERE {_RANGES[_bounded]} {_tags} RETURNING 1) SELECT count(*) FROM d"""
+    WHERE {_RANGES[_bounded]} {_tags} RETURNING expires_at)
+    SELECT count(*) FROM d WHERE {_LIVE.format(now=_now)}"""
     ENTRY_STATEMENTS[f"longest {_bounded}"] = f"""SELECT max(length(key)) FROM {{s}}.entries
     WHERE {_RANGES[_bounded]} AND {_LIVE.format(now=f"${_n}")}"""
     # the range of the copy's target (to_scope, to_prefix's range), then now
@@ -607,6 +609,65 @@ for _bounded in (False, True):
     FROM {{s}}.entries WHERE {_RANGES[_bounded]} AND {_LIVE.format(now=f"${_n + 3}")}
     {_REPLACE.format(expired="false", s="{s}")} RETURNING 1)
     SELECT count(*) FROM c"""
+
+
+# -- lifecycle: erasure, accounting, retention (the rules: _lifecycle) -------------------
+# Erasure and an idle batch are one statement each: count what the chosen sessions hold,
+# delete them (runs and messages cascade); erasure deletes the owned entries too.
+_DROP_CHOSEN = """chosen AS ({chosen}),
+    r AS (SELECT count(*) AS n FROM {s}.runs WHERE session_id IN (SELECT id FROM chosen)),
+    m AS (SELECT count(*) AS n FROM {s}.messages WHERE session_id IN (SELECT id FROM chosen)),
+    gone AS (DELETE FROM {s}.sessions WHERE id IN (SELECT id FROM chosen) RETURNING 1)"""
+_COUNTS = "(SELECT count(*) FROM gone), (SELECT n FROM r), (SELECT n FROM m)"
+_BY_EXTERNAL_ID = "SELECT id FROM {s}.sessions WHERE external_id = $1"
+ERASE = f"""WITH {_DROP_CHOSEN.format(chosen=_BY_EXTERNAL_ID, s="{s}")},
+    e AS (DELETE FROM {{s}}.entries WHERE owner = $1 RETURNING expires_at)
+    SELECT {_COUNTS}, (SELECT count(*) FROM e WHERE {_LIVE.format(now="$2")})"""
+# $1 idle_before, $2 limit
+_IDLE = "SELECT id FROM {s}.sessions WHERE updated_at < $1 ORDER BY updated_at, id LIMIT $2"
+PRUNE_IDLE = f"""WITH {_DROP_CHOSEN.format(chosen=_IDLE, s="{s}")}
+    SELECT {_COUNTS}"""
+# $1 after id, $2 keep_last, $3 page size: sessions with the seq of the newest message that goes
+PRUNE_CUTOFFS = """SELECT id, (SELECT seq FROM {s}.messages WHERE session_id = s.id
+        ORDER BY seq DESC OFFSET $2 LIMIT 1)
+    FROM {s}.sessions s WHERE id > $1 ORDER BY id LIMIT $3"""
+# $1 session, $2 through seq, $3 at most this many (the oldest)
+PRUNE_MESSAGES = """WITH d AS (DELETE FROM {s}.messages WHERE session_id = $1
+    AND seq <= LEAST($2, coalesce((SELECT seq FROM {s}.messages WHERE session_id = $1
+        ORDER BY seq OFFSET $3 - 1 LIMIT 1), $2)) RETURNING 1) SELECT count(*) FROM d"""
+# $1 now, $2 limit
+PRUNE_EXPIRED = """WITH d AS (DELETE FROM {s}.entries e USING (SELECT scope, key FROM {s}.entries
+        WHERE expires_at <= $1 LIMIT $2) x
+    WHERE e.scope = x.scope AND e.key = x.key AND e.expires_at <= $1 RETURNING 1)
+    SELECT count(*) FROM d"""
+
+
+def _stats(by_external: bool, by_agent: bool) -> str:
+    columns = ["external_id"] * by_external + ["agent_id"] * by_agent
+    where = " AND ".join(["true"] + [f"{name} = ${n}" for n, name in enumerate(columns, 1)])
+    chosen = f"(SELECT id FROM {{s}}.sessions WHERE {where})"
+    return f"""SELECT (SELECT count(*) FROM {{s}}.sessions WHERE {where}),
+    (SELECT count(*) FROM {{s}}.runs WHERE session_id IN {chosen}),
+    (SELECT count(*) FROM {{s}}.messages WHERE session_id IN {chosen}),
+    (SELECT coalesce(sum(octet_length(content)), 0) FROM {{s}}.messages
+        WHERE session_id IN {chosen})"""
+
+
+# Keyed by "by_external by_agent"; parameters: the external_id and/or agent_id given, in that
+# order. Entries: keyed by owner; parameters: now[, owner].
+LIFECYCLE_STATEMENTS: dict[str, str] = {
+    "erase": ERASE,
+    "prune_idle": PRUNE_IDLE,
+    "prune_cutoffs": PRUNE_CUTOFFS,
+    "prune_messages": PRUNE_MESSAGES,
+    "prune_expired": PRUNE_EXPIRED,
+}
+for _by_external in (False, True):
+    for _by_agent in (False, True):
+        LIFECYCLE_STATEMENTS[f"stats {_by_external} {_by_agent}"] = _stats(_by_external, _by_agent)
+    LIFECYCLE_STATEMENTS[f"entry_stats {_by_external}"] = f"""SELECT count(*),
+    coalesce(sum(octet_length(data)), 0) FROM {{s}}.entries
+    WHERE {_LIVE.format(now="$1")}{" AND owner = $2" if _by_external else ""}"""
 
 
 class Statements:
@@ -673,3 +734,4 @@ class Statements:
             )
         }
         self.entries = {key: fill(sql) for key, sql in ENTRY_STATEMENTS.items()}
+        self.lifecycle = {key: fill(sql) for key, sql in LIFECYCLE_STATEMENTS.items()}

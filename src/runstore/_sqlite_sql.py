@@ -405,7 +405,7 @@ DROP_EXPIRED_RANGE: dict[bool, str] = {
 # Keyed by (bounded above, by tags); tags are one JSON array parameter, last.
 DELETE_ENTRIES: dict[tuple[bool, bool], str] = {
     (bounded, tagged): f"""DELETE FROM entries WHERE {_RANGE[bounded]}
-    {"AND tag IN (SELECT value FROM json_each(?))" if tagged else ""} RETURNING 1"""
+    {"AND tag IN (SELECT value FROM json_each(?))" if tagged else ""} RETURNING expires_at"""
     for bounded in (False, True)
     for tagged in (False, True)
 }
@@ -421,3 +421,53 @@ COPY_ENTRIES: dict[bool, str] = {
     WHERE {_RANGE[bounded]} AND {_LIVE} ORDER BY key {_REPLACE} RETURNING 1"""
     for bounded in (False, True)
 }
+
+# -- lifecycle: erasure, accounting, retention (the rules: _lifecycle) -------------------
+
+# The sessions of an erasure or a pruned batch: a JSON array of ids, bound once as ?1.
+_CHOSEN = "(SELECT value FROM json_each(?1))"
+SESSIONS_OF_EXTERNAL_ID = "SELECT id FROM sessions WHERE external_id = ?"
+IDLE_SESSIONS = """SELECT id FROM sessions INDEXED BY sessions_by_activity
+    WHERE updated_at < ? ORDER BY updated_at, id LIMIT ?"""
+COUNT_CHOSEN = f"""SELECT (SELECT count(*) FROM runs WHERE session_id IN {_CHOSEN}),
+    (SELECT count(*) FROM messages WHERE session_id IN {_CHOSEN})"""
+DELETE_CHOSEN = f"DELETE FROM sessions WHERE id IN {_CHOSEN}"
+# Deletes of entries return each one's expires_at (only live ones are counted). Not an
+# expression of it: SQLite 3.40 returns NULL for "expires_at IS NULL OR ..." there.
+ERASE_ENTRIES = "DELETE FROM entries WHERE owner = ? RETURNING expires_at"
+
+
+def _stats(by_external: bool, by_agent: bool) -> str:
+    columns = ["external_id"] * by_external + ["agent_id"] * by_agent
+    where = " AND ".join(["1"] + [f"{name} = ?{n}" for n, name in enumerate(columns, 1)])
+    chosen = f"(SELECT id FROM sessions WHERE {where})"
+    return f"""SELECT (SELECT count(*) FROM sessions WHERE {where}),
+    (SELECT count(*) FROM runs WHERE session_id IN {chosen}),
+    (SELECT count(*) FROM messages WHERE session_id IN {chosen}),
+    (SELECT coalesce(sum(length(CAST(content AS BLOB))), 0) FROM messages
+        WHERE session_id IN {chosen})"""
+
+
+# Keyed by (by external_id, by agent_id); parameters: the external_id and/or agent_id given,
+# in that order. Entries: keyed by owner; parameters: now[, owner].
+STATS: dict[tuple[bool, bool], str] = {
+    (by_external, by_agent): _stats(by_external, by_agent)
+    for by_external in (False, True)
+    for by_agent in (False, True)
+}
+ENTRY_STATS: dict[bool, str] = {
+    by_owner: f"""SELECT count(*), coalesce(sum(length(data)), 0) FROM entries
+    WHERE {_LIVE}{" AND owner = ?" if by_owner else ""}"""
+    for by_owner in (False, True)
+}
+# keep_last: a page of sessions, each with the seq of its newest message that goes (NULL:
+# none goes). Parameters: after id, keep_last, page size.
+PRUNE_CUTOFFS = """SELECT id, (SELECT seq FROM messages WHERE session_id = sessions.id
+        ORDER BY seq DESC LIMIT 1 OFFSET ?2)
+    FROM sessions WHERE id > ?1 ORDER BY id LIMIT ?3"""
+# The oldest messages of a session through seq ?2, at most ?3 (?3 - 1 is the offset).
+PRUNE_MESSAGES = """DELETE FROM messages WHERE session_id = ?1 AND seq <= min(?2, coalesce(
+    (SELECT seq FROM messages WHERE session_id = ?1 ORDER BY seq LIMIT 1 OFFSET ?3 - 1), ?2))
+    RETURNING 1"""
+PRUNE_EXPIRED = """DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries
+    INDEXED BY entries_by_expiry WHERE expires_at <= ? LIMIT ?) RETURNING 1"""

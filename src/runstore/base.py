@@ -30,6 +30,7 @@ from ._calls import (
 from ._dump import Dump
 from ._entries import EntryStore
 from ._json import dump_object
+from ._lifecycle import LifecycleStore
 from .errors import InvalidDataError, StorageClosedError
 from .models import (
     MAX_INT64,
@@ -120,7 +121,7 @@ def _check_new_message(message: Any, field: str) -> NewMessage:
     )
 
 
-class DataStorage(EntryStore, ABC):
+class DataStorage(EntryStore, LifecycleStore, ABC):
     """Async storage for agents, sessions, runs, chat messages and workflow states.
 
     The rules every backend follows are in ``docs/contract.md``.

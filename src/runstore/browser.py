@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 try:
@@ -39,6 +40,7 @@ except ImportError as exc:  # pragma: no cover - native Python
     ) from exc
 
 from . import _oplog
+from ._lifecycle import ErasureReport, PruneReport
 from .errors import InvalidDataError, StorageError
 from .memory import InMemoryDataStorage
 from .models import check_name
@@ -333,6 +335,27 @@ class BrowserDataStorage(InMemoryDataStorage):
         self._log_chars += len(record)
         if self._log_chars >= self._compact_at and not self._compacting:
             await self.compact()
+
+    async def erase(self, external_id: str) -> ErasureReport:
+        """As every store's ``erase``; then the log is compacted, so that no record of the
+        user's data is left in IndexedDB."""
+        report = await super().erase(external_id)
+        await self.compact()
+        return report
+
+    async def prune(
+        self,
+        *,
+        idle_before: datetime | None = None,
+        keep_last: int | None = None,
+        expired_entries: bool = True,
+    ) -> PruneReport:
+        """As every store's ``prune``; then the log is compacted (what went is freed there)."""
+        report = await super().prune(
+            idle_before=idle_before, keep_last=keep_last, expired_entries=expired_entries
+        )
+        await self.compact()
+        return report
 
     async def compact(self) -> None:
         """Replace the log with a snapshot of the whole store (done automatically when the

@@ -13,8 +13,9 @@ from typing import Any
 from . import _calls as calls
 from ._columns import AGENTS, RUNS, Kind, Table, compile_reader, encode_row
 from ._dump import Dump, MessageRow, last_seqs
-from ._entries import MemoryEntries
+from ._entries import MemoryEntries, live
 from ._json import dump_optional, load_json, to_text
+from ._lifecycle import ErasureReport, PruneReport, PruneRequest, StoreStats, utf8_size
 from ._records import DumpSink, ListSource, dump_source
 from ._rules import (
     check_repeat,
@@ -511,6 +512,72 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         for session in stale:
             self._drop_session(session)
         return len(stale)
+
+    # -- lifecycle (the rules: _lifecycle) --------------------------------------
+
+    def _drop_counted(self, doomed: list[_Session]) -> tuple[int, int, int]:
+        """Drop these sessions; (sessions, runs, messages) they held."""
+        runs = sum(len(s.run_ids) for s in doomed)
+        messages = sum(len(s.messages) for s in doomed)
+        for session in doomed:
+            self._drop_session(session)
+        return len(doomed), runs, messages
+
+    async def _erase(self, external_id: str, now: datetime) -> ErasureReport:
+        doomed = [s for s in self._sessions.values() if s.external_id == external_id]
+        owned = self._owned_entries(external_id)
+        counted = sum(
+            1 for scope, key in owned if live(self._entry_scopes[scope][1][key].expires_at, now)
+        )
+        self._drop_entries(owned)
+        return ErasureReport(*self._drop_counted(doomed), counted)
+
+    async def _count_stats(
+        self, external_id: str | None, agent_id: str | None, now: datetime
+    ) -> StoreStats:
+        sessions = [
+            s
+            for s in self._sessions.values()
+            if (external_id is None or s.external_id == external_id)
+            and (agent_id is None or s.agent_id == agent_id)
+        ]
+        size = sum(utf8_size(m.content) for s in sessions for m in s.messages)
+        entries = 0
+        if agent_id is None or external_id is not None:
+            for _, stored in self._entry_scopes.values():
+                for entry in stored.values():
+                    if live(entry.expires_at, now) and (
+                        external_id is None or entry.owner == external_id
+                    ):
+                        entries += 1
+                        size += 0 if entry.data is None else len(entry.data)
+        return StoreStats(
+            len(sessions),
+            sum(len(s.run_ids) for s in sessions),
+            sum(len(s.messages) for s in sessions),
+            entries,
+            size,
+        )
+
+    async def _prune(self, request: PruneRequest) -> PruneReport:
+        sessions = runs = messages = entries = 0
+        if request.idle_before is not None:
+            stale: list[_Session] = []
+            for session_id in self._activity:
+                session = self._sessions[session_id]
+                if session.updated_at >= request.idle_before:
+                    break
+                stale.append(session)
+            sessions, runs, messages = self._drop_counted(stale)
+        if request.keep_last is not None:
+            for session in self._sessions.values():
+                if len(session.messages) > request.keep_last:
+                    messages += len(session.drop_before(len(session.messages) - request.keep_last))
+        if request.expired_entries:
+            expired = self._expired_entries(request.now)
+            self._drop_entries(expired)
+            entries = len(expired)
+        return PruneReport(sessions, runs, messages, entries)
 
     # -- export / import -------------------------------------------------------
 

@@ -50,6 +50,7 @@ from ._entries import (
     refuse_long_copies,
 )
 from ._json import dump_optional, load_json
+from ._lifecycle import BatchPruner, ErasureReport, StoreStats
 from ._records import BATCH, Batch, ExportSource, Ids, ImportSink, keyset_pages
 from ._rules import check_repeat, refuse_message, repeat_fields
 from .base import DataStorage, newest_within
@@ -274,7 +275,7 @@ _read = compile_readers(_DECODE, _DECODERS)
 _chat = _read.chat  # the hot path's, one lookup less
 
 
-class PostgresDataStorage(DataStorage):
+class PostgresDataStorage(BatchPruner, DataStorage):
     """Stores everything in PostgreSQL (asyncpg), in ``schema`` (default ``runstore``; created
     if missing), so several apps can share one database.
 
@@ -649,6 +650,49 @@ class PostgresDataStorage(DataStorage):
                 detail = f"an id or name exists already: {exc.detail}"
                 raise InvalidDataError("records", detail) from None
 
+    # -- lifecycle (the rules: _lifecycle) --------------------------------------
+
+    async def _erase(self, external_id: str, now: datetime) -> ErasureReport:
+        row = await self._fetchrow(self._sql.lifecycle["erase"], external_id, now)
+        return ErasureReport(*row)
+
+    async def _count_stats(
+        self, external_id: str | None, agent_id: str | None, now: datetime
+    ) -> StoreStats:
+        q = self._sql.lifecycle
+        given = [value for value in (external_id, agent_id) if value is not None]
+        entries, size = 0, 0
+        async with self._transaction() as conn:  # one snapshot for both
+            row = await conn.fetchrow(
+                q[f"stats {external_id is not None} {agent_id is not None}"], *given
+            )
+            if agent_id is None or external_id is not None:
+                owner = () if external_id is None else (external_id,)
+                entries, size = await conn.fetchrow(
+                    q[f"entry_stats {external_id is not None}"], now, *owner
+                )
+        sessions, runs, messages, chars = row
+        return StoreStats(sessions, runs, messages, entries, int(chars) + int(size))
+
+    async def _prune_idle_batch(self, idle_before: datetime, limit: int) -> tuple[int, int, int]:
+        row = await self._fetchrow(self._sql.lifecycle["prune_idle"], idle_before, limit)
+        return row[0], row[1], row[2]
+
+    async def _prune_cutoffs(
+        self, after_id: str, keep_last: int, limit: int
+    ) -> list[tuple[str, int | None]]:
+        rows = await self._fetch(self._sql.lifecycle["prune_cutoffs"], after_id, keep_last, limit)
+        return [(row[0], row[1]) for row in rows]
+
+    async def _prune_messages_batch(self, session_id: str, through_seq: int, limit: int) -> int:
+        q = self._sql.lifecycle["prune_messages"]
+        removed: int = await self._fetchval(q, session_id, through_seq, limit)
+        return removed
+
+    async def _prune_expired_batch(self, now: datetime, limit: int) -> int:
+        removed: int = await self._fetchval(self._sql.lifecycle["prune_expired"], now, limit)
+        return removed
+
     # -- entries ---------------------------------------------------------------
 
     async def _put_entries(
@@ -730,9 +774,12 @@ class PostgresDataStorage(DataStorage):
             return None  # rolled back: the claims are gone
         return _read.entries(rows)
 
-    async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
+    async def _delete_entries(
+        self, scope: str, bounds: KeyRange, tags: list[str] | None, now: datetime | None = None
+    ) -> int:
         statement = self._sql.entries[f"delete {bounds.upper is not None} {tags is not None}"]
-        args = bounds.params(scope) + (() if tags is None else (tags,))
+        args: tuple[Any, ...] = bounds.params(scope) + (() if tags is None else (tags,))
+        args += (datetime.min.replace(tzinfo=UTC) if now is None else now,)
         deleted: int = await self._fetchval(statement, *args)
         return deleted
 

@@ -40,6 +40,7 @@ from ._entries import (
     refuse_long_copies,
 )
 from ._json import dump_optional, load_json, to_text
+from ._lifecycle import BatchPruner, ErasureReport, StoreStats
 from ._records import (
     BATCH,
     KINDS,
@@ -64,6 +65,7 @@ from .errors import InvalidDataError, NotFoundError, StorageClosedError, Storage
 from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NEVER = -(2**63)  # a time before every stored one
 _MICROSECOND = timedelta(microseconds=1)
 _NO_LIMIT = -1  # SQLite's LIMIT -1
 _MAX_SEQ = 2**63 - 1
@@ -131,7 +133,7 @@ def _is_file(path: str) -> bool:
     return path not in ("", ":memory:")  # "" is SQLite's private temporary database
 
 
-class SqliteDataStorage(DataStorage):
+class SqliteDataStorage(BatchPruner, DataStorage):
     """Stores everything in one SQLite database.
 
     ``path`` is a file (created when missing) or ``":memory:"``. ``driver`` is
@@ -468,6 +470,56 @@ class SqliteDataStorage(DataStorage):
             rows = await db.fetchall(sql.PURGE_SESSIONS, (_to_db(older_than),))
         return len(rows)
 
+    # -- lifecycle (the rules: _lifecycle) --------------------------------------
+
+    async def _drop_chosen(self, db: Connection, ids: list[Any]) -> tuple[int, int, int]:
+        """Delete these sessions (their runs and messages cascade); what they held."""
+        chosen = json.dumps([row[0] for row in ids])
+        [(runs, messages)] = await db.fetchall(sql.COUNT_CHOSEN, (chosen,))
+        await db.execute(sql.DELETE_CHOSEN, (chosen,))
+        return len(ids), runs, messages
+
+    async def _erase(self, external_id: str, now: datetime) -> ErasureReport:
+        async with self._transaction() as db:
+            ids = await db.fetchall(sql.SESSIONS_OF_EXTERNAL_ID, (external_id,))
+            counts = await self._drop_chosen(db, ids)
+            entries = await db.fetchall(sql.ERASE_ENTRIES, (external_id,))
+        return ErasureReport(*counts, _live_count(entries, _to_db(now)))
+
+    async def _count_stats(
+        self, external_id: str | None, agent_id: str | None, now: datetime
+    ) -> StoreStats:
+        statement = sql.STATS[external_id is not None, agent_id is not None]
+        entries, size = 0, 0
+        async with self._transaction(sql.BEGIN_READ) as db:
+            given = tuple(value for value in (external_id, agent_id) if value is not None)
+            [(sessions, runs, messages, chars)] = await db.fetchall(statement, given)
+            if agent_id is None or external_id is not None:
+                by_owner = external_id is not None
+                params = (_to_db(now), external_id) if by_owner else (_to_db(now),)
+                [(entries, size)] = await db.fetchall(sql.ENTRY_STATS[by_owner], params)
+        return StoreStats(sessions, runs, messages, entries, chars + size)
+
+    async def _prune_idle_batch(self, idle_before: datetime, limit: int) -> tuple[int, int, int]:
+        async with self._transaction() as db:
+            ids = await db.fetchall(sql.IDLE_SESSIONS, (_to_db(idle_before), limit))
+            return await self._drop_chosen(db, ids)
+
+    async def _prune_cutoffs(
+        self, after_id: str, keep_last: int, limit: int
+    ) -> list[tuple[str, int | None]]:
+        async with self._statement() as db:
+            rows = await db.fetchall(sql.PRUNE_CUTOFFS, (after_id, keep_last, limit))
+        return [(row[0], row[1]) for row in rows]
+
+    async def _prune_messages_batch(self, session_id: str, through_seq: int, limit: int) -> int:
+        async with self._statement() as db:  # one statement: atomic on its own
+            return len(await db.fetchall(sql.PRUNE_MESSAGES, (session_id, through_seq, limit)))
+
+    async def _prune_expired_batch(self, now: datetime, limit: int) -> int:
+        async with self._statement() as db:
+            return len(await db.fetchall(sql.PRUNE_EXPIRED, (_to_db(now), limit)))
+
     # -- export / import -------------------------------------------------------
 
     @asynccontextmanager
@@ -565,13 +617,16 @@ class SqliteDataStorage(DataStorage):
                 written.append(entry)
             return written
 
-    async def _delete_entries(self, scope: str, bounds: KeyRange, tags: list[str] | None) -> int:
+    async def _delete_entries(
+        self, scope: str, bounds: KeyRange, tags: list[str] | None, now: datetime | None = None
+    ) -> int:
         statement = sql.DELETE_ENTRIES[bounds.upper is not None, tags is not None]
         params: tuple[str | None, ...] = bounds.params(scope)
         if tags is not None:
             params = (*params, json.dumps(tags))
         async with self._statement() as db:
-            return len(await db.fetchall(statement, params))
+            rows = await db.fetchall(statement, params)
+        return _live_count(rows, _NEVER if now is None else _to_db(now))
 
     async def _copy_entries(self, copy: EntryCopy) -> int:
         scope, bounds, prefix, to_scope, to_prefix, now = copy
@@ -600,6 +655,11 @@ def _repeat(found: Any, ids: tuple[str, str, str | None], given: tuple[Any, ...]
     [stored] = _chat([message])
     check_repeat(repeat_fields(stored), given)
     return stored
+
+
+def _live_count(rows: list[Any], now: int) -> int:
+    """How many of these deleted entries (rows of their expires_at) were live at ``now``."""
+    return sum(1 for (expires_at,) in rows if expires_at is None or expires_at > now)
 
 
 def _entry_params(scope: str, row: EntryRow, when: int) -> tuple[Any, ...]:

@@ -7,6 +7,7 @@ import asyncio
 import shutil
 import tempfile
 from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,7 +33,13 @@ VALUE = st.none() | st.dictionaries(
 DATA = st.none() | st.binary(max_size=4)
 TAG = st.none() | st.sampled_from(["r1", "r2"])
 
-Model = dict[str, dict[str, tuple[dict[str, Any] | None, bytes | None, str | None, int]]]
+OWNER = st.none() | st.sampled_from(["x", "y"])
+PAST = datetime(2000, 1, 1, tzinfo=UTC)
+
+# scope -> key -> (value, data, tag, version, owner); an expired entry is absent from it
+Model = dict[
+    str, dict[str, tuple[dict[str, Any] | None, bytes | None, str | None, int, str | None]]
+]
 
 
 class EntriesMachine(RuleBasedStateMachine):
@@ -53,36 +60,63 @@ class EntriesMachine(RuleBasedStateMachine):
         self.loop.close()
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def write(self, scope: str, key: str, value: Any, data: Any, tag: Any) -> None:
+    def write(
+        self, scope: str, key: str, value: Any, data: Any, tag: Any, owner: Any = None
+    ) -> None:
         old = self.model[scope].get(key)
-        self.model[scope][key] = (value, data, tag, 1 if old is None else old[3] + 1)
+        self.model[scope][key] = (value, data, tag, 1 if old is None else old[3] + 1, owner)
 
     @rule(
         scope=SCOPE,
-        items=st.lists(st.tuples(KEY, VALUE, DATA, TAG), max_size=3, unique_by=lambda i: i[0]),
+        items=st.lists(
+            st.tuples(KEY, VALUE, DATA, TAG, OWNER), max_size=3, unique_by=lambda i: i[0]
+        ),
         only_if_absent=st.booleans(),
     )
     def put(self, scope: str, items: list[Any], only_if_absent: bool) -> None:
-        entries = [NewEntry(k, v, d, t) for k, v, d, t in items]
+        entries = [NewEntry(k, v, d, t, o) for k, v, d, t, o in items]
         written = self.run(self.store.put_entries(scope, entries, only_if_absent=only_if_absent))
         expected = 0
-        for key, value, data, tag in items:
+        for key, value, data, tag, owner in items:
             if only_if_absent and key in self.model[scope]:
                 continue
-            self.write(scope, key, value, data, tag)
+            self.write(scope, key, value, data, tag, owner)
             expected += 1
         assert written == expected
 
-    @rule(scope=SCOPE, key=KEY, patch=VALUE, expect=st.none() | st.integers(0, 3))
-    def merge(self, scope: str, key: str, patch: Any, expect: int | None) -> None:
+    @rule(scope=SCOPE, key=KEY, owner=OWNER)
+    def put_expired(self, scope: str, key: str, owner: str | None) -> None:
+        """An expired entry is absent for every call from then on."""
+        entry = NewEntry(key, {"gone": True}, b"x", "r1", owner, expires_at=PAST)
+        assert self.run(self.store.put_entries(scope, [entry])) == 1
+        self.model[scope].pop(key, None)
+
+    @rule(owner=st.sampled_from(["x", "y"]))
+    def erase(self, owner: str) -> None:
+        owned = [
+            (s, k) for s, entries in self.model.items() for k in entries if entries[k][4] == owner
+        ]
+        assert self.run(self.store.erase(owner)).entries == len(owned)
+        for scope, key in owned:
+            del self.model[scope][key]
+
+    @rule(scope=SCOPE, key=KEY, patch=VALUE, expect=st.none() | st.integers(0, 3), owner=OWNER)
+    def merge(
+        self, scope: str, key: str, patch: Any, expect: int | None, owner: str | None
+    ) -> None:
         patch = patch or {}
-        entry = self.run(self.store.merge_entry(scope, key, patch, expect_version=expect))
+        entry = self.run(
+            self.store.merge_entry(scope, key, patch, expect_version=expect, owner=owner)
+        )
         old = self.model[scope].get(key)
         if expect is not None and (0 if old is None else old[3]) != expect:
             assert entry is None
             return
         value = {**((old[0] or {}) if old else {}), **patch}
-        self.write(scope, key, value, old[1] if old else None, old[2] if old else None)
+        kept = old[4] if old else None
+        self.write(
+            scope, key, value, old[1] if old else None, old[2] if old else None, owner or kept
+        )
         assert (
             entry is not None
             and entry.value == value
@@ -112,7 +146,14 @@ class EntriesMachine(RuleBasedStateMachine):
             old = self.model[scope].get(key)
             if patch:
                 merged = {**((old[0] or {}) if old else {}), **(value or {})}
-                self.write(scope, key, merged, old[1] if old else None, old[2] if old else None)
+                self.write(
+                    scope,
+                    key,
+                    merged,
+                    old[1] if old else None,
+                    old[2] if old else None,
+                    old[4] if old else None,
+                )
             else:
                 self.write(scope, key, value, data, None)
         assert written is not None
@@ -157,8 +198,8 @@ class EntriesMachine(RuleBasedStateMachine):
             self.store.copy_entries(scope, prefix=prefix, to_prefix=to_prefix, to_scope=to_scope)
         )
         sources = {k: v for k, v in self.model[scope].items() if k.startswith(prefix)}
-        for key, (value, data, tag, _) in sorted(sources.items()):
-            self.write(target, to_prefix + key[len(prefix) :], value, data, tag)
+        for key, (value, data, tag, _, owner) in sorted(sources.items()):
+            self.write(target, to_prefix + key[len(prefix) :], value, data, tag, owner)
         assert copied == len(sources)
 
     @staticmethod
@@ -200,7 +241,7 @@ class EntriesMachine(RuleBasedStateMachine):
     def everything_matches(self) -> None:
         for scope, entries in self.model.items():
             found = self.run(self.store.list_entries(scope))
-            assert [(e.key, e.value, e.data, e.tag, e.version) for e in found] == [
+            assert [(e.key, e.value, e.data, e.tag, e.version, e.owner) for e in found] == [
                 (k, *entries[k]) for k in sorted(entries)
             ]
 

@@ -21,7 +21,16 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from runstore import ChatMsg, DataStorage, InvalidDataError, NotFoundError, WorkflowState
+from runstore import (
+    ChatMsg,
+    DataStorage,
+    ErasureReport,
+    InvalidDataError,
+    NotFoundError,
+    PruneReport,
+    StoreStats,
+    WorkflowState,
+)
 
 T = TypeVar("T")
 # Storable text: no NUL, no lone surrogate (the contract refuses those; test_payloads checks it).
@@ -534,6 +543,42 @@ class StoreMachine(RuleBasedStateMachine):
         for run_id in self.sessions.pop(session_id).runs:
             del self.runs[run_id]
         self.activity.remove(session_id)
+
+    @rule(external_id=st.sampled_from(["u1", "u2", "nobody"]))
+    def erase(self, external_id: str) -> None:
+        doomed = [i for i, s in self.sessions.items() if s.external_id == external_id]
+        runs = sum(len(self.sessions[i].runs) for i in doomed)
+        messages = sum(len(self.sessions[i].messages) for i in doomed)
+        report = self.run(self.store.erase(external_id))
+        assert report == ErasureReport(len(doomed), runs, messages, 0)
+        for session_id in doomed:
+            for run_id in self.sessions.pop(session_id).runs:
+                del self.runs[run_id]
+            self.activity.remove(session_id)
+
+    @rule(keep_last=st.integers(0, 3))
+    def prune_keep_last(self, keep_last: int) -> None:
+        removed = 0
+        for session in self.sessions.values():
+            gone = max(0, len(session.messages) - keep_last)
+            removed += gone
+            del session.messages[:gone]
+        assert self.run(self.store.prune(keep_last=keep_last)) == PruneReport(messages=removed)
+
+    @rule(external_id=st.sampled_from([None, "u1", "u2"]))
+    def stats(self, external_id: str | None) -> None:
+        chosen = [
+            s for s in self.sessions.values() if external_id is None or s.external_id == external_id
+        ]
+        stats = self.run(self.store.stats(external_id=external_id))
+        contents = [m.content or "" for s in chosen for m in s.messages]
+        assert stats == StoreStats(
+            len(chosen),
+            sum(len(s.runs) for s in chosen),
+            len(contents),
+            0,
+            sum(len(c.encode("utf-8", "surrogatepass")) for c in contents),
+        )
 
     @rule(limit=st.integers(1, 4))
     def page_through_sessions(self, limit: int) -> None:
