@@ -20,11 +20,14 @@ How to add a row and quote it
    a ``##``/``###`` heading becomes data, found by its heading (or a unique prefix of it), the
    row's first cell and the column's header. Measure just your function, small; the lead's
    full run fills the committed page and JSON.
-2. To quote it in another page, add a function to ``BLOCKS`` (read figures with
-   ``Quote.cell/figure/median/value/copy`` and link the table with ``Quote.link``), put
-   ``<!-- bench:NAME -->`` and ``<!-- /bench:NAME -->`` on their own lines in the page and run
-   ``python -m bench.docs``. A conclusion that depends on the figures is computed here too (see
-   ``_compare``), so it cannot disagree with them.
+2. To quote a whole table in another page, no code: put ``<!-- bench:table-ANCHOR -->`` and
+   ``<!-- /bench:table-ANCHOR -->`` on their own lines, ANCHOR the start of the table heading's
+   anchor in docs/benchmarks.md (e.g. ``table-postgresql-turnss`` for "PostgreSQL: turns/s
+   at ..."), and run ``python -m bench.docs``. To quote single figures or a conclusion, add a
+   function to ``BLOCKS`` (read figures with ``Quote.cell/figure/median/value/copy``, link the
+   table with ``Quote.link``), put its markers (``bench:NAME``) in the page and run
+   ``python -m bench.docs``. A conclusion that depends on the figures is computed there too
+   (see ``_compare``), so it cannot disagree with them.
 3. Until the committed run has your row, the block says it was not measured in the committed
    run (never a stale number); the next full ``scripts/bench`` fills it.
 4. A setting or a limit the code defines (a timeout, a threshold) is not a measurement: a page
@@ -361,12 +364,25 @@ def pages(root: Path = ROOT) -> list[Path]:
     return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
 
 
+def whole_table(q: Quote, start: str) -> list[str]:
+    """``<!-- bench:table-ANCHOR -->``: the table whose heading's anchor in docs/benchmarks.md
+    starts with ANCHOR, as it is there."""
+    known = q.data["tables"] if q.data else {}
+    matches = [h for h in known if anchor(h).startswith(start)]
+    if len(matches) != 1:
+        raise Missing(f"no table '#{start}'" + (" (several match)" if matches else ""))
+    return [f"{q.source(matches[0])}:", "", *q.copy(matches[0])]
+
+
 def render(name: str, data: dict[str, Any] | None, page: Path) -> str:
-    if name not in BLOCKS:
+    if name not in BLOCKS and not name.startswith("table-"):
         raise KeyError(f"{page.name}: no block '{name}' in bench/docs.py BLOCKS")
     quote = Quote(data, page)
     try:
-        text = "\n".join(BLOCKS[name](quote))
+        if name in BLOCKS:
+            text = "\n".join(BLOCKS[name](quote))
+        else:
+            text = "\n".join(whole_table(quote, name.removeprefix("table-")))
     except Missing as exc:
         when = data.get("generated") if data else None
         run = f"the committed run ({when})" if when else "the committed run"
