@@ -476,7 +476,7 @@ WITH parent AS (
 SELECT (SELECT agent_id FROM parent), (SELECT id FROM fork), (SELECT external_id FROM fork),
        (SELECT forked_from_seq FROM fork)
 """.format(copied=", ".join(_COPIED), from_parent=", ".join(f"m.{name}" for name in _COPIED))
-IMPORT_MESSAGE = _insert(MESSAGES)
+# An import COPYs messages (asyncpg's copy_records_to_table, the columns of MESSAGES).
 
 # -- export: pages in stream order (``_records``), each after the key of the last row read --
 # The whole store: every id is non-empty, so a first page starts after ("", ...). Parameters:
@@ -716,7 +716,6 @@ class Statements:
         self.truncate_history = fill(TRUNCATE_HISTORY)
         self.drop_history_through = fill(DROP_HISTORY_THROUGH)
         self.fork_session = fill(FORK_SESSION)
-        self.import_message = fill(IMPORT_MESSAGE)
         self.import_entry = fill(IMPORT_ENTRY)
         self.taken_ids = fill(TAKEN_IDS)
         self.export = {

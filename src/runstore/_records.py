@@ -16,7 +16,7 @@ import binascii
 import dataclasses
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 from ._dump import Dump, MessageRow
@@ -24,7 +24,10 @@ from ._entries import Entry
 from ._json import dump_object, load_json
 from .errors import InvalidDataError, StorageError, quote
 from .models import (
+    EARLIEST_TIME,
+    LATEST_TIME,
     MAX_INT64,
+    MAX_NAME_LENGTH,
     MAX_SEQ,
     AgentRecord,
     RunRecord,
@@ -48,6 +51,7 @@ SessionRow = tuple[SessionRecord, int]  # a session and its last_seq
 RunRow = tuple[RunRecord, str | None]  # a run and its state (JSON text)
 Item = AgentRecord | SessionRow | RunRow | MessageRow | Entry
 T = TypeVar("T")
+_ZERO = timedelta(0)
 
 
 # -- writing records -----------------------------------------------------------------------
@@ -61,8 +65,15 @@ def _time(value: datetime) -> str:
     return value.isoformat()
 
 
+_NAMES: dict[type, tuple[str, ...]] = {}
+
+
 def _fields(record: Any) -> dict[str, Any]:
-    return {f.name: getattr(record, f.name) for f in dataclasses.fields(record)}
+    kind = type(record)
+    names = _NAMES.get(kind)
+    if names is None:
+        names = _NAMES[kind] = tuple(f.name for f in dataclasses.fields(record))
+    return {name: getattr(record, name) for name in names}
 
 
 def agent_record(agent: AgentRecord) -> dict[str, Any]:
@@ -95,7 +106,19 @@ def run_record(run: RunRecord, state: str | None) -> dict[str, Any]:
 
 
 def message_record(message: MessageRow) -> dict[str, Any]:
-    return {"kind": "message", **_fields(message), "created_at": _time(message.created_at)}
+    return {  # the bulk of a stream: written out
+        "kind": "message",
+        "agent_id": message.agent_id,
+        "session_id": message.session_id,
+        "run_id": message.run_id,
+        "seq": message.seq,
+        "role": message.role,
+        "content": message.content,
+        "created_at": message.created_at.isoformat(),
+        "metadata": message.metadata,
+        "token_count": message.token_count,
+        "idempotency_key": message.idempotency_key,
+    }
 
 
 def entry_record(entry: Entry) -> dict[str, Any]:
@@ -230,35 +253,59 @@ class _Reader:
         self.where = where
 
     def name(self, key: str) -> str:
-        return check_name(self.item.get(key), f"{self.where}.{key}")
+        value = self.item.get(key)
+        if (
+            type(value) is str
+            and value
+            and len(value) <= MAX_NAME_LENGTH
+            and value.isascii()
+            and "\x00" not in value
+        ):
+            return value  # = check_name, without naming the field when it is fine
+        return check_name(value, f"{self.where}.{key}")
 
     def optional_name(self, key: str) -> str | None:
         return None if self.item.get(key) is None else self.name(key)
 
     def text(self, key: str, max_length: int | None = None) -> str | None:
-        return check_optional_text(self.item.get(key), f"{self.where}.{key}", max_length)
+        value = self.item.get(key)
+        if value is None or (
+            type(value) is str
+            and value.isascii()
+            and "\x00" not in value
+            and (max_length is None or len(value) <= max_length)
+        ):
+            return value  # = check_optional_text, without naming the field when it is fine
+        return check_optional_text(value, f"{self.where}.{key}", max_length)
 
     def payload(self, key: str) -> str | None:
         """A JSON object (or None), checked, as JSON text."""
-        return dump_object(self.item.get(key), f"{self.where}.{key}")
+        value = self.item.get(key)
+        return None if value is None else dump_object(value, f"{self.where}.{key}")
 
     def count(self, key: str, low: int = 0, high: int = MAX_SEQ) -> int | None:
         value = self.item.get(key)
-        return None if value is None else check_int_range(value, f"{self.where}.{key}", low, high)
+        if value is None or (type(value) is int and low <= value <= high):
+            return value
+        return check_int_range(value, f"{self.where}.{key}", low, high)
 
     def required_count(self, key: str, low: int = 0, high: int = MAX_SEQ) -> int:
-        return check_int_range(self.item.get(key), f"{self.where}.{key}", low, high)
+        value = self.item.get(key)
+        if type(value) is int and low <= value <= high:
+            return value
+        return check_int_range(value, f"{self.where}.{key}", low, high)
 
     def time(self, key: str) -> datetime:
-        field = f"{self.where}.{key}"
         value = self.item.get(key)
         try:
             parsed = datetime.fromisoformat(value if isinstance(value, str) else "")
         except (TypeError, ValueError):
-            raise InvalidDataError(field, "must be an ISO 8601 timestamp") from None
+            raise self.fail(key, "must be an ISO 8601 timestamp") from None
+        if parsed.utcoffset() == _ZERO and EARLIEST_TIME <= parsed < LATEST_TIME:
+            return parsed if parsed.tzinfo is UTC else parsed.replace(tzinfo=UTC)
         if parsed.tzinfo is None:
-            raise InvalidDataError(field, "must carry a UTC offset")
-        return check_stored_time(parsed, field)
+            raise self.fail(key, "must carry a UTC offset")
+        return check_stored_time(parsed, f"{self.where}.{key}")
 
     def fail(self, key: str, problem: str) -> InvalidDataError:
         return InvalidDataError(f"{self.where}.{key}", problem)
@@ -474,14 +521,16 @@ class Batch:
     entries: list[Entry] = field(default_factory=list)
     # where each id (or agent name, or entry's (scope, key)) came from, for errors
     places: dict[tuple[str, Any], str] = field(default_factory=dict)
+    size: int = 0
 
     def add(self, item: Item, where: str) -> None:
-        if isinstance(item, AgentRecord):
+        self.size += 1
+        if isinstance(item, MessageRow):
+            self.messages.append(item)
+        elif isinstance(item, AgentRecord):
             self.agents.append(item)
             self._place(("agent", item.id), f"{where}.id")
             self._place(("agent name", item.name), f"{where}.name")
-        elif isinstance(item, MessageRow):
-            self.messages.append(item)
         elif isinstance(item, Entry):
             self.entries.append(item)
             self._place(("entry", (item.scope, item.key)), f"{where}.key")
@@ -498,13 +547,7 @@ class Batch:
         self.places[key] = where
 
     def __len__(self) -> int:
-        return (
-            len(self.agents)
-            + len(self.sessions)
-            + len(self.runs)
-            + len(self.messages)
-            + len(self.entries)
-        )
+        return self.size
 
     def ids(self) -> Ids:
         return Ids(

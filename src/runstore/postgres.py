@@ -895,11 +895,17 @@ class _Sink:
                 q.import_run,
                 [(*encode_row(RUNS, r, _ENCODE), to_jsonb(state)) for r, state in batch.runs],
             ),
-            (q.import_message, [encode_row(MESSAGES, m, _ENCODE) for m in batch.messages]),
             (q.import_entry, [encode_row(ENTRIES, e, _ENCODE) for e in batch.entries]),
         ):
             if rows:
                 await self._conn.executemany(statement, rows)
+        if batch.messages:  # the bulk: COPY (binary), several times faster than INSERTs
+            await self._conn.copy_records_to_table(
+                MESSAGES.name,
+                schema_name=q.schema,
+                columns=MESSAGES.names,
+                records=[encode_row(MESSAGES, m, _ENCODE) for m in batch.messages],
+            )
 
 
 def _payload(value: dict[str, Any] | None, field: str) -> str | None:
