@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import browser, capacity, docs, extras, messages, pyodide, workflows
+from . import browser, capacity, docs, extras, messages, pyodide, streaming, workflows
 from .postgres import Server, concurrency
 from .report import Results, markdown, plot
 from .timing import Settings
@@ -43,6 +43,10 @@ async def run(settings: Settings) -> Results:
         log("== capacity (PostgreSQL)")
         size = capacity.size_from_env(quick=settings.reps < 5)
         results.capacity = await capacity.measure(server.dsn, server.why_not, settings, size)
+        log("== streaming copy: export_records + import_records, SQLite <-> PostgreSQL")
+        results.streaming = await asyncio.to_thread(
+            streaming.measure, server.dsn, settings.reps < 5, log
+        )
     finally:
         server.stop()
     log("== one add vs one INSERT+COMMIT")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from .extras import Line
 from .postgres import CONCURRENCY, Concurrency
+from .streaming import Copy
+from .streaming import lines as streaming_lines
 from .timing import Figure, Settings, cell, ratio
 from .turns import Row
 from .workload import REPLY_TEXT, SIZES, USER_TEXT, WINDOW
@@ -40,6 +42,7 @@ class Results:
     workflows: list[str] = field(default_factory=list)  # markdown lines (bench/workflows.py)
     browser: list[Line] = field(default_factory=list)
     browser_missing: str | None = None
+    streaming: list[Copy] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -369,6 +372,8 @@ def markdown(results: Results) -> str:
         "",
     ]
     out += _table(["call", "µs", ""], _line_rows(results.undo))
+    if results.streaming:
+        out += ["", *streaming_lines(results.streaming)]
     out += ["", "## Pyodide (Node) next to native CPython", ""]
     if results.pyodide:
         out += _table(["figure", "value", "note"], _line_rows(results.pyodide))
