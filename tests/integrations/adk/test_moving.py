@@ -42,6 +42,11 @@ async def read(example: Any, store: DataStorage, session_id: str) -> Any:
     return await service.get_session(app_name="assistant", user_id="ada", session_id=session_id)
 
 
+def copy(source: str, target: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "runstore", "copy", source, target]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)
+
+
 async def test_a_session_moves_from_sqlite_to_postgres(tmp_path: Path) -> None:
     example = load_example()
     async with SqliteDataStorage(tmp_path / "agent.db") as source:
@@ -60,13 +65,7 @@ async def test_a_session_moves_from_sqlite_to_postgres(tmp_path: Path) -> None:
 
     schema = f"adk_{uuid.uuid4().hex[:12]}"
     target_url = f"{shared_dsn()}{'&' if '?' in shared_dsn() else '?'}schema={schema}"
-    done = subprocess.run(
-        [sys.executable, "-m", "runstore", "copy", f"sqlite:///{tmp_path}/agent.db", target_url],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = copy(f"sqlite:///{tmp_path}/agent.db", target_url)
     assert (done.returncode, done.stderr) == (0, "")
 
     async with PostgresDataStorage(shared_dsn(), schema=schema) as target:
