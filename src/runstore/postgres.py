@@ -222,6 +222,49 @@ class _PoolerConnection(asyncpg.Connection):  # type: ignore[misc]
         self._described.clear()
 
 
+def one_dsn_per_host(dsn: str) -> list[str]:
+    """A URL DSN that names several hosts (``postgresql://app@h1:5432,h2:5432/db?...``) as one
+    DSN per host, in order; any other DSN as itself."""
+    scheme, sep, rest = dsn.partition("://")
+    netloc, slash, tail = rest.partition("/")
+    user, at, hosts = netloc.rpartition("@")
+    if not sep or "," not in hosts:
+        return [dsn]
+    return [f"{scheme}://{user}{at}{host}{slash}{tail}" for host in hosts.split(",")]
+
+
+async def _connect_to_any(dsn: str, **options: Any) -> Any:
+    """The pool's connect for a DSN of several hosts: every host at once, each with the whole
+    ``timeout``, and the first that connects (and is read-write, if the DSN asks) is used.
+    asyncpg alone tries them in order within one ``timeout``, so a host that swallows packets
+    (cut off by the network, not refusing) would use it all and the next host, the new
+    primary, would never be tried."""
+    tries = [
+        asyncio.ensure_future(asyncpg.connect(one, **options)) for one in one_dsn_per_host(dsn)
+    ]
+    chosen = None
+    try:
+        error: BaseException | None = None
+        for attempt in asyncio.as_completed(tries):
+            try:
+                chosen = await attempt
+                return chosen
+            except Exception as exc:  # this host cannot serve; another may
+                error = exc
+        assert error is not None
+        raise error
+    finally:
+        for attempt in tries:
+            if not attempt.done():
+                attempt.cancel()
+            elif (
+                not attempt.cancelled()
+                and attempt.exception() is None
+                and attempt.result() is not chosen
+            ):
+                attempt.result().terminate()  # a second host that answered too
+
+
 class _Unexpected(StorageError):
     """write_entries: an expected version did not hold (the transaction rolls back)."""
 
@@ -343,6 +386,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                         # different server connections: no named prepared statements.
                         statement_cache_size=0 if self._pooler else 100,
                         connection_class=_PoolerConnection if self._pooler else asyncpg.Connection,
+                        connect=_connect_to_any if len(one_dsn_per_host(self._dsn)) > 1 else None,
                     )
                 except Exception as exc:
                     raise translate(exc, "connecting", self._connect_timeout) from exc
