@@ -3,6 +3,10 @@
 - LangGraph: one ``put`` of a checkpoint plus ``get_tuple`` of the thread's latest, on a thread
   already holding 10 or 10,000 checkpoints (flat: one namespace), for ``RunstoreSaver`` on each
   backend, LangGraph's ``InMemorySaver`` and ``SqliteSaver`` (langgraph-checkpoint-sqlite).
+- LangGraph chat: a 200-turn and a 1,000-turn chat graph (one ``add_messages`` channel, user 200
+  characters, reply 300, a node standing in for the model): bytes stored, µs per turn, and µs per
+  ``aget_state`` at 10 turns and at the end, for ``RunstoreSaver`` on each backend next to
+  ``InMemorySaver``, ``AsyncSqliteSaver`` and, when installed, ``AsyncPostgresSaver``.
 - ADK: one ``append_event`` plus ``get_session(num_recent_events=50)`` on a session already
   holding 100 or 100,000 events, for ``RunstoreSessionService`` on each backend, ADK's
   ``InMemorySessionService`` and ``DatabaseSessionService`` (SQLite, aiosqlite).
@@ -311,18 +315,230 @@ async def adk_table(dsn: str | None, reps: int, calls: int) -> Table:
     return table
 
 
+# -- LangGraph chat: bytes and time by turns ---------------------------------------------
+
+CHAT_TURNS = (200, 1_000)
+STATE_READS = 20
+
+
+def _chat_graph(saver: Any) -> Any:
+    from langchain_core.messages import AIMessage
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    def model(state: MessagesState) -> dict[str, Any]:
+        count = len(state["messages"])
+        return {"messages": [AIMessage(f"{count:06d}" + "r" * 294, id=f"ai-{count}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", model)
+    builder.add_edge(START, "model")
+    return builder.compile(checkpointer=saver)
+
+
+@dataclass
+class ChatRun:
+    bytes: int
+    turn_us: float
+    state_us_10: float
+    state_us_end: float
+
+
+async def _chat_run(saver: Any, turns: int, size: Callable[[], Awaitable[int]]) -> ChatRun:
+    """One chat of ``turns`` turns; bytes stored are ``size()`` after it less ``size()`` before
+    (a store's empty tables and indexes are not the chat's)."""
+    from langchain_core.messages import HumanMessage
+
+    graph = _chat_graph(saver)
+    config = {"configurable": {"thread_id": f"chat-{uuid.uuid4().hex[:8]}"}}
+    empty = await size()
+
+    async def state_us() -> float:
+        start = time.perf_counter()
+        for _ in range(STATE_READS):
+            await graph.aget_state(config)
+        return (time.perf_counter() - start) / STATE_READS * 1e6
+
+    state_10 = 0.0
+    spent = 0.0
+    for turn in range(turns):
+        message = HumanMessage(f"{turn:06d}" + "u" * 194, id=f"user-{turn}")
+        start = time.perf_counter()
+        await graph.ainvoke({"messages": [message]}, config)
+        spent += time.perf_counter() - start
+        if turn + 1 == 10:
+            state_10 = await state_us()
+    state_end = await state_us()
+    return ChatRun(await size() - empty, spent / turns * 1e6, state_10, state_end)
+
+
+async def _pg_bytes(dsn: str, schema: str) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn)
+    try:
+        found = await conn.fetchval(
+            "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind IN ('r', 'm')",
+            schema,
+        )
+        return int(found)
+    finally:
+        await conn.close()
+
+
+def _file_bytes(path: Path) -> int:
+    """A SQLite file's size with its write-ahead log folded in (a checkpoint first)."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+async def chat_costs(
+    dsn: str | None, turns: tuple[int, ...] = CHAT_TURNS, *, peers: bool = True
+) -> list[str]:
+    """Markdown: bytes stored, µs per turn and µs per aget_state of a long chat, by store
+    (``peers=False``: RunstoreSaver only)."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from runstore import InMemoryDataStorage, SqliteDataStorage
+    from runstore.integrations.langgraph import RunstoreSaver
+
+    rows: dict[str, dict[int, ChatRun]] = {}
+    missing: dict[str, str] = {}
+    for count in turns:
+        memory = InMemoryDataStorage()
+
+        async def memory_size(store: Any = memory) -> int:
+            entries = await store.list_entries("langgraph")
+            return sum(len(e.key) + len(e.data or b"") + len(str(e.value)) for e in entries)
+
+        rows.setdefault("RunstoreSaver (memory)", {})[count] = await _chat_run(
+            RunstoreSaver(memory), count, memory_size
+        )
+        async with _folder() as folder:
+            path = folder / "r.db"
+            async with SqliteDataStorage(path, driver="sqlite3") as store:
+
+                async def sqlite_size(path: Path = path) -> int:
+                    return _file_bytes(path)
+
+                rows.setdefault("RunstoreSaver (sqlite3)", {})[count] = await _chat_run(
+                    RunstoreSaver(store), count, sqlite_size
+                )
+        if dsn:
+            from runstore import PostgresDataStorage
+
+            schema = f"bench_{uuid.uuid4().hex[:12]}"
+            async with PostgresDataStorage(dsn, schema=schema) as store:
+
+                async def pg_size(schema: str = schema) -> int:
+                    return await _pg_bytes(dsn, schema)
+
+                rows.setdefault("RunstoreSaver (postgres)", {})[count] = await _chat_run(
+                    RunstoreSaver(store), count, pg_size
+                )
+        if not peers:
+            continue
+        saver = InMemorySaver()
+
+        async def in_memory_size(saver: Any = saver) -> int:
+            total = 0
+            for ns in saver.storage.values():
+                for checkpoints in ns.values():
+                    for (_, data), (_, meta), _ in checkpoints.values():
+                        total += len(data) + len(meta)
+            total += sum(len(v[1]) for v in saver.blobs.values())
+            total += sum(len(w[2][1]) for ws in saver.writes.values() for w in ws.values())
+            return total
+
+        rows.setdefault("InMemorySaver (LangGraph)", {})[count] = await _chat_run(
+            saver, count, in_memory_size
+        )
+        try:
+            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+        except ImportError as exc:
+            missing["AsyncSqliteSaver (LangGraph)"] = str(exc)
+        else:
+            async with _folder() as folder:
+                path = folder / "lg.db"
+                async with AsyncSqliteSaver.from_conn_string(str(path)) as lg:
+
+                    async def lg_size(path: Path = path) -> int:
+                        return _file_bytes(path)
+
+                    rows.setdefault("AsyncSqliteSaver (LangGraph, file)", {})[
+                        count
+                    ] = await _chat_run(lg, count, lg_size)
+        if dsn:
+            try:
+                from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+            except ImportError as exc:
+                missing["AsyncPostgresSaver (LangGraph)"] = str(exc)
+            else:
+                import asyncpg
+
+                schema = f"lgbench_{uuid.uuid4().hex[:12]}"
+                conn = await asyncpg.connect(dsn)
+                await conn.execute(f"CREATE SCHEMA {schema}")
+                await conn.close()
+                sep = "&" if "?" in dsn else "?"
+                url = f"{dsn}{sep}options=-csearch_path%3D{schema}"
+                async with AsyncPostgresSaver.from_conn_string(url) as pg:
+                    await pg.setup()
+
+                    async def lg_pg_size(schema: str = schema) -> int:
+                        return await _pg_bytes(dsn, schema)
+
+                    rows.setdefault("AsyncPostgresSaver (LangGraph)", {})[count] = await _chat_run(
+                        pg, count, lg_pg_size
+                    )
+    first, last = turns[0], turns[-1]
+    head = [
+        "store",
+        *(f"MB at {t:,}" for t in turns),
+        f"{last:,}/{first:,} bytes",
+        *(f"µs/turn at {t:,}" for t in turns),
+        "aget_state µs at 10",
+        f"aget_state µs at {last:,}",
+    ]
+    out = [
+        f"### LangGraph chat: bytes stored and µs per turn at {first:,} and {last:,} turns",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for name, runs in rows.items():
+        cells = [name]
+        cells += [f"{runs[t].bytes / 1e6:.3f}" for t in turns]
+        cells.append(f"{runs[last].bytes / runs[first].bytes:.2f}x")
+        cells += [number(runs[t].turn_us) for t in turns]
+        cells += [number(runs[last].state_us_10), number(runs[last].state_us_end)]
+        out.append("| " + " | ".join(cells) + " |")
+    for name, why in missing.items():
+        out.append(f"| {name} | not measured: {why} |" + " |" * (len(head) - 2))
+    return out
+
+
 # -- entry point -------------------------------------------------------------------------
 
 
 async def measure(
-    dsn: str | None, quick: bool = False, only: tuple[str, ...] = ("langgraph", "adk")
+    dsn: str | None, quick: bool = False, only: tuple[str, ...] = ("langgraph", "adk", "chat")
 ) -> list[str]:
     reps, calls = (3, 20) if quick else (5, 100)
     out = ["## Workflow adapters", ""]
     if "langgraph" in only:
         out += [*(await langgraph_table(dsn, reps, calls)).markdown(), ""]
     if "adk" in only:
-        out += (await adk_table(dsn, reps, calls)).markdown()
+        out += [*(await adk_table(dsn, reps, calls)).markdown(), ""]
+    if "chat" in only:
+        out += await chat_costs(dsn, (20, 100) if quick else CHAT_TURNS)
     return out
 
 
@@ -330,7 +546,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--dsn", default=None, help="PostgreSQL DSN for the postgres rows")
-    parser.add_argument("--only", default="langgraph,adk", help="langgraph, adk or both")
+    parser.add_argument("--only", default="langgraph,adk,chat", help="langgraph, adk, chat")
     args = parser.parse_args()
     only = tuple(args.only.split(","))
     print("\n".join(asyncio.run(measure(args.dsn, args.quick, only))))
