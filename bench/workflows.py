@@ -321,13 +321,22 @@ CHAT_TURNS = (200, 1_000)
 STATE_READS = 20
 
 
+def _text(seed: int, length: int) -> str:
+    """Letters and spaces from a seeded generator: text that compresses as prose does, not as a
+    repeated character would (PostgreSQL compresses large values)."""
+    import random
+
+    rng = random.Random(seed)
+    return "".join(rng.choice("abcdefghijklmnopqrstuvwxyz     ") for _ in range(length))
+
+
 def _chat_graph(saver: Any) -> Any:
     from langchain_core.messages import AIMessage
     from langgraph.graph import START, MessagesState, StateGraph
 
     def model(state: MessagesState) -> dict[str, Any]:
         count = len(state["messages"])
-        return {"messages": [AIMessage(f"{count:06d}" + "r" * 294, id=f"ai-{count}")]}
+        return {"messages": [AIMessage(_text(-count, 300), id=f"ai-{count}")]}
 
     builder = StateGraph(MessagesState)
     builder.add_node("model", model)
@@ -361,7 +370,7 @@ async def _chat_run(saver: Any, turns: int, size: Callable[[], Awaitable[int]]) 
     state_10 = 0.0
     spent = 0.0
     for turn in range(turns):
-        message = HumanMessage(f"{turn:06d}" + "u" * 194, id=f"user-{turn}")
+        message = HumanMessage(_text(turn, 200), id=f"user-{turn}")
         start = time.perf_counter()
         await graph.ainvoke({"messages": [message]}, config)
         spent += time.perf_counter() - start
