@@ -25,7 +25,7 @@ worker.onmessage = (event) => {
   const waiter = pending.get(data.id);
   pending.delete(data.id);
   if (data.ok) waiter.resolve(data.result);
-  else waiter.reject(Object.assign(new Error(data.error.message), { detail: data.error.detail }));
+  else waiter.reject(Object.assign(new Error(data.error.message), data.error));
 };
 worker.onerror = (event) => {
   event.preventDefault();
@@ -59,15 +59,26 @@ function showProgress({ step, total, label }) {
   setStatus("loading", `Loading ${step}/${total}…`);
 }
 
+// An unexpected error (a bug, a crash): the red banner with the whole traceback, and the console.
 function fail(title, detail) {
   $("error-title").textContent = title;
   $("error-detail").textContent = detail || "";
   $("error").hidden = false;
+  console.error(`${title}\n${detail || ""}`);
+}
+
+// A refusal of the store (a StorageError: importing the same export twice, bad input, a store
+// open in another tab): one line on the page; the traceback only in the console, for developers.
+function refuse(title, detail) {
+  $("notice-text").textContent = title;
+  $("notice").hidden = false;
+  console.warn(`${title}\n${detail || ""}`);
 }
 
 function report(title) {
   return (error) => {
-    fail(`${title}: ${error.message}`, error.detail || error.stack);
+    if (error.refusal) refuse(`${title}: ${error.message}`, error.detail);
+    else fail(`${title}: ${error.message}`, error.detail || error.stack);
     return null;
   };
 }
@@ -78,13 +89,22 @@ function setEnabled(on) {
   for (const button of document.querySelectorAll("button.fork")) button.disabled = !on;
 }
 
-// While a request runs the controls are off, so requests never overlap.
+// While a request runs the controls are off, so requests never overlap, and <body aria-busy>
+// says so (the tests wait for it). Every control's handler calls this before its first await.
+let running = 0;
 async function busy(work) {
+  running += 1;
+  document.body.setAttribute("aria-busy", "true");
+  $("notice").hidden = true; // a refusal is about the action before this one
   setEnabled(false);
   try {
     return await work();
   } finally {
-    setEnabled(true);
+    running -= 1;
+    if (running === 0) {
+      setEnabled(true);
+      document.body.setAttribute("aria-busy", "false");
+    }
   }
 }
 
@@ -123,7 +143,7 @@ function renderSessions(sessions, chosen, chatSession) {
       el("span", { class: "muted", text: time(s.updated_at) }));
     if (s.parent_session_id) button.dataset.parentSessionId = s.parent_session_id;
     button.dataset.sessionId = s.id;
-    button.addEventListener("click", () => { selected = s.id; refresh(); });
+    button.addEventListener("click", () => busy(() => { selected = s.id; return refresh(); }));
     return el("li", {}, button);
   }) : [el("li", { class: "muted", text: "none yet" })]));
 }
@@ -216,23 +236,26 @@ async function switchMode() {
 }
 
 async function exportData() {
-  const text = await call("exportData").catch(report("Export failed"));
-  if (text === null) return;
-  const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
-  const link = el("a", { href: url, download: `runstore-export-${new Date().toISOString().slice(0, 19).replaceAll(":", "")}.json` });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(url), 1000);
+  await busy(async () => {
+    const text = await call("exportData").catch(report("Export failed"));
+    if (text === null) return;
+    const url = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+    const stamp = new Date().toISOString().slice(0, 19).replaceAll(":", "");
+    const link = el("a", { href: url, download: `runstore-export-${stamp}.json` });
+    document.body.append(link);
+    link.click();
+    link.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+  });
 }
 
 async function importData() {
   const file = $("import-file").files[0];
   $("import-file").value = "";
   if (!file) return;
-  const text = await file.text();
   await busy(async () => {
-    const done = await call("importData", { text }).catch(report(`Import of ${file.name} failed`));
+    const text = await file.text();
+    const done = await call("importData", { text }).catch(report(`Import of ${file.name} refused`));
     if (done) selected = null;
     await refresh();
   });
@@ -284,10 +307,12 @@ $("console-code").addEventListener("keydown", (event) => {
 $("new-chat").addEventListener("click", newConversation);
 $("undo-turn").addEventListener("click", undoTurn);
 $("error-close").addEventListener("click", () => { $("error").hidden = true; });
+$("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
 
 async function start() {
   $("mode-select").value = mode;
   const started = performance.now();
+  document.body.setAttribute("aria-busy", "true");
   try {
     const opened = await call("init", { mode });
     $("boot-progress").value = $("boot-progress").max;
@@ -299,7 +324,10 @@ async function start() {
   } catch (error) {
     setStatus("error", "Failed to start");
     if (mode === "persistent") localStorage.removeItem(MODE_KEY); // a reload starts in memory
-    fail(`Startup failed: ${error.message}`, error.detail || error.stack);
+    if (error.refusal) refuse(`Startup refused: ${error.message}. Reload to start in memory.`, error.detail);
+    else fail(`Startup failed: ${error.message}`, error.detail || error.stack);
+  } finally {
+    document.body.setAttribute("aria-busy", "false");
   }
 }
 

@@ -46,38 +46,42 @@ async function boot(mode) {
   return step(5, label, () => openStore(mode));
 }
 
-async function openStore(mode) {
-  return JSON.parse(await bridge.open_store(mode));
+// Calls a bridge operation. A refusal of the store (a StorageError: bad input, a store open in
+// another tab) is thrown as an Error marked `refusal`: its message is the error's one-line text.
+async function py(name, ...args) {
+  const reply = JSON.parse(await bridge.call(name, JSON.stringify(args)));
+  if ("refused" in reply) {
+    throw Object.assign(new Error(reply.refused), { refusal: true, detail: reply.detail });
+  }
+  return reply.result;
 }
 
+const openStore = (mode) => py("open_store", mode);
+
+// Writes need nothing after them: runstore.browser returns once IndexedDB has the change.
 const ops = {
   init: ({ mode }) => boot(mode),
   open: ({ mode }) => openStore(mode),
-  snapshot: ({ selected }) => bridge.snapshot(selected ?? null).then(JSON.parse),
-  send: async ({ text }) => JSON.parse(await bridge.send(text)),
-  newConversation: () => JSON.parse(bridge.new_conversation()),
-  selectChat: ({ sessionId }) => JSON.parse(bridge.select_chat_session(sessionId)),
-  undo: async () => {
-    const result = JSON.parse(await bridge.undo_last_turn());
-    await afterWrite();
-    return result;
-  },
-  fork: async ({ sessionId, seq }) => {
-    const result = JSON.parse(await bridge.fork_from(sessionId, seq));
-    await afterWrite();
-    return result;
-  },
-  exportData: () => bridge.export_json(),
-  importData: async ({ text }) => JSON.parse(await bridge.import_json(text)),
-  console: async ({ code }) => JSON.parse(await bridge.run_console(code)),
+  snapshot: ({ selected }) => py("snapshot", selected ?? null),
+  send: ({ text }) => py("send", text),
+  newConversation: () => py("new_conversation"),
+  selectChat: ({ sessionId }) => py("select_chat_session", sessionId),
+  undo: () => py("undo_last_turn"),
+  fork: ({ sessionId, seq }) => py("fork_from", sessionId, seq),
+  exportData: () => py("export_json"),
+  importData: ({ text }) => py("import_json", text),
+  console: ({ code }) => py("run_console", code),
 };
 
 function describe(error) {
+  const during = error && error.step ? `${error.step} failed: ` : "";
+  if (error && error.refusal) {
+    return { message: during + error.message, detail: error.detail, refusal: true };
+  }
   // A Python exception's message is its traceback: the last line names the error.
   const text = String(error && error.message ? error.message : error).trim();
   const lines = text.split("\n");
-  const last = lines[lines.length - 1];
-  return { message: error && error.step ? `${error.step} failed: ${last}` : last, detail: text };
+  return { message: during + lines[lines.length - 1], detail: text, refusal: false };
 }
 
 self.onmessage = (event) => {

@@ -1,6 +1,7 @@
 """What the page's worker calls: open a store, chat, inspect, export/import, run console code.
 
-Every function returns JSON text, so the worker hands plain strings to the page.
+The worker calls everything through ``call``, which answers JSON text: the operation's result, or
+the refusal of a ``StorageError`` (its one-line text, and the traceback for the browser console).
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import io
 import json
 import traceback
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from chat_workflow import EXTERNAL_ID, WORKFLOW_NAME, chat_turn
 
 import runstore
-from runstore import DataStorage, InMemoryDataStorage
+from runstore import DataStorage, InMemoryDataStorage, InvalidDataError, StorageError
 
 PERSISTENT_STORE = "playground"  # runstore.browser's durable store of this origin
 
@@ -35,29 +37,33 @@ def _live() -> DataStorage:
     return store
 
 
-async def open_store(new_mode: str) -> str:
-    """Close the current store and open an in-memory one or the durable one (IndexedDB)."""
+async def open_store(new_mode: str) -> dict[str, str]:
+    """Open an in-memory store or the durable one (IndexedDB), then close the current one: a
+    refused open (the durable store is open in another tab) leaves the current store in use."""
     global store, mode, chat_session_id
-    if store is not None:
-        await store.close()
-        store = None
     if new_mode == "memory":
-        store = InMemoryDataStorage()
+        opened: DataStorage = InMemoryDataStorage()
     elif new_mode == "persistent":
         from runstore.browser import open_store  # Pyodide only
 
+        if store is not None and mode == "persistent":  # reopening: let go of our own lock first
+            await store.close()
+            store = None
         # A reloaded page's old worker may hold the store a moment longer: wait a little;
-        # another tab that keeps it open gets StoreLockedError, shown as the boot error.
-        store = await open_store(PERSISTENT_STORE, lock_timeout=3)
+        # another tab that keeps it open gets StoreLockedError, shown as a refusal.
+        opened = await open_store(PERSISTENT_STORE, lock_timeout=3)
     else:
         raise ValueError(f"mode: must be 'memory' or 'persistent', not {new_mode!r}")
+    if store is not None:
+        await store.close()
+    store = opened
     mode = new_mode
     chat_session_id = await _latest_chat_session()
     console_namespace.clear()
     console_namespace.update(
         store=store, runstore=runstore, WorkflowState=runstore.WorkflowState, __name__="__console__"
     )
-    return json.dumps({"mode": mode, "version": runstore.__version__})
+    return {"mode": mode, "version": runstore.__version__}
 
 
 async def _latest_chat_session() -> str | None:
@@ -67,28 +73,28 @@ async def _latest_chat_session() -> str | None:
     return found[0].id if found else None
 
 
-async def send(text: str) -> str:
+async def send(text: str) -> dict[str, Any]:
     """One chat turn; continues the chat session, or starts it."""
     global chat_session_id
     turn = await chat_turn(_live(), text, session_id=chat_session_id)
     chat_session_id = turn.session_id
-    return json.dumps({"reply": turn.reply, "turn": turn.turn, "session_id": turn.session_id})
+    return {"reply": turn.reply, "turn": turn.turn, "session_id": turn.session_id}
 
 
-def new_conversation() -> str:
+def new_conversation() -> dict[str, str]:
     """The next message starts a new session (same user, same agent)."""
     global chat_session_id
     chat_session_id = str(uuid.uuid4())
-    return json.dumps({"session_id": chat_session_id})
+    return {"session_id": chat_session_id}
 
 
-def select_chat_session(session_id: str) -> str:
+def select_chat_session(session_id: str) -> dict[str, str]:
     global chat_session_id
     chat_session_id = session_id
-    return json.dumps({"session_id": session_id})
+    return {"session_id": session_id}
 
 
-async def undo_last_turn() -> str:
+async def undo_last_turn() -> dict[str, int]:
     """Remove the chat's newest user message and everything after it (its reply)."""
     live = _live()
     removed = 0
@@ -97,15 +103,15 @@ async def undo_last_turn() -> str:
         asked = [m.seq for m in history if m.role == "user" and m.seq is not None]
         if asked:
             removed = await live.truncate_history(chat_session_id, after_seq=asked[-1] - 1)
-    return json.dumps({"removed": removed})
+    return {"removed": removed}
 
 
-async def fork_from(session_id: str, seq: int) -> str:
+async def fork_from(session_id: str, seq: int) -> dict[str, Any]:
     """A new session holding ``session_id``'s messages up to ``seq``; the chat continues it."""
     global chat_session_id
     fork = await _live().fork_session(session_id, through_seq=seq)
     chat_session_id = fork.id
-    return json.dumps({"session_id": fork.id, "forked_from_seq": fork.forked_from_seq})
+    return {"session_id": fork.id, "forked_from_seq": fork.forked_from_seq}
 
 
 def _plain(value: Any) -> Any:
@@ -123,7 +129,7 @@ def _record(record: Any) -> dict[str, Any]:
     return {f.name: _plain(getattr(record, f.name)) for f in dataclasses.fields(record)}
 
 
-async def snapshot(selected: str | None) -> str:
+async def snapshot(selected: str | None) -> dict[str, Any]:
     """Agents, sessions (newest activity first), and the selected session's runs + messages."""
     live = _live()
     agents = await live.list_agents()
@@ -145,36 +151,38 @@ async def snapshot(selected: str | None) -> str:
     if chat_session_id in known:
         assert chat_session_id is not None
         chat = [_plain(m._asdict()) for m in await live.get_chat_history(chat_session_id, None)]
-    return json.dumps(
-        {
-            "mode": mode,
-            "agents": [_record(a) for a in agents],
-            "sessions": [_record(s) for s in sessions],
-            "selected": selected,
-            "chat_session_id": chat_session_id,
-            "runs": runs,
-            "messages": messages,
-            "chat": chat,
-        }
-    )
+    return {
+        "mode": mode,
+        "agents": [_record(a) for a in agents],
+        "sessions": [_record(s) for s in sessions],
+        "selected": selected,
+        "chat_session_id": chat_session_id,
+        "runs": runs,
+        "messages": messages,
+        "chat": chat,
+    }
 
 
 async def export_json() -> str:
+    """The export document as the text of the file (JSON keeps every integer exact)."""
     return json.dumps(await _live().export_data(), indent=1)
 
 
-async def import_json(text: str) -> str:
+async def import_json(text: str) -> dict[str, int]:
     """Import an export document; the chat then continues the newest imported conversation."""
     global chat_session_id
-    document = json.loads(text)
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        raise InvalidDataError("file", f"not a JSON document ({exc})") from None
     await _live().import_data(document)
     if chat_session_id is None or await _live().get_session(chat_session_id) is None:
         chat_session_id = await _latest_chat_session()
     sessions = document.get("sessions", []) if isinstance(document, dict) else []
-    return json.dumps({"sessions": len(sessions)})
+    return {"sessions": len(sessions)}
 
 
-async def run_console(code: str) -> str:
+async def run_console(code: str) -> dict[str, Any]:
     """Run code against the live ``store`` (top-level ``await`` allowed); the value of a final
     expression is printed like a REPL. Returns the output text and whether it raised."""
     out = io.StringIO()
@@ -205,4 +213,33 @@ async def run_console(code: str) -> str:
             while tb is not None and tb.tb_frame.f_code.co_filename != "<console>":
                 tb = tb.tb_next  # hide this module's frames
             traceback.print_exception(type(exc), exc, tb)
-    return json.dumps({"output": out.getvalue(), "error": failed})
+    return {"output": out.getvalue(), "error": failed}
+
+
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "open_store": open_store,
+    "snapshot": snapshot,
+    "send": send,
+    "new_conversation": new_conversation,
+    "select_chat_session": select_chat_session,
+    "undo_last_turn": undo_last_turn,
+    "fork_from": fork_from,
+    "export_json": export_json,
+    "import_json": import_json,
+    "run_console": run_console,
+}
+
+
+async def call(name: str, arguments: str) -> str:
+    """Run operation ``name`` with the JSON list ``arguments``. Answers ``{"result": ...}``, or
+    ``{"refused": text, "error": class name, "detail": traceback}`` when the store refused
+    (a ``StorageError``: bad input, a missing record, a store open in another tab). Any other
+    exception is a bug and propagates: the page shows it as an error."""
+    try:
+        result = OPERATIONS[name](*json.loads(arguments))
+        if inspect.isawaitable(result):
+            result = await result
+    except StorageError as exc:
+        refusal = {"refused": str(exc), "error": type(exc).__name__}
+        return json.dumps({**refusal, "detail": traceback.format_exc()})
+    return json.dumps({"result": result})

@@ -3,12 +3,16 @@
 The server is the README command itself (``scripts/serve --port 0``), started once per run.
 Chromium is Debian's (``/usr/bin/chromium``, or ``$RUNSTORE_CHROMIUM``) driven by Playwright;
 each test gets a fresh browser context, so IndexedDB and localStorage start empty.
+
+Every action a test takes on the page ends with ``check(page)``: the page finished it, shows no
+error banner, and the browser reported no console error and no uncaught exception.
 """
 
 from __future__ import annotations
 
 import os
 import subprocess
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +20,12 @@ import pytest
 from playwright.sync_api import (
     Browser,
     BrowserContext,
+    ConsoleMessage,
     Dialog,
+    Error,
     Page,
     Playwright,
+    expect,
     sync_playwright,
 )
 
@@ -34,6 +41,35 @@ CHROMIUM_ARGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",  # nothing but loopback
 ]
 ARTIFACTS = ROOT / "build" / "playground-tests"
+
+# Each page's browser console errors and uncaught exceptions not yet taken by a test, and
+# every console message it logged (type, text).
+_PROBLEMS: weakref.WeakKeyDictionary[Page, list[str]] = weakref.WeakKeyDictionary()
+_CONSOLE: weakref.WeakKeyDictionary[Page, list[tuple[str, str]]] = weakref.WeakKeyDictionary()
+
+
+def check(page: Page) -> None:
+    """The check after every action: once the page is done with it (``<body aria-busy>`` is
+    no longer true), no error banner is visible and no console error or uncaught exception
+    happened."""
+    expect(page.locator('body[aria-busy="true"]')).to_have_count(0, timeout=60_000)
+    banner = page.locator("#error")
+    assert banner.is_hidden(), f"error banner: {banner.inner_text()}"
+    assert take_problems(page) == [], "browser console errors or uncaught exceptions"
+
+
+def take_problems(page: Page) -> list[str]:
+    """The console errors and uncaught exceptions of ``page`` since the last check (for a test
+    that caused one on purpose); they no longer fail the next check."""
+    problems = _PROBLEMS[page]
+    taken = problems[:]
+    problems.clear()
+    return taken
+
+
+def console_messages(page: Page) -> list[tuple[str, str]]:
+    """Every console message ``page`` logged so far, as (type, text)."""
+    return list(_CONSOLE[page])
 
 
 @pytest.fixture(scope="session")
@@ -80,7 +116,7 @@ class Visit:
         self.context: BrowserContext = browser.new_context(viewport={"width": 1280, "height": 900})
         self.requests: list[str] = []
         self.dialogs: list[str] = []
-        self.errors: list[str] = []
+        self.pages: list[Page] = []
         self.others: list[Visit] = []
         self.context.on("request", lambda request: self.requests.append(request.url))
 
@@ -93,13 +129,31 @@ class Visit:
     def close(self) -> None:
         for visit in [self, *self.others]:
             visit.context.close()
-        problems = [(v.errors, v.dialogs) for v in [self, *self.others] if v.errors or v.dialogs]
-        assert problems == [], f"uncaught script errors or dialogs: {problems}"
+        left = [v.problems() for v in [self, *self.others]]
+        dialogs = [v.dialogs for v in [self, *self.others]]
+        assert not any(left) and not any(dialogs), f"errors {left} or dialogs {dialogs} left"
+
+    def problems(self) -> list[str]:
+        """Console errors and uncaught exceptions of this profile's pages not taken by a test."""
+        return [problem for page in self.pages for problem in _PROBLEMS.get(page, [])]
 
     def page(self) -> Page:
         page = self.context.new_page()
+        self.pages.append(page)
+        problems = _PROBLEMS.setdefault(page, [])
+        logged = _CONSOLE.setdefault(page, [])
+
+        def on_console(message: ConsoleMessage) -> None:
+            logged.append((message.type, message.text))
+            if message.type == "error":
+                problems.append(f"console.error: {message.text}")
+
+        def on_page_error(error: Error) -> None:
+            problems.append(f"uncaught: {error}")
+
+        page.on("console", on_console)
+        page.on("pageerror", on_page_error)
         page.on("dialog", self._on_dialog)
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
         return page
 
     def _on_dialog(self, dialog: Dialog) -> None:

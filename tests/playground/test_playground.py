@@ -1,5 +1,6 @@
 """The playground in real headless Chromium: boot, chat, inspector, storage modes, export and
-import, escaping of user text, the console. Each test uses a fresh browser profile."""
+import, escaping of user text, the console. Each test uses a fresh browser profile, and every
+action ends with conftest's ``check``: no error banner, no console error, no uncaught exception."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from conftest import ARTIFACTS, Visit
-from playwright.sync_api import Page, expect
+from conftest import ARTIFACTS, Visit, check, take_problems
+from playwright.sync_api import Locator, Page, expect
 
 BOOT_TIMEOUT_MS = 120_000
 TURN_TIMEOUT_MS = 30_000
@@ -28,7 +29,25 @@ def open_page(visit: Visit, page: Page | None = None) -> Page:
     )
     assert status.get_attribute("data-state") == "ready", page.locator("#error").inner_text()
     expect(page.locator("#chat-input")).to_be_enabled()
+    check(page)
     return page
+
+
+def click(page: Page, target: str | Locator) -> None:
+    """Click a control and wait until the page is done with it; then ``check``."""
+    (page.locator(target) if isinstance(target, str) else target).click()
+    check(page)
+
+
+def run_console(page: Page, code: str) -> str:
+    page.fill("#console-code", code)
+    click(page, "#console-run")
+    return page.locator("#console-output").inner_text()
+
+
+def import_file(page: Page, path: Path) -> None:
+    page.set_input_files("#import-file", str(path))
+    check(page)
 
 
 def say(page: Page, text: str) -> str:
@@ -39,17 +58,17 @@ def say(page: Page, text: str) -> str:
     page.press("#chat-input", "Enter")
     expect(replies).to_have_count(before + 1, timeout=TURN_TIMEOUT_MS)
     expect(page.locator("#chat-input")).to_be_enabled()
+    check(page)
     return replies.last.inner_text()
 
 
 def switch_mode(page: Page, mode: str) -> None:
     page.select_option("#mode-select", mode)
-    page.click("#mode-switch")
+    check(page)
+    click(page, "#mode-switch")
     expect(page.locator("#store-mode")).to_contain_text(
         "persistent" if mode == "persistent" else "in-memory"
     )
-    expect(page.locator("#mode-switch")).to_be_enabled()
-    assert page.locator("#error").is_hidden(), page.locator("#error").inner_text()
 
 
 def inspector(page: Page) -> dict[str, Any]:
@@ -123,9 +142,17 @@ def test_a_second_tab_in_persistent_mode_is_refused_until_the_first_lets_go(visi
     second = visit.page()  # same profile: same IndexedDB, and the mode is remembered
     second.goto(visit.url)
     second.wait_for_selector('#status[data-state="error"]', timeout=BOOT_TIMEOUT_MS)
-    assert "open in another tab" in second.locator("#error").inner_text()
+    check(second)  # an ordinary refusal: one line, no error banner, no console error
+    notice = second.locator("#notice-text").inner_text()
+    assert "open in another tab" in notice and "\n" not in notice, notice
+    second = open_page(visit, second)  # boots in memory: the refused mode is forgotten
+    say(second, "my name is Mem")
+    second.select_option("#mode-select", "persistent")
+    click(second, "#mode-switch")  # still refused: the second tab keeps its in-memory store
+    assert "open in another tab" in second.locator("#notice-text").inner_text()
+    assert second.locator("#mode-select").input_value() == "memory"
+    assert "your name is Mem" in say(second, "what is my name?")
     switch_mode(first, "memory")  # the first tab lets go of the persistent store
-    second = open_page(visit, second)  # boots in memory: the mode last chosen on this origin
     switch_mode(second, "persistent")
     assert "your name is Tab" in say(second, "what is my name?")
 
@@ -155,7 +182,7 @@ def test_switching_back_and_forth_keeps_each_store(visit: Visit) -> None:
 
 def export_file(page: Page, folder: Path, name: str) -> Path:
     with page.expect_download() as download:
-        page.click("#export")
+        click(page, "#export")
     path = folder / name
     download.value.save_as(path)
     return path
@@ -165,7 +192,7 @@ def test_export_then_import_into_a_fresh_page(visit: Visit, tmp_path: Path) -> N
     page = open_page(visit)
     say(page, "Hi, my name is Ada")
     say(page, "I like tea")
-    page.click("#new-chat")
+    click(page, "#new-chat")
     expect(page.locator("#chat-log li.empty")).to_be_visible()
     assert "Turn 1" in say(page, "a second conversation")
     source = inspector(page)
@@ -176,12 +203,11 @@ def test_export_then_import_into_a_fresh_page(visit: Visit, tmp_path: Path) -> N
 
     fresh = open_page(visit.other())  # a fresh browser profile: an empty store
     assert inspector(fresh)["sessions"] == []
-    fresh.set_input_files("#import-file", str(exported))
+    import_file(fresh, exported)
     expect(fresh.locator("#sessions button")).to_have_count(2)
-    assert fresh.locator("#error").is_hidden(), fresh.locator("#error").inner_text()
     assert inspector(fresh) == source
     # Selecting the other session shows its runs and messages too.
-    fresh.locator("#sessions button").last.click()
+    click(fresh, fresh.locator("#sessions button").last)
     expect(fresh.locator("#runs li.run")).to_have_count(2)
     assert [m[2] for m in inspector(fresh)["messages"]][::2] == ["Hi, my name is Ada", "I like tea"]
     # The imported store exports the same document; the chat continues the newest conversation.
@@ -190,18 +216,24 @@ def test_export_then_import_into_a_fresh_page(visit: Visit, tmp_path: Path) -> N
     assert "Turn 2" in say(fresh, "and now?")
 
 
-def test_bad_import_shows_a_clear_error_and_changes_nothing(visit: Visit, tmp_path: Path) -> None:
+def test_bad_import_is_refused_in_one_line_and_changes_nothing(
+    visit: Visit, tmp_path: Path
+) -> None:
     page = open_page(visit)
     say(page, "my name is Kay")
     before = inspector(page)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"format": "runstore.export", "version": 1, "sessions": "no"}))
-    page.set_input_files("#import-file", str(bad))
-    expect(page.locator("#error")).to_be_visible()
-    assert "bad.json" in page.locator("#error-title").inner_text()
-    assert "InvalidDataError" in page.locator("#error").inner_text()
-    assert inspector(page) == before
-    page.click("#error-close")
+    not_json = tmp_path / "notes.txt"
+    not_json.write_text("my notes, not an export")
+    for path, problem in [(bad, "sessions: "), (not_json, "file: not a JSON document")]:
+        import_file(page, path)  # a refusal: no error banner, no console error
+        notice = page.locator("#notice-text").inner_text()
+        assert notice.startswith(f"Import of {path.name} refused: {problem}"), notice
+        assert "\n" not in notice and "Traceback" not in notice
+        assert inspector(page) == before
+    click(page, "#notice-close")
+    expect(page.locator("#notice")).to_be_hidden()
     assert "your name is Kay" in say(page, "who am I?")
 
 
@@ -216,9 +248,7 @@ def test_user_text_is_shown_as_text_and_runs_nothing(visit: Visit) -> None:
     assert page.locator("#messages tbody tr td.content").first.inner_text() == MARKUP
     assert MARKUP in page.locator("#runs li.run dd").first.inner_text()
 
-    page.fill("#console-code", f"print({MARKUP!r})")
-    page.click("#console-run")
-    expect(page.locator("#console-output")).to_have_text(MARKUP + "\n")
+    assert run_console(page, f"print({MARKUP!r})") == MARKUP + "\n"
 
     say(page, "one more turn")  # give a stray handler time to fire; the fixture checks dialogs
     assert page.locator("img").count() == 0
@@ -230,24 +260,21 @@ def test_console_runs_code_against_the_live_store(visit: Visit) -> None:
     say(page, "my name is Lin")
     output = page.locator("#console-output")
 
-    page.fill(
-        "#console-code",
+    shown = run_console(
+        page,
         "sessions = await store.list_sessions()\n"
         "history = await store.get_chat_history(sessions[0].id)\n"
         "[(m.seq, m.role) for m in history]",
     )
-    page.click("#console-run")
-    expect(output).to_have_text("[(1, 'user'), (2, 'assistant')]\n")
+    assert shown == "[(1, 'user'), (2, 'assistant')]\n"
     assert output.get_attribute("data-error") == "false"
 
-    page.fill("#console-code", "await store.delete_session('no-such-session')")
-    page.click("#console-run")
-    expect(output).to_contain_text("NotFoundError")
+    # The user's own error is the console's output, not a page error.
+    assert "NotFoundError" in run_console(page, "await store.delete_session('no-such-session')")
     assert output.get_attribute("data-error") == "true"
 
     # Writes from the console show in the inspector.
-    page.fill("#console-code", "await store.delete_session(sessions[0].id)")
-    page.click("#console-run")
+    run_console(page, "await store.delete_session(sessions[0].id)")
     expect(page.locator("#sessions button")).to_have_count(0)
 
 
@@ -257,9 +284,9 @@ def test_screenshot_after_a_conversation(visit: Visit) -> None:
     say(page, "I also like long walks")
     assert "you like chess; you like long walks" in say(page, "What do you know?")
     say(page, "what was the previous run?")
-    page.click("#console-run")  # the example code in the console
+    click(page, "#console-run")  # the example code in the console
     expect(page.locator("#console-output")).to_contain_text("playground-user")
-    page.locator("#runs details summary").last.click()  # the last run's state data
+    click(page, page.locator("#runs details summary").last)  # the last run's state data
     expect(page.locator("#runs details pre").last).to_contain_text('"intent": "ask_last_run"')
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "playground.png"
@@ -278,3 +305,7 @@ def test_a_failed_boot_is_shown_as_an_error(visit: Visit) -> None:
     title = page.locator("#error-title").inner_text()  # names the step that failed
     assert title.startswith("Startup failed: Installing the runstore wheel with micropip failed")
     expect(page.locator("#chat-input")).to_be_disabled()
+    # A real error: the banner and a console error (the check after every action sees both).
+    assert any(title in problem for problem in take_problems(page))
+    click(page, "#error-close")
+    expect(page.locator("#error")).to_be_hidden()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from conftest import Visit
 from playwright.sync_api import expect
-from test_playground import inspector, open_page, say
+from test_playground import click, inspector, open_page, say
 
 
 def test_undo_last_turn_forgets_it_and_never_reuses_its_seqs(visit: Visit) -> None:
@@ -18,7 +18,7 @@ def test_undo_last_turn_forgets_it_and_never_reuses_its_seqs(visit: Visit) -> No
     assert '"intent":"chat"' in rows.nth(1).locator("td.metadata").inner_text()
     assert rows.nth(0).locator("td.metadata").inner_text() == ""
 
-    page.click("#undo-turn")
+    click(page, "#undo-turn")
     expect(rows).to_have_count(2)
     expect(page.locator("#chat-log li[data-role]")).to_have_count(2)
     assert "your name is Ada" in say(page, "what is my name?")  # Bob's turn is gone
@@ -31,7 +31,7 @@ def test_fork_from_a_message_continues_in_a_new_session(visit: Visit) -> None:
     say(page, "I like tea")
     [parent] = inspector(page)["sessions"]
 
-    page.locator('#messages tbody tr[data-seq="2"] button.fork').click()
+    click(page, page.locator('#messages tbody tr[data-seq="2"] button.fork'))
     sessions = page.locator("#sessions button")
     expect(sessions).to_have_count(2)
     fork = sessions.first  # the newest activity
@@ -45,6 +45,6 @@ def test_fork_from_a_message_continues_in_a_new_session(visit: Visit) -> None:
     assert shown["sessions"][0] == fork.get_attribute("data-session-id")
     assert [m[0] for m in shown["messages"]] == ["1", "2", "3", "4", "5", "6"]
 
-    sessions.last.click()  # the parent is unchanged
+    click(page, sessions.last)  # the parent is unchanged
     expect(page.locator("#messages tbody tr")).to_have_count(4)
     assert [m[2] for m in inspector(page)["messages"]][::2] == ["my name is Ada", "I like tea"]
