@@ -36,9 +36,14 @@ SNAPSHOT_FORMAT = 1
 
 
 def hook_names() -> frozenset[str]:
-    """Every hook a backend implements or may override: the abstract methods of
-    ``DataStorage`` and its other ``_``-prefixed coroutine methods."""
-    names = set(DataStorage.__abstractmethods__)
+    """Every hook a backend implements or may override: the ``_``-prefixed coroutine methods
+    of ``DataStorage``, abstract or not (not the context managers ``_export_source`` and
+    ``_import_sink``: they call the ``_export`` and ``_import`` hooks)."""
+    names = {
+        name
+        for name in DataStorage.__abstractmethods__
+        if inspect.iscoroutinefunction(getattr(DataStorage, name))
+    }
     for name, value in vars(DataStorage).items():
         if (
             name.startswith("_")
