@@ -75,9 +75,10 @@ function refuse(title, detail) {
   console.warn(`${title}\n${detail || ""}`);
 }
 
-function report(title) {
+// The handler of a failed request; `refused` titles a refusal (default: `title`).
+function report(title, refused = title) {
   return (error) => {
-    if (error.refusal) refuse(`${title}: ${error.message}`, error.detail);
+    if (error.refusal) refuse(`${refused}: ${error.message}`, error.detail);
     else fail(`${title}: ${error.message}`, error.detail || error.stack);
     return null;
   };
@@ -255,7 +256,7 @@ async function importData() {
   if (!file) return;
   await busy(async () => {
     const text = await file.text();
-    const done = await call("importData", { text }).catch(report(`Import of ${file.name} refused`));
+    const done = await call("importData", { text }).catch(report(`Import of ${file.name} failed`, `Import of ${file.name} refused`));
     if (done) selected = null;
     await refresh();
   });
