@@ -15,7 +15,15 @@ from .errors import (
     StorageUnavailableError,
 )
 from .memory import InMemoryDataStorage
-from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, WorkflowState
+from .models import (
+    AgentRecord,
+    ChatMsg,
+    RunHandle,
+    RunRecord,
+    SearchHit,
+    SessionRecord,
+    WorkflowState,
+)
 
 if TYPE_CHECKING:
     from .postgres import PostgresDataStorage
@@ -38,6 +46,7 @@ __all__ = [
     "PruneReport",
     "RunHandle",
     "RunRecord",
+    "SearchHit",
     "SessionRecord",
     "SqliteDataStorage",
     "StorageClosedError",

@@ -115,3 +115,14 @@ class HistoryWindow(NamedTuple):
     exclude_run_id: str | None
     max_chars: int | None
     max_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSearch:
+    """A checked ``search_messages`` call: the index terms of the candidates (never empty)
+    and the filters (None: any)."""
+
+    terms: list[str]
+    external_id: str | None
+    agent_id: str | None
+    session_id: str | None

@@ -25,7 +25,7 @@ from typing import Any
 from .base import DataStorage
 from .errors import InvalidDataError, StorageError
 
-READER_PREFIXES = ("_get_", "_list_", "_load_", "_export", "_find_", "_count_")
+READER_PREFIXES = ("_get_", "_list_", "_load_", "_export", "_find_", "_count_", "_search_")
 # base.py's ``_replace_messages`` checks its arguments and takes the time itself, then calls
 # the ``_replace_history`` hook, which is the one recorded (checked arguments, fixed time).
 # Records of it written before are still replayed.

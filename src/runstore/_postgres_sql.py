@@ -233,6 +233,20 @@ CREATE INDEX entries_by_owner ON {s}.entries (owner) WHERE owner IS NOT NULL;
 CREATE INDEX entries_by_expiry ON {s}.entries (expires_at) WHERE expires_at IS NOT NULL;
 """
 
+# v6: the search index (docs/contract.md, "Search"): each message's terms
+# (``_search.index_terms``, computed by runstore on every insert; NULL: none) in a GIN
+# index. The terms of the messages stored before are filled in on migration
+# (``SEARCH_BACKFILL_READ``/``_WRITE``).
+_V6_SEARCH = """
+ALTER TABLE {s}.messages ADD COLUMN terms text[];
+CREATE INDEX messages_by_term ON {s}.messages USING gin (terms);
+"""
+SEARCH_VERSION = 6
+SEARCH_BACKFILL_READ = (
+    "SELECT session_id, seq, content FROM {s}.messages WHERE content IS NOT NULL AND terms IS NULL"
+)
+SEARCH_BACKFILL_WRITE = "UPDATE {s}.messages SET terms = $3 WHERE session_id = $1 AND seq = $2"
+
 # (version, SQL): append only; a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_TABLES + _V1_INITIALIZE_RUN),
@@ -240,6 +254,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (3, _V3_MESSAGES_V2),
     (4, _V4_ENTRIES),
     (5, _V5_LIFECYCLE),
+    (SEARCH_VERSION, _V6_SEARCH),
 )
 
 _CAST: dict[Kind, str] = {"json": "::jsonb"}
@@ -355,7 +370,8 @@ EXPORT_SESSION_RUNS = (
 # so concurrent appends (any number of processes) get distinct, increasing seqs. When
 # nothing is inserted, the last two columns are what _rules.refuse_message needs: the
 # session's agent and the run's session. $7 metadata, $8 token_count, $9 idempotency_key:
-# a keyed add runs it only after LOCK_SESSION and MESSAGE_BY_KEY found no such message.
+# a keyed add runs it only after LOCK_SESSION and MESSAGE_BY_KEY found no such message;
+# $10 the search terms.
 ADD_MESSAGE = """
 WITH bumped AS (
     UPDATE {s}.sessions s SET last_seq = s.last_seq + 1, updated_at = greatest(s.updated_at, $6)
@@ -365,8 +381,8 @@ WITH bumped AS (
     RETURNING s.last_seq
 ), added AS (
     INSERT INTO {s}.messages (session_id, seq, agent_id, run_id, role, content, created_at,
-                              metadata, token_count, idempotency_key)
-    SELECT $2, last_seq, $1, $3, $4, $5, $6, $7::jsonb, $8, $9 FROM bumped
+                              metadata, token_count, idempotency_key, terms)
+    SELECT $2, last_seq, $1, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::text[] FROM bumped
     RETURNING seq
 )
 SELECT seq, NULL::text, NULL::text FROM added
@@ -455,7 +471,7 @@ DROP_HISTORY_THROUGH = _REMOVE_MESSAGES.format(compare="<=")
 # foreign key is checked at the end of the statement, when the session exists). Returns
 # the parent's agent (NULL: no parent), the fork's id (NULL: new id taken), its
 # external_id and forked_from_seq.
-_COPIED = [name for name in MESSAGES.names if name not in ("session_id", "run_id")]
+_COPIED = [name for name in MESSAGES.names if name not in ("session_id", "run_id")] + ["terms"]
 FORK_SESSION = """
 WITH parent AS (
     SELECT id, agent_id, external_id FROM {{s}}.sessions WHERE id = $1
@@ -734,3 +750,16 @@ class Statements:
         }
         self.entries = {key: fill(sql) for key, sql in ENTRY_STATEMENTS.items()}
         self.lifecycle = {key: fill(sql) for key, sql in LIFECYCLE_STATEMENTS.items()}
+
+        self.search = fill(SEARCH)
+        self.search_backfill_read = fill(SEARCH_BACKFILL_READ)
+        self.search_backfill_write = fill(SEARCH_BACKFILL_WRITE)
+
+
+# The candidates of a search: messages holding any of the terms $1 (the GIN index), of the
+# session $2, the agent $3 and the external_id $4 (NULL: any). Rows: CHAT columns, then
+# the session's.
+SEARCH = f"""SELECT {CHAT.select("m.")}, {_SESSION} FROM {{s}}.messages m
+JOIN {{s}}.sessions s ON s.id = m.session_id
+WHERE m.terms && $1::text[] AND ($2::text IS NULL OR m.session_id = $2)
+    AND ($3::text IS NULL OR s.agent_id = $3) AND ($4::text IS NULL OR s.external_id = $4)"""

@@ -145,7 +145,39 @@ _V5: tuple[str, ...] = (
     "CREATE INDEX entries_by_expiry ON entries (expires_at) WHERE expires_at IS NOT NULL",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+# v6: the search index (docs/contract.md, "Search"): the terms of each message
+# (``_search.index_terms``), one row per term, found by term through an index. Writes stay
+# cheap: an insert only notes the message in ``message_pending``, and the next search
+# indexes the pending messages first (``PENDING_MESSAGES``). A delete takes the message's
+# rows out of both (triggers, so every path that deletes messages does). The messages
+# stored before wait in ``message_pending`` too.
+_V6: tuple[str, ...] = (
+    """CREATE TABLE message_terms (
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        term TEXT NOT NULL,
+        PRIMARY KEY (session_id, seq, term)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX message_terms_by_term ON message_terms (term)",
+    """CREATE TABLE message_pending (
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID""",
+    """INSERT INTO message_pending (session_id, seq)
+        SELECT session_id, seq FROM messages WHERE content IS NOT NULL""",
+    """CREATE TRIGGER messages_pending AFTER INSERT ON messages WHEN NEW.content IS NOT NULL
+    BEGIN
+        INSERT INTO message_pending (session_id, seq) VALUES (NEW.session_id, NEW.seq);
+    END""",
+    """CREATE TRIGGER messages_unindex AFTER DELETE ON messages WHEN OLD.content IS NOT NULL
+    BEGIN
+        DELETE FROM message_pending WHERE session_id = OLD.session_id AND seq = OLD.seq;
+        DELETE FROM message_terms WHERE session_id = OLD.session_id AND seq = OLD.seq;
+    END""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # -- connection set-up -----------------------------------------------------------------
@@ -471,3 +503,22 @@ PRUNE_MESSAGES = """DELETE FROM messages WHERE session_id = ?1 AND seq <= min(?2
     RETURNING 1"""
 PRUNE_EXPIRED = """DELETE FROM entries WHERE rowid IN (SELECT rowid FROM entries
     INDEXED BY entries_by_expiry WHERE expires_at <= ? LIMIT ?) RETURNING 1"""
+
+# -- search ------------------------------------------------------------------------------
+
+# Indexing the pending messages (in the search's write transaction).
+PENDING_MESSAGES = """SELECT p.session_id, p.seq, m.content FROM message_pending AS p
+    JOIN messages AS m ON m.session_id = p.session_id AND m.seq = p.seq"""
+ADD_TERM = "INSERT OR IGNORE INTO message_terms (session_id, seq, term) VALUES (?, ?, ?)"
+CLEAR_PENDING = "DELETE FROM message_pending"
+# The candidates of a search: messages indexed under any of the terms (?1, a JSON array),
+# of the session ?2 (when given), with the session's agent ?3 and external_id ?4 (NULL:
+# any). Rows: the message's CHAT columns, then its session's.
+_SEARCH = """SELECT {chat}, {session}
+FROM (SELECT DISTINCT session_id, seq FROM message_terms INDEXED BY message_terms_by_term
+      WHERE term IN (SELECT value FROM json_each(?1))) AS t
+CROSS JOIN messages AS m ON m.session_id = t.session_id AND m.seq = t.seq
+CROSS JOIN sessions AS s ON s.id = m.session_id
+WHERE (?2 IS NULL OR s.id = ?2) AND (?3 IS NULL OR s.agent_id = ?3)
+    AND (?4 IS NULL OR s.external_id = ?4)"""
+SEARCH = _SEARCH.format(chat=CHAT.select("m."), session=SESSIONS.select("s."))

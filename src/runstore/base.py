@@ -14,13 +14,14 @@ from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from . import _export, _records
+from . import _export, _records, _search
 from ._calls import (
     NO_OPTIONS,
     HistoryReplacement,
     HistoryWindow,
     MessageCall,
     MessageOptions,
+    MessageSearch,
     NewFork,
     NewMessage,
     NewRun,
@@ -39,6 +40,7 @@ from .models import (
     ChatMsg,
     RunHandle,
     RunRecord,
+    SearchHit,
     SessionRecord,
     WorkflowState,
     check_duration,
@@ -457,6 +459,39 @@ class DataStorage(EntryStore, LifecycleStore, ABC):
             )
         )
 
+    # -- search ----------------------------------------------------------------
+
+    async def search_messages(
+        self,
+        query: str,
+        *,
+        external_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        limit: int | None = 10,
+    ) -> list[SearchHit]:
+        """Messages containing words of ``query``, most query words first, then newest
+        first, at most ``limit``; only those of sessions with the ``external_id``, the
+        ``agent_id`` and the ``session_id`` given. The rule is in docs/contract.md."""
+        self._check_open()
+        if not isinstance(query, str):
+            raise InvalidDataError("query", f"must be a str, not {type(query).__name__}")
+        external_id = check_external_id(external_id)
+        if agent_id is not None:
+            agent_id = check_name(agent_id, "agent_id")
+        if session_id is not None:
+            session_id = check_name(session_id, "session_id")
+        count = check_limit(limit)
+        parsed = _search.parse(query)
+        if count == 0 or not parsed.size:
+            return []
+        request = MessageSearch(parsed.candidates, external_id, agent_id, session_id)
+        found = await self._search_candidates(request)
+        return [
+            SearchHit(message, session, score)
+            for score, (message, session) in _search.rank(parsed, found, count)
+        ]
+
     # -- agents and sessions ---------------------------------------------------
 
     async def list_agents(self) -> list[AgentRecord]:
@@ -634,6 +669,14 @@ class DataStorage(EntryStore, LifecycleStore, ABC):
     ) -> list[ChatMsg]:
         """The oldest ``limit`` (None: all) messages with a seq above ``after_seq``, oldest
         first; an unknown session has none."""
+
+    @abstractmethod
+    async def _search_candidates(
+        self, search: MessageSearch
+    ) -> list[tuple[str | None, Any, int, str, tuple[ChatMsg, SessionRecord]]]:
+        """Every message of the sessions the filters allow that is indexed under one of
+        ``search.terms`` (more is allowed: ``_search.rank`` keeps only matches), as
+        (content, created_at, seq, session_id, (message, session))."""
 
     @abstractmethod
     async def _list_agents(self) -> list[AgentRecord]: ...

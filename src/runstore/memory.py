@@ -11,6 +11,7 @@ from itertools import islice
 from typing import Any
 
 from . import _calls as calls
+from . import _search
 from ._columns import AGENTS, RUNS, Kind, Table, compile_reader, encode_row
 from ._dump import Dump, MessageRow, last_seqs
 from ._entries import MemoryEntries, live
@@ -66,6 +67,7 @@ class _Session:
     metadata: dict[int, str] = field(default_factory=dict)  # seq -> JSON text
     keys: dict[str, int] = field(default_factory=dict)  # idempotency key -> seq
     key_of: dict[int, str] = field(default_factory=dict)  # seq -> idempotency key
+    indexed: int = 0  # messages[:indexed] are in the search index
 
     @classmethod
     def of(cls, record: SessionRecord, last_seq: int) -> _Session:
@@ -131,6 +133,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         # last of them, which a new message (now) leaves last (None: not known).
         self._activity: dict[str, None] = {}
         self._newest: str | None = None
+        self._index = _Index()
 
     async def _close(self) -> None:
         self._clear_entries()
@@ -140,6 +143,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         self._runs.clear()
         self._activity.clear()
         self._newest = None
+        self._index = _Index()
 
     def _touch(self, session: _Session, now: datetime) -> None:
         session.updated_at = now
@@ -276,6 +280,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         seq = session.last_seq = session.last_seq + 1
         stored = _new_chat_msg(ChatMsg, (role, content, seq, run_id, now, None, None))
         session.messages.append(stored)
+        self._index.stale[session_id] = session  # indexed at the next search
         session.updated_at = now  # = self._touch(session, now), inlined on the hot path
         if self._newest != session_id:
             activity = self._activity
@@ -366,13 +371,13 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         session = self._session(session_id)
         if not session.messages:
             return None
-        [popped] = session.drop_after(len(session.messages) - 1)
+        [popped] = self._drop_after(session, len(session.messages) - 1)
         self._touch(session, now)
         return popped
 
     async def _truncate_history(self, session_id: str, after_seq: int, now: datetime) -> int:
         session = self._session(session_id)
-        dropped = session.drop_after(bisect_right(session.messages, after_seq, key=_seq))
+        dropped = self._drop_after(session, bisect_right(session.messages, after_seq, key=_seq))
         if dropped:
             self._touch(session, now)
         return len(dropped)
@@ -393,10 +398,11 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             return None
         changed = False
         if after_seq is not None:
-            changed = bool(session.drop_after(bisect_right(session.messages, after_seq, key=_seq)))
+            after = bisect_right(session.messages, after_seq, key=_seq)
+            changed = bool(self._drop_after(session, after))
         if drop_through_seq is not None:
             oldest = bisect_right(session.messages, drop_through_seq, key=_seq)
-            changed = bool(session.drop_before(oldest)) or changed
+            changed = bool(self._drop_before(session, oldest)) or changed
         stored = []
         for role, content, run_id, metadata, token_count in messages:
             seq = session.last_seq = session.last_seq + 1
@@ -406,6 +412,8 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
                 session.metadata[seq] = metadata  # kept apart: see _Session
                 message = message._replace(metadata=load_json(metadata))
             stored.append(message)
+        if stored:
+            self._index.stale[session_id] = session
         if changed or stored:
             self._touch(session, now)
         return stored
@@ -437,8 +445,46 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         fork.key_of = {seq: key for seq, key in parent.key_of.items() if seq <= newest}
         fork.keys = {key: seq for seq, key in fork.key_of.items()}
         self._sessions[fork.id] = fork
+        self._index.stale[fork.id] = fork
         self._touch(fork, request.now)
         return fork.record()
+
+    # -- search ----------------------------------------------------------------
+
+    async def _search_candidates(
+        self, search: calls.MessageSearch
+    ) -> list[tuple[str | None, Any, int, str, tuple[ChatMsg, SessionRecord]]]:
+        index = self._index
+        index.catch_up()
+        sessions = self._sessions
+        found: dict[str, set[int]] = {}  # session id -> seqs
+        for term in search.terms:
+            postings = index.terms.get(term)
+            if not postings:
+                continue
+            if search.session_id is not None:
+                seqs = postings.get(search.session_id)
+                postings = {} if seqs is None else {search.session_id: seqs}
+            for session_id, seqs in postings.items():
+                found.setdefault(session_id, set()).update(seqs)
+        candidates = []
+        for session_id, seqs in found.items():
+            session = sessions[session_id]
+            if (search.agent_id is not None and session.agent_id != search.agent_id) or (
+                search.external_id is not None and session.external_id != search.external_id
+            ):
+                continue
+            record = session.record()
+            messages = session.messages
+            first = (messages[0].seq or 0) if messages else 0
+            for seq in seqs:
+                at = seq - first  # its place when no message between was removed
+                if not (0 <= at < len(messages) and messages[at].seq == seq):
+                    at = bisect_right(messages, seq, key=_seq) - 1
+                message = session.with_metadata(messages[at])
+                when = message.created_at
+                candidates.append((message.content, when, seq, session_id, (message, record)))
+        return candidates
 
     # -- agents and sessions ---------------------------------------------------
 
@@ -474,7 +520,22 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
                 break
         return found
 
+    def _drop_after(self, session: _Session, index: int) -> list[ChatMsg]:
+        if index < session.indexed:
+            self._index.remove(session.id, session.messages[index : session.indexed])
+            session.indexed = index
+        return session.drop_after(index)
+
+    def _drop_before(self, session: _Session, index: int) -> list[ChatMsg]:
+        indexed = min(index, session.indexed)
+        if indexed:
+            self._index.remove(session.id, session.messages[:indexed])
+            session.indexed -= indexed
+        return session.drop_before(index)
+
     def _drop_session(self, session: _Session) -> None:
+        self._index.remove(session.id, session.messages[: session.indexed])
+        self._index.stale.pop(session.id, None)
         for run_id in session.run_ids:
             del self._runs[run_id]
         del self._sessions[session.id]
@@ -572,7 +633,8 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         if request.keep_last is not None:
             for session in self._sessions.values():
                 if len(session.messages) > request.keep_last:
-                    messages += len(session.drop_before(len(session.messages) - request.keep_last))
+                    kept_from = len(session.messages) - request.keep_last
+                    messages += len(self._drop_before(session, kept_from))
         if request.expired_entries:
             expired = self._expired_entries(request.now)
             self._drop_entries(expired)
@@ -655,6 +717,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             self._sessions[r.session_id].run_ids[r.id] = None
         for m in dump.messages:  # sorted by (session, seq)
             target = self._sessions[m.session_id]
+            self._index.stale[target.id] = target
             target.messages.append(
                 ChatMsg(
                     role=m.role,
@@ -681,3 +744,36 @@ _RECORD_FIELDS = tuple(f.name for f in fields(SessionRecord))
 
 def _seq(message: ChatMsg) -> int:
     return message.seq or 0
+
+
+class _Index:
+    """The search index: term -> session id -> seqs of the messages indexed under it
+    (``_search.index_terms``). A session's new messages are indexed at the next search
+    (``stale``), so appending stays as cheap as without search; removed messages leave
+    the index as they go."""
+
+    def __init__(self) -> None:
+        self.terms: dict[str, dict[str, set[int]]] = {}
+        self.stale: dict[str, _Session] = {}  # sessions with messages not yet indexed
+
+    def catch_up(self) -> None:
+        terms = self.terms
+        for session in self.stale.values():
+            for message in session.messages[session.indexed :]:
+                seq = message.seq or 0
+                for term in _search.index_terms(message.content):
+                    terms.setdefault(term, {}).setdefault(session.id, set()).add(seq)
+            session.indexed = len(session.messages)
+        self.stale.clear()
+
+    def remove(self, session_id: str, messages: list[ChatMsg]) -> None:
+        terms = self.terms
+        for message in messages:
+            for term in _search.index_terms(message.content):
+                postings = terms[term]
+                seqs = postings[session_id]
+                seqs.discard(message.seq or 0)
+                if not seqs:
+                    del postings[session_id]
+                    if not postings:
+                        del terms[term]

@@ -173,6 +173,16 @@ class SessionRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SearchHit:
+    """One result of ``search_messages``: a message, its session, and how many distinct
+    query words it contains."""
+
+    message: ChatMsg
+    session: SessionRecord
+    score: int
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     id: str
     session_id: str

@@ -31,6 +31,7 @@ from . import _calls as calls
 from . import _postgres_sql as sql
 from ._columns import (
     AGENTS,
+    CHAT,
     ENTRIES,
     MESSAGES,
     RUNS,
@@ -53,6 +54,7 @@ from ._json import dump_optional, load_json
 from ._lifecycle import BatchPruner, ErasureReport, StoreStats
 from ._records import BATCH, Batch, ExportSource, Ids, ImportSink, keyset_pages
 from ._rules import check_repeat, refuse_message, repeat_fields
+from ._search import index_terms
 from .base import DataStorage, newest_within
 from .errors import (
     InvalidDataError,
@@ -436,6 +438,12 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                 )
             if applied < version:
                 await conn.execute(migration)
+                if version == sql.SEARCH_VERSION:  # index the messages stored before
+                    rows = await conn.fetch(q.search_backfill_read)
+                    await conn.executemany(
+                        q.search_backfill_write,
+                        [(row[0], row[1], index_terms(row[2]) or None) for row in rows],
+                    )
                 await conn.execute(q.record_migration, version)
 
     async def _fetch(self, query: str, *args: Any) -> list[Any]:
@@ -519,9 +527,12 @@ class PostgresDataStorage(BatchPruner, DataStorage):
         metadata, token_count, idempotency_key = options
         q = self._sql
         args = (agent_id, session_id, run_id, role, content, now, to_jsonb(metadata), token_count)
+        terms = index_terms(content) or None
         stored = None
         if idempotency_key is None:
-            seq, session_agent, run_session = await self._fetchrow(q.add_message, *args, None)
+            seq, session_agent, run_session = await self._fetchrow(
+                q.add_message, *args, None, terms
+            )
         elif found := await self._fetchrow(q.repeated_message, session_id, idempotency_key, run_id):
             # A repeat costs one read (a stored message never changes).
             seq, (session_agent, run_session, *stored) = None, found
@@ -530,7 +541,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                 await conn.execute(q.lock_session, session_id)
                 stored = await conn.fetchrow(q.message_by_key, session_id, idempotency_key)
                 if stored is None:
-                    row = await conn.fetchrow(q.add_message, *args, idempotency_key)
+                    row = await conn.fetchrow(q.add_message, *args, idempotency_key, terms)
                 else:
                     row = (None, *await conn.fetchrow(q.message_owners, session_id, run_id))
                 seq, session_agent, run_session = row
@@ -596,6 +607,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                     to_jsonb(metadata),
                     token_count,
                     None,
+                    index_terms(content) or None,
                 )
                 loaded = load_json(metadata)
                 stored.append(ChatMsg(role, content, seq, run_id, now, loaded, token_count))
@@ -643,6 +655,22 @@ class PostgresDataStorage(BatchPruner, DataStorage):
         self, session_id: str, after_seq: int, limit: int | None
     ) -> list[ChatMsg]:
         return _chat(await self._fetch(self._sql.history_after, session_id, after_seq, limit))
+
+    # -- search ----------------------------------------------------------------
+
+    async def _search_candidates(
+        self, search: calls.MessageSearch
+    ) -> list[tuple[str | None, Any, int, str, tuple[ChatMsg, SessionRecord]]]:
+        rows = await self._fetch(
+            self._sql.search, search.terms, search.session_id, search.agent_id, search.external_id
+        )
+        width = len(CHAT.names)
+        messages = _chat([row[:width] for row in rows])
+        sessions = _read.sessions([row[width:] for row in rows])
+        return [
+            (m.content, m.created_at, m.seq or 0, s.id, (m, s))
+            for m, s in zip(messages, sessions, strict=True)
+        ]
 
     # -- agents and sessions ---------------------------------------------------
 
@@ -947,8 +975,11 @@ class _Sink:
             await self._conn.copy_records_to_table(
                 MESSAGES.name,
                 schema_name=q.schema,
-                columns=MESSAGES.names,
-                records=[encode_row(MESSAGES, m, _ENCODE) for m in batch.messages],
+                columns=(*MESSAGES.names, "terms"),  # and each one's search terms
+                records=[
+                    (*encode_row(MESSAGES, m, _ENCODE), index_terms(m.content) or None)
+                    for m in batch.messages
+                ],
             )
 
 

@@ -21,6 +21,7 @@ from . import _sqlite_driver as driver
 from . import _sqlite_sql as sql
 from ._columns import (
     AGENTS,
+    CHAT,
     ENTRIES,
     MESSAGES,
     RUNS,
@@ -58,6 +59,7 @@ from ._rules import (
     refuse_message,
     repeat_fields,
 )
+from ._search import index_terms
 from ._sqlite_driver import Connection
 from ._turns import Turns
 from .base import DataStorage, newest_within
@@ -429,6 +431,33 @@ class SqliteDataStorage(BatchPruner, DataStorage):
             request.session_id,
             newest,
         )
+
+    # -- search ----------------------------------------------------------------
+
+    async def _search_candidates(
+        self, search: calls.MessageSearch
+    ) -> list[tuple[str | None, Any, int, str, tuple[ChatMsg, SessionRecord]]]:
+        params = (json.dumps(search.terms), search.session_id, search.agent_id, search.external_id)
+        async with self._transaction() as db:
+            pending = await db.fetchall(sql.PENDING_MESSAGES)
+            if pending:  # index what was written since the last search
+                await db.executemany(
+                    sql.ADD_TERM,
+                    [
+                        (session_id, seq, term)
+                        for session_id, seq, content in pending
+                        for term in index_terms(content)
+                    ],
+                )
+                await db.execute(sql.CLEAR_PENDING)
+            rows = await db.fetchall(sql.SEARCH, params)
+        width = len(CHAT.names)
+        messages = _read.chat([row[:width] for row in rows])
+        sessions = _read.sessions([row[width:] for row in rows])
+        return [
+            (m.content, row[4], m.seq or 0, s.id, (m, s))
+            for row, m, s in zip(rows, messages, sessions, strict=True)
+        ]
 
     # -- agents and sessions ---------------------------------------------------
 

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,6 +31,7 @@ from runstore import (
     PruneReport,
     StoreStats,
     WorkflowState,
+    _search,
 )
 
 T = TypeVar("T")
@@ -37,7 +39,21 @@ T = TypeVar("T")
 CHARS = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 NAMES = st.sampled_from(["alpha", "beta"])
 EXTERNAL = st.sampled_from([None, "u1", "u2"])
-TEXT = st.one_of(st.none(), st.text(CHARS, max_size=12))
+# Words that search queries ask for (case, Unicode forms, scripts without spaces).
+WORDS = ["apple", "Apple", "APPLES", "café", "Cafe\u0301", "Straße", "東京", "京都", "x", "-"]
+TEXT = st.one_of(
+    st.none(),
+    st.text(CHARS, max_size=12),
+    st.lists(st.sampled_from(WORDS), max_size=4).map(" ".join),
+    st.lists(st.sampled_from(WORDS), max_size=3).map("".join),
+)
+SEARCHES: list[tuple[str, dict[str, Any]]] = [
+    ("apple", {}),
+    ("APPLE apples CAFÉ", {"limit": 3}),
+    ("京都 x", {}),
+    ("東 strasse", {"external_id": "u1"}),
+    ("x café", {"limit": None}),
+]
 JSON_VALUE = st.recursive(
     st.none()
     | st.booleans()
@@ -73,6 +89,7 @@ class ModelMsg:
     metadata: dict[str, Any] | None
     token_count: int | None
     key: str | None
+    created_at: datetime | None = None  # as the store gave it
 
     def same_request(self, other: ModelMsg) -> bool:
         """The idempotency rule: metadata compared as JSON values."""
@@ -258,6 +275,7 @@ class StoreMachine(RuleBasedStateMachine):
         wanted.seq = session.last_seq
         session.messages.append(wanted)
         assert self.view(message) == self.view(wanted)
+        wanted.created_at = message.created_at
         self.touch(session_id)
 
     @staticmethod
@@ -345,6 +363,7 @@ class StoreMachine(RuleBasedStateMachine):
             wanted = ModelMsg(session.last_seq, "user", content, run_id, metadata, tokens, None)
             session.messages.append(wanted)
             assert self.view(got) == self.view(wanted)
+            wanted.created_at = got.created_at
 
     @rule(data=st.data())
     def pop_message(self, data: st.DataObject) -> None:
@@ -403,7 +422,7 @@ class StoreMachine(RuleBasedStateMachine):
             self.pinned += 1
         record = self.run(call)
         copied = [
-            ModelMsg(m.seq, m.role, m.content, None, m.metadata, m.token_count, m.key)
+            ModelMsg(m.seq, m.role, m.content, None, m.metadata, m.token_count, m.key, m.created_at)
             for m in parent.messages
             if through_seq is None or m.seq <= through_seq
         ]
@@ -588,6 +607,30 @@ class StoreMachine(RuleBasedStateMachine):
             seen += [s.id for s in page]
             before = page[-1].id
         assert seen == list(reversed(self.activity))
+
+    @invariant()
+    def search_matches_brute_force(self) -> None:
+        """search_messages gives what scoring every message of the model gives (the rule's
+        own ``_search.score``), in the contract's order."""
+        for query, filters in SEARCHES:
+            parsed = _search.parse(query)
+            wanted = []
+            for session_id, session in self.sessions.items():
+                if filters.get("external_id", session.external_id) != session.external_id:
+                    continue
+                for m in session.messages:
+                    score = _search.score(parsed, m.content)
+                    if score:
+                        wanted.append((score, m.created_at, m.seq, session_id))
+            wanted.sort(reverse=True)
+            limit = filters.get("limit", 10)
+            hits = self.run(self.store.search_messages(query, **filters))
+            got = [(h.score, h.message.created_at, h.message.seq, h.session.id) for h in hits]
+            assert got == wanted[:limit]
+            for hit in hits:
+                model = self.sessions[hit.session.id].messages
+                [message] = [m for m in model if m.seq == hit.message.seq]
+                assert self.view(hit.message) == self.view(message)
 
     @invariant()
     def runs_and_agents_match(self) -> None:
