@@ -37,8 +37,9 @@ from typing_extensions import override
 
 from .._entries import Entry, EntryPatch, NewEntry
 from ..base import DataStorage
+from .adk_memory import RunstoreMemoryService
 
-__all__ = ["RunstoreSessionService"]
+__all__ = ["RunstoreMemoryService", "RunstoreSessionService"]
 
 SEP = "\x1f"
 UPDATED = SEP + "t"  # the session entry's last update time (no state key holds \x1f first)
