@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import browser, capacity, docs, extras, messages, pyodide, streaming, workflows
+from . import browser, capacity, docs, extras, messages, pyodide, search, streaming, workflows
 from .postgres import Server, concurrency
 from .report import Results, markdown, plot
 from .timing import Settings
@@ -40,6 +40,9 @@ async def run(settings: Settings) -> Results:
         log("== fork_session, pop_message, idempotent repeat")
         results.forks = await messages.fork_costs(server.dsn, settings)
         results.undo = await messages.undo_and_retry_costs(server.dsn, settings)
+        log("== search_messages next to a full scan")
+        sizes = search.SEARCH_SIZES if settings.reps >= 5 else (10_000, 100_000)
+        results.search = await search.search_costs(server.dsn, settings, sizes)
         log("== capacity (PostgreSQL)")
         size = capacity.size_from_env(quick=settings.reps < 5)
         results.capacity = await capacity.measure(server.dsn, server.why_not, settings, size)

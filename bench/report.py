@@ -36,6 +36,7 @@ class Results:
     memory: list[Line] = field(default_factory=list)
     adds: list[Line] = field(default_factory=list)
     forks: list[Line] = field(default_factory=list)
+    search: list[Line] = field(default_factory=list)
     undo: list[Line] = field(default_factory=list)
     pyodide: list[Line] = field(default_factory=list)
     pyodide_missing: str | None = None
@@ -249,6 +250,19 @@ def _line_rows(lines: list[Line]) -> list[list[str]]:
     return rows
 
 
+def _search_growth(lines: list[Line]) -> list[list[str]]:
+    """For each search line kind, the figure at the largest size over the smallest."""
+    groups: dict[str, list[Line]] = {}
+    for line in lines:
+        if line.figure is not None and ", " in line.label:
+            groups.setdefault(line.label.rsplit(", ", 1)[0], []).append(line)
+    rows = []
+    for kind, group in groups.items():
+        if len(group) > 1:
+            rows.append([kind, f"{ratio(group[-1].figure, group[0].figure):,.2f}x"])  # type: ignore[arg-type]
+    return rows
+
+
 def markdown(results: Results) -> str:
     s = results.settings
     out = [
@@ -372,6 +386,18 @@ def markdown(results: Results) -> str:
         "",
     ]
     out += _table(["call", "µs", ""], _line_rows(results.undo))
+    out += [
+        "",
+        "## search_messages next to a full scan",
+        "",
+        'µs per `search_messages("needle")` (limit 10) with the word in the same 100 '
+        "messages at each size, next to a full scan of the same rows (SQL: `content LIKE "
+        "'%needle%'` on the store's table; in memory: a substring test over every content). "
+        "The growth column is the figure at the largest size over the one at the smallest.",
+        "",
+    ]
+    out += _table(["call", "µs", "note"], _line_rows(results.search))
+    out += _table(["call", "growth"], _search_growth(results.search))
     if results.streaming:
         out += ["", *streaming_lines(results.streaming)]
     out += ["", "## Pyodide (Node) next to native CPython", ""]
