@@ -10,7 +10,18 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import browser, capacity, docs, extras, messages, pyodide, search, streaming, workflows
+from . import (
+    browser,
+    capacity,
+    docs,
+    extras,
+    messages,
+    pyodide,
+    retention,
+    search,
+    streaming,
+    workflows,
+)
 from .postgres import Server, concurrency
 from .report import Results, markdown, plot
 from .timing import Settings
@@ -50,6 +61,9 @@ async def run(settings: Settings) -> Results:
         results.streaming = await asyncio.to_thread(
             streaming.measure, server.dsn, settings.reps < 5, log
         )
+        log("== retention: prune(keep_last=50)")
+        sessions = retention.SESSIONS if settings.reps >= 5 else retention.SESSIONS // 10
+        results.retention = await retention.measure(server.dsn, server.why_not, sessions)
     finally:
         server.stop()
     log("== one add vs one INSERT+COMMIT")

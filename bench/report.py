@@ -41,6 +41,7 @@ class Results:
     pyodide: list[Line] = field(default_factory=list)
     pyodide_missing: str | None = None
     workflows: list[str] = field(default_factory=list)  # markdown lines (bench/workflows.py)
+    retention: list[str] = field(default_factory=list)  # markdown lines (bench/retention.py)
     browser: list[Line] = field(default_factory=list)
     browser_missing: str | None = None
     streaming: list[Copy] = field(default_factory=list)
@@ -376,6 +377,8 @@ def markdown(results: Results) -> str:
         "",
     ]
     out += _table(["call", "µs", ""], _line_rows(results.forks))
+    if results.retention:
+        out += ["", "## Retention: prune while a writer adds", "", *results.retention]
     out += [
         "",
         "## Undo and safe retries next to a plain add",

@@ -18,6 +18,7 @@ The rules, once:
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -165,9 +166,12 @@ class BatchPruner(ABC):
         """Remove up to ``limit`` entries expired at ``now``; returns how many."""
 
     async def _prune(self, request: PruneRequest) -> PruneReport:
+        """Batch after batch; between two, other tasks run (a driver that does not suspend,
+        sqlite3, would otherwise hold the event loop for the whole prune)."""
         sessions = runs = messages = entries = 0
         if request.idle_before is not None:
             while True:
+                await asyncio.sleep(0)
                 batch = await self._prune_idle_batch(request.idle_before, SESSION_BATCH)
                 sessions, runs, messages = (
                     sessions + batch[0],
@@ -182,6 +186,7 @@ class BatchPruner(ABC):
                 page = await self._prune_cutoffs(after, request.keep_last, SESSION_BATCH)
                 for session_id, through_seq in page:
                     while through_seq is not None:
+                        await asyncio.sleep(0)
                         removed = await self._prune_messages_batch(
                             session_id, through_seq, PRUNE_BATCH
                         )
@@ -193,6 +198,7 @@ class BatchPruner(ABC):
                 after = page[-1][0]
         if request.expired_entries:
             while True:
+                await asyncio.sleep(0)
                 removed = await self._prune_expired_batch(request.now, PRUNE_BATCH)
                 entries += removed
                 if removed < PRUNE_BATCH:

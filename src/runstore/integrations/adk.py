@@ -14,6 +14,8 @@ Needs the ``adk`` extra (README, "Install"). Everything lives in the store's ent
 - ``e\\x1f{app}\\x1f{user}\\x1f{session}\\x1f{timestamp µs}\\x1f{event id}``: one event (JSON). Keys
   sort by time, so ``after_timestamp`` and ``num_recent_events`` are index range reads.
 
+Every entry but app state is owned by the session's ``user_id`` (``Entry.owner``), so
+``store.erase(user_id)`` removes the user's sessions, events and user state.
 ``temp:`` state is never stored. An append is one ``write_entries`` call: the session's state and
 revision, the event, app and user state, all or nothing, only if the session is at the revision
 the caller read.
@@ -122,7 +124,7 @@ class RunstoreSessionService(BaseSessionService):
         app, user, own = _split(state or {})
         written = await self.store.put_entries(
             self.scope,
-            [NewEntry(key, {**own, UPDATED: platform_time.get_time()})],
+            [NewEntry(key, {**own, UPDATED: platform_time.get_time()}, owner=user_id)],
             only_if_absent=True,
         )
         if not written:
@@ -130,7 +132,9 @@ class RunstoreSessionService(BaseSessionService):
         if app:
             await self.store.merge_entry(self.scope, _app_key(app_name), app)
         if user:
-            await self.store.merge_entry(self.scope, _user_key(app_name, user_id), user)
+            await self.store.merge_entry(
+                self.scope, _user_key(app_name, user_id), user, owner=user_id
+            )
         entry = await self.store.get_entry(self.scope, key)
         if entry is None:  # deleted meanwhile
             raise SessionNotFoundError(f"Session {session_id} not found.")
@@ -220,13 +224,18 @@ class RunstoreSessionService(BaseSessionService):
             + _part(event.id or str(uuid.uuid4()), "event.id")
         )
         writes: list[NewEntry | EntryPatch] = [
-            EntryPatch(key, {**own, UPDATED: event.timestamp}),
-            NewEntry(event_key, event.model_dump(mode="json", exclude_none=True)),
+            EntryPatch(key, {**own, UPDATED: event.timestamp}, owner=session.user_id),
+            NewEntry(
+                event_key,
+                event.model_dump(mode="json", exclude_none=True),
+                owner=session.user_id,
+            ),
         ]
         if app:
             writes.append(EntryPatch(_app_key(session.app_name), app))
         if user:
-            writes.append(EntryPatch(_user_key(session.app_name, session.user_id), user))
+            user_key = _user_key(session.app_name, session.user_id)
+            writes.append(EntryPatch(user_key, user, owner=session.user_id))
         written = await self.store.write_entries(self.scope, writes, expect={key: expected})
         if written is None:
             if await self.store.get_entry(self.scope, key) is None:

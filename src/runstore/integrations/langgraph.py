@@ -34,7 +34,7 @@ import random
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -115,10 +115,14 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
         *,
         scope: str = "langgraph",
         serde: SerializerProtocol | None = None,
+        owner: str | None = None,
     ) -> None:
+        """``owner``: the end user every entry written belongs to (``erase(owner)`` removes
+        them), unless a call's ``config["configurable"]["user_id"]`` names another."""
         super().__init__(serde=serde)
         self.store = store
         self.scope = scope
+        self.owner = owner
         self._run_tags: dict[str, str | None] = {}  # checkpoint key -> run_id, bounded
         # (thread, ns, checkpoint id) -> its channels stored apart, for the next put's deltas
         self._stored: OrderedDict[tuple[str, str, str], dict[str, _Stored]] = OrderedDict()
@@ -242,7 +246,7 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
             "blobs": {channel: [s.version, s.base] for channel, s in apart.items()},
         }
         entries.append(NewEntry(key, value, data, tag))
-        await self.store.put_entries(self.scope, entries)
+        await self.store.put_entries(self.scope, self._owned(conf, entries))
         self._remember(key, tag)
         self._note_values(thread_id, ns, checkpoint_id, apart)
         return {
@@ -279,9 +283,20 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
             )
             (special if channel in WRITES_IDX_MAP else regular).append(entry)
         if regular:
-            await self.store.put_entries(self.scope, regular, only_if_absent=True)
+            await self.store.put_entries(
+                self.scope, self._owned(conf, regular), only_if_absent=True
+            )
         if special:
-            await self.store.put_entries(self.scope, special)
+            await self.store.put_entries(self.scope, self._owned(conf, special))
+
+    def _owned(self, conf: Any, entries: list[NewEntry]) -> list[NewEntry]:
+        """The entries, owned by the call's ``user_id`` (LangGraph's convention) or else
+        by this saver's ``owner``."""
+        user_id = conf.get("user_id")
+        owner = str(user_id) if user_id is not None else self.owner
+        if owner is None:
+            return entries
+        return [replace(entry, owner=owner) for entry in entries]
 
     async def adelete_thread(self, thread_id: str) -> None:
         self._note_loop()
