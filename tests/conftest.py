@@ -26,6 +26,19 @@ def pytest_configure(config: pytest.Config) -> None:
     os.chmod(folder, 0o1777)  # like /tmp: servers run as another user (postgres) write there too
     config.stash[_CHILD_TMP] = folder
     os.environ["TMPDIR"] = folder
+    config.addinivalue_line(
+        "markers", "reference(name): runs the framework's own implementation NAME, not runstore"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``reference(NAME)`` runs a framework's own implementation, not runstore:
+    the mark becomes the test's ``reference`` property in the JUnit XML, so scripts/test reports
+    its failure as an environment problem, apart from runstore's."""
+    for item in items:
+        mark = item.get_closest_marker("reference")
+        if mark is not None:
+            item.user_properties.append(("reference", str(mark.args[0])))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

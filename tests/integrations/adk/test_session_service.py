@@ -36,7 +36,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         names = [f"runstore-{b}" for b in backends] + REFERENCE
         if metafunc.definition.get_closest_marker("persistent"):
             names.remove("InMemorySessionService")
-        metafunc.parametrize("service_name", names)
+        metafunc.parametrize(
+            "service_name",
+            [
+                pytest.param(n, marks=pytest.mark.reference(n)) if n in REFERENCE else n
+                for n in names
+            ],
+        )
 
 
 @pytest.fixture

@@ -257,6 +257,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             dropped.append(item)
         else:
             kept.append(item)
+            if MODE == "upstream":  # the SDK's own SQLiteSession: scripts/test's reference
+                item.user_properties.append(("reference", "SQLiteSession"))
     config.hook.pytest_deselected(items=dropped)
     items[:] = kept
 

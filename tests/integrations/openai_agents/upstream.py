@@ -2,10 +2,14 @@
 against upstream SQLiteSession on the same files for reference; prints the counts.
 
 Usage (in .venv-openai-agents, from the repository root; scripts/test does this):
-    python tests/integrations/openai_agents/upstream.py [--modes upstream,memory,...]
+    python tests/integrations/openai_agents/upstream.py [--modes upstream,memory,...] [--junitxml P]
 
-The sdist (pinned below, with its tests/) is downloaded from the package index into
-build/openai-agents at test time; nothing of it is committed. The plugin that swaps the
+With ``--junitxml P`` each mode's run also writes P-MODE.xml (the upstream run's tests carry the
+property ``reference=SQLiteSession``).
+
+The sdist (pinned below, with its tests/; hash checked against locks/openai-agents.txt) is
+downloaded from the package index into build/openai-agents at test time; nothing of it is
+committed. The plugin that swaps the
 session class, and the one list of excluded tests, is runstore_upstream.py beside this file.
 Exit status 1 when a test that is not excluded fails in any mode.
 """
@@ -31,14 +35,29 @@ sys.path.insert(0, str(HERE))
 from runstore_upstream import RUNNER_FILES, SESSION_FILES  # noqa: E402
 
 
+def locked_hashes() -> list[str]:
+    """The ``--hash=`` options of openai-agents==VERSION in locks/openai-agents.txt (the sdist's
+    among them): the downloaded sdist is checked against the lock like every other package."""
+    lines = (ROOT / "locks" / "openai-agents.txt").read_text().splitlines()
+    start = lines.index(f"openai-agents=={VERSION} \\")
+    hashes = []
+    for line in lines[start + 1 :]:
+        if not line.strip().startswith("--hash="):
+            break
+        hashes.append(line.strip().removesuffix("\\").strip())
+    return hashes
+
+
 def sdist() -> Path:
     """The extracted sdist, downloaded on first use."""
     folder = BUILD / f"openai_agents-{VERSION}"
     if not (folder / "tests").is_dir():
         BUILD.mkdir(parents=True, exist_ok=True)
+        requirement = BUILD / "requirement.txt"
+        requirement.write_text(f"openai-agents=={VERSION} {' '.join(locked_hashes())}\n")
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-             f"openai-agents=={VERSION}", "-d", str(BUILD)],
+             "--require-hashes", "-r", str(requirement), "-d", str(BUILD)],
             check=True,
         )  # fmt: skip
         with tarfile.open(BUILD / f"openai_agents-{VERSION}.tar.gz") as archive:
@@ -46,7 +65,7 @@ def sdist() -> Path:
     return folder
 
 
-def run(mode: str, folder: Path) -> dict[str, object]:
+def run(mode: str, folder: Path, junitxml: str | None) -> dict[str, object]:
     report = BUILD / f"report-{mode}.json"
     report.unlink(missing_ok=True)
     env = {
@@ -57,6 +76,8 @@ def run(mode: str, folder: Path) -> dict[str, object]:
     }
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "-p", "runstore_upstream", *SESSION_FILES, *RUNNER_FILES]  # fmt: skip
+    if junitxml:
+        command.append(f"--junitxml={junitxml}-{mode}.xml")
     done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
     if not report.exists():
         sys.exit(f"{mode}: pytest wrote no report\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
@@ -70,7 +91,9 @@ def run(mode: str, folder: Path) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--modes", default=",".join(MODES))
-    modes = parser.parse_args().modes.split(",")
+    parser.add_argument("--junitxml", help="write PREFIX-MODE.xml for each mode")
+    args = parser.parse_args()
+    modes = args.modes.split(",")
     folder = sdist()
     print(f"openai-agents {VERSION}: {len(SESSION_FILES)} session test files in full, and the "
           f"tests of {len(RUNNER_FILES)} runner test files that make a SQLiteSession")  # fmt: skip
@@ -79,7 +102,7 @@ def main() -> None:
     bad = False
     excluded: dict[str, str] = {}
     for mode in modes:
-        result = run(mode, folder)
+        result = run(mode, folder, args.junitxml and str(Path(args.junitxml).resolve()))
         tests = result["tests"]
         counts = Counter(v["outcome"] for v in tests.values())  # type: ignore[attr-defined]
         sessions = [v for v in tests.values() if v["session"]]  # type: ignore[attr-defined]
