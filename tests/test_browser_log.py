@@ -26,6 +26,8 @@ def test_hooks_are_either_recorded_or_readers() -> None:
     assert {"_get_chat_history", "_list_sessions", "_load_state"} <= readers
     assert "_get_chat_history_after" in readers and "_replace_history" in mutating
     assert all(name.startswith(_oplog.READER_PREFIXES) for name in readers)
+    # these return context managers, not results: the browser store must not wrap them
+    assert not {"_export_source", "_import_sink", "_import_records"} & _oplog.hook_names()
 
 
 def test_a_call_reads_back_as_the_same_arguments() -> None:

@@ -30,8 +30,12 @@ READER_PREFIXES = ("_get_", "_list_", "_load_", "_export", "_find_", "_count_", 
 # the ``_replace_history`` hook, which is the one recorded (checked arguments, fixed time).
 # Records of it written before are still replayed.
 REPLAYED_ONLY = frozenset({"_replace_messages"})
-# ``_import_records`` checks a record stream and ends in the ``_import`` hook, which is recorded.
-NOT_HOOKS = frozenset({"_close", "_open", "_import_records"}) | REPLAYED_ONLY
+# ``_import_records`` checks a record stream and ends in the ``_import`` hook, which is recorded;
+# ``_export_source`` and ``_import_sink`` return context managers (memory's read and build).
+NOT_HOOKS = (
+    frozenset({"_close", "_open", "_import_records", "_export_source", "_import_sink"})
+    | REPLAYED_ONLY
+)
 SNAPSHOT_FORMAT = 1
 
 

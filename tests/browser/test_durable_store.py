@@ -129,6 +129,42 @@ def test_a_snapshot_and_the_log_after_it_read_back(profile: Profile) -> None:
     assert tab.run(READ) == written
 
 
+IMPORTED = """
+import json
+from runstore import InMemoryDataStorage, NewEntry
+from runstore.browser import open_store
+
+source = InMemoryDataStorage()
+run = await source.initialize_run(workflow_name="moved", session_id="s", external_id="ada")
+await source.add_chat_message(agent_id=run.agent_id, session_id="s", run_id=run.run_id,
+                              role="user", content="imported é", idempotency_key="k")
+await source.put_entries("langgraph", [NewEntry("t/1", {"v": 1}, data=b"\\x00b", owner="ada")])
+store = await open_store("notes")
+await store.import_records(source.export_records())
+await store.put_entries("app", [NewEntry("after", {"n": 2})])
+json.dumps([r async for r in store.export_records()])
+"""
+
+
+def test_imported_records_and_entries_survive_a_reload_and_a_snapshot(profile: Profile) -> None:
+    """import_records is one logged call; a snapshot keeps the entries."""
+    tab = profile.tab()
+    written = tab.run(IMPORTED)
+    assert [r["kind"] for r in written] == [
+        "header", "agent", "session", "run", "message", "entry", "entry",
+    ]  # fmt: skip
+    read = READ.replace(
+        "json.dumps(await store.export_data())",
+        "json.dumps([r async for r in store.export_records()])",
+    )
+    tab.reload()
+    assert tab.run(read) == written
+    tab.reload()
+    assert tab.run(read.replace("json.dumps(", "await store.compact()\njson.dumps(")) == written
+    tab.reload()
+    assert tab.run(read) == written
+
+
 def test_a_web_worker_writes_and_the_page_reads_after_a_reload(profile: Profile) -> None:
     tab = profile.tab()
     written = tab.run_in_worker(WRITE)  # the worker keeps the store open: a reload ends it
