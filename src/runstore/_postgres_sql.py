@@ -370,8 +370,9 @@ EXPORT_SESSION_RUNS = (
 # so concurrent appends (any number of processes) get distinct, increasing seqs. When
 # nothing is inserted, the last two columns are what _rules.refuse_message needs: the
 # session's agent and the run's session. $7 metadata, $8 token_count, $9 idempotency_key:
-# a keyed add runs it only after LOCK_SESSION and MESSAGE_BY_KEY found no such message;
-# $10 the search terms.
+# a keyed add runs it after REPEATED_MESSAGE found none; the unique index messages_by_key
+# refuses a second message with the key that a concurrent add stored first. $10 the search
+# terms.
 ADD_MESSAGE = """
 WITH bumped AS (
     UPDATE {s}.sessions s SET last_seq = s.last_seq + 1, updated_at = greatest(s.updated_at, $6)
@@ -424,15 +425,12 @@ HISTORY_AFTER = (
     f"SELECT {CHAT.select()} FROM {{s}}.messages WHERE session_id = $1 AND seq > $2"
     " ORDER BY seq LIMIT $3"
 )
-# Serialises the keyed adds, pops and truncations of one session (until commit).
+# Serialises the pops and truncations of one session (until commit).
 LOCK_SESSION = "SELECT 1 FROM {s}.sessions WHERE id = $1 FOR UPDATE"
 
 # replace_history: the session's agent under its row lock, and its newest message's seq.
 LOCK_SESSION_AGENT = "SELECT agent_id FROM {s}.sessions WHERE id = $1 FOR UPDATE"
 NEWEST_MESSAGE_SEQ = "SELECT coalesce(max(seq), 0) FROM {s}.messages WHERE session_id = $1"
-MESSAGE_BY_KEY = (
-    f"SELECT {CHAT.select()} FROM {{s}}.messages WHERE session_id = $1 AND idempotency_key = $2"
-)
 # A repeated idempotency key in one read: the session's agent, the run's session (what
 # _rules.refuse_message needs), then the message stored under the key; no row: none is.
 REPEATED_MESSAGE = f"""SELECT s.agent_id, (SELECT session_id FROM {{s}}.runs WHERE id = $3),
@@ -725,7 +723,6 @@ class Statements:
         self.lock_session = fill(LOCK_SESSION)
         self.lock_session_agent = fill(LOCK_SESSION_AGENT)
         self.newest_message_seq = fill(NEWEST_MESSAGE_SEQ)
-        self.message_by_key = fill(MESSAGE_BY_KEY)
         self.message_owners = fill(MESSAGE_OWNERS)
         self.repeated_message = fill(REPEATED_MESSAGE)
         self.pop_message = fill(POP_MESSAGE)

@@ -533,18 +533,10 @@ class PostgresDataStorage(BatchPruner, DataStorage):
             seq, session_agent, run_session = await self._fetchrow(
                 q.add_message, *args, None, terms
             )
-        elif found := await self._fetchrow(q.repeated_message, session_id, idempotency_key, run_id):
-            # A repeat costs one read (a stored message never changes).
-            seq, (session_agent, run_session, *stored) = None, found
-        else:  # under the session's row lock, so that one key stores one message
-            async with self._transaction() as conn:
-                await conn.execute(q.lock_session, session_id)
-                stored = await conn.fetchrow(q.message_by_key, session_id, idempotency_key)
-                if stored is None:
-                    row = await conn.fetchrow(q.add_message, *args, idempotency_key, terms)
-                else:
-                    row = (None, *await conn.fetchrow(q.message_owners, session_id, run_id))
-                seq, session_agent, run_session = row
+        else:
+            seq, session_agent, run_session, stored = await self._add_keyed(
+                args, idempotency_key, terms
+            )
         if seq is not None:
             return ChatMsg(role, content, seq, run_id, now, load_json(metadata), token_count)
         refuse_message(agent_id, session_id, run_id, session_agent, run_session)
@@ -553,6 +545,36 @@ class PostgresDataStorage(BatchPruner, DataStorage):
             check_repeat(repeat_fields(first), (role, content, run_id, metadata, token_count))
             return first
         raise NotFoundError("session_id", session_id)  # deleted meanwhile
+
+    async def _add_keyed(
+        self, args: tuple[Any, ...], key: str, terms: list[str] | None
+    ) -> tuple[Any, Any, Any, Any]:
+        """A keyed add: a repeat is one read (a stored message never changes), a first add that
+        read and one statement, with no transaction around them. Of two adds of one key at
+        once, the unique index on (session, key) lets one in; the other's statement fails
+        whole (it takes no seq) and it reads what the first stored. Returns the seq (None if
+        nothing was added), the session's agent and the run's session, and the stored row."""
+        q = self._sql
+        session_id, run_id = args[1], args[2]
+        for _ in range(3):  # again only if the stored message was removed meanwhile
+            found = await self._fetchrow(q.repeated_message, session_id, key, run_id)
+            if found is not None:
+                session_agent, run_session, *stored = found
+                return None, session_agent, run_session, stored
+            try:
+                row = await self._fetchrow(q.add_message, *args, key, terms)
+            except StorageError as exc:
+                cause = exc.__cause__
+                if not isinstance(cause, asyncpg.UniqueViolationError):
+                    raise
+                if cause.constraint_name != "messages_by_key":
+                    raise
+                continue
+            return (*row, None)
+        raise StorageError(
+            f"idempotency_key {quote(key)}: its message was added and removed concurrently, "
+            "three times; try again"
+        )
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Any]:

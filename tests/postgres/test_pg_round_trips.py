@@ -120,3 +120,22 @@ async def test_each_hot_call_is_one_round_trip(through: str) -> None:
                 await call()
             counted[name] = (proxy.round_trips - before) / 3
     assert counted == {name: 1 for name, _ in calls}
+
+
+@pytest.mark.parametrize("through", ["server", "pgbouncer"])
+async def test_an_add_with_an_idempotency_key_takes_no_transaction(through: str) -> None:
+    """A first add of a key is a read and one statement (no BEGIN, lock, COMMIT); a repeat is
+    the read alone."""
+    dsn, pooler = (
+        (shared_dsn(), None) if through == "server" else (shared_pgbouncer_dsn(), "transaction")
+    )
+    async with store_behind_proxy(dsn, pooler) as (proxy, store):
+        run = await store.initialize_run(workflow_name="chat")
+        ids = {"agent_id": run.agent_id, "session_id": run.session_id, "run_id": run.run_id}
+        for key in ("warm", "warm", "k"):  # describes the statements on this connection first
+            before = proxy.round_trips
+            await store.add_chat_message(**ids, role="user", content=key, idempotency_key=key)
+        first = proxy.round_trips - before
+        before = proxy.round_trips
+        await store.add_chat_message(**ids, role="user", content="k", idempotency_key="k")
+        assert (first, proxy.round_trips - before) == (2, 1)
