@@ -433,8 +433,12 @@ LOCK_SESSION_AGENT = "SELECT agent_id FROM {s}.sessions WHERE id = $1 FOR UPDATE
 NEWEST_MESSAGE_SEQ = "SELECT coalesce(max(seq), 0) FROM {s}.messages WHERE session_id = $1"
 # A repeated idempotency key in one read: the session's agent, the run's session (what
 # _rules.refuse_message needs), then the message stored under the key; no row: none is.
+# The last column takes a transaction id only when a message is found, so that the read
+# commits, and with synchronous replication waits for the standby: a message that a crashed
+# and restarted primary recovered but never replicated is not acknowledged as stored (a
+# failover would lose it).
 REPEATED_MESSAGE = f"""SELECT s.agent_id, (SELECT session_id FROM {{s}}.runs WHERE id = $3),
-    {CHAT.select("m.")} FROM {{s}}.sessions s
+    {CHAT.select("m.")}, pg_current_xact_id() FROM {{s}}.sessions s
     JOIN {{s}}.messages m ON m.session_id = s.id AND m.idempotency_key = $2 WHERE s.id = $1"""
 # For a refused add: the session's agent and the run's session (NULL: none).
 MESSAGE_OWNERS = (

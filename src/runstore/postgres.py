@@ -559,7 +559,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
         for _ in range(3):  # again only if the stored message was removed meanwhile
             found = await self._fetchrow(q.repeated_message, session_id, key, run_id)
             if found is not None:
-                session_agent, run_session, *stored = found
+                session_agent, run_session, *stored, _ = found  # _: REPEATED_MESSAGE's xid
                 return None, session_agent, run_session, stored
             try:
                 row = await self._fetchrow(q.add_message, *args, key, terms)
