@@ -86,7 +86,8 @@ function report(title, refused = title) {
 
 function setEnabled(on) {
   for (const id of ["mode-select", "mode-switch", "export", "import-file", "new-chat",
-    "undo-turn", "chat-input", "chat-send", "console-code", "console-run"]) $(id).disabled = !on;
+    "undo-turn", "chat-input", "chat-send", "console-code", "console-run", "erase-user",
+    "keep-last", "prune"]) $(id).disabled = !on;
   for (const button of document.querySelectorAll("button.fork")) button.disabled = !on;
 }
 
@@ -199,6 +200,9 @@ async function refresh() {
   selected = view.selected;
   $("store-mode").textContent = view.mode === "persistent"
     ? "persistent: runstore.browser store in IndexedDB" : "in-memory: empty after a reload";
+  const s = view.stats;
+  $("stats").textContent = `stats(): ${s.sessions} sessions · ${s.runs} runs · `
+    + `${s.messages} messages · ${s.entries} entries · ${s.bytes} bytes`;
   renderChat(view.chat);
   renderAgents(view.agents);
   renderSessions(view.sessions, view.selected, view.chat_session_id);
@@ -289,6 +293,26 @@ async function forkFrom(sessionId, seq) {
   $("chat-input").focus();
 }
 
+const removed = (r) => `${r.sessions} sessions, ${r.runs} runs, ${r.messages} messages, ${r.entries} entries`;
+
+async function eraseUser() {
+  await busy(async () => {
+    const done = await call("eraseUser").catch(report("Could not forget the user"));
+    if (done) $("lifecycle-result").textContent = `Forgot ${removed(done)}.`;
+    await refresh();
+  });
+}
+
+async function prune() {
+  await busy(async () => {
+    const text = $("keep-last").value; // "" when not a number: prune refuses it, naming keep_last
+    const keepLast = text === "" ? text : Number(text);
+    const done = await call("prune", { keepLast }).catch(report("Prune refused"));
+    if (done) $("lifecycle-result").textContent = `Pruned ${removed(done)}.`;
+    await refresh();
+  });
+}
+
 async function newConversation() {
   await busy(async () => {
     await call("newConversation").catch(report("Could not start a conversation"));
@@ -307,6 +331,8 @@ $("console-code").addEventListener("keydown", (event) => {
 });
 $("new-chat").addEventListener("click", newConversation);
 $("undo-turn").addEventListener("click", undoTurn);
+$("erase-user").addEventListener("click", eraseUser);
+$("prune").addEventListener("click", prune);
 $("error-close").addEventListener("click", () => { $("error").hidden = true; });
 $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
 

@@ -114,6 +114,20 @@ async def fork_from(session_id: str, seq: int) -> dict[str, Any]:
     return {"session_id": fork.id, "forked_from_seq": fork.forked_from_seq}
 
 
+async def erase_user() -> dict[str, int]:
+    """Forget the playground's user: ``erase`` every session of its external id (runs, states,
+    messages) and the entries it owns. The next message starts a new conversation."""
+    global chat_session_id
+    report = await _live().erase(EXTERNAL_ID)
+    chat_session_id = None
+    return dataclasses.asdict(report)
+
+
+async def prune(keep_last: int) -> dict[str, int]:
+    """Retention: keep only the newest ``keep_last`` messages of each session (``prune``)."""
+    return dataclasses.asdict(await _live().prune(keep_last=keep_last))
+
+
 def _plain(value: Any) -> Any:
     """Records as JSON-ready dicts (datetimes as ISO text)."""
     if isinstance(value, datetime):
@@ -153,6 +167,7 @@ async def snapshot(selected: str | None) -> dict[str, Any]:
         chat = [_plain(m._asdict()) for m in await live.get_chat_history(chat_session_id, None)]
     return {
         "mode": mode,
+        "stats": dataclasses.asdict(await live.stats()),
         "agents": [_record(a) for a in agents],
         "sessions": [_record(s) for s in sessions],
         "selected": selected,
@@ -224,6 +239,8 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "select_chat_session": select_chat_session,
     "undo_last_turn": undo_last_turn,
     "fork_from": fork_from,
+    "erase_user": erase_user,
+    "prune": prune,
     "export_json": export_json,
     "import_json": import_json,
     "run_console": run_console,

@@ -2,7 +2,8 @@
 conftest's ``check`` (no error banner, no console error, no uncaught exception): chat turns (Enter
 and the Send button), undo, fork, session list, run details, new conversation, the console (button
 and Ctrl+Enter), export, switch to persistent storage, import, import again (a one-line refusal),
-dismiss, reload (the persistent data is back), switch back to memory. The test then compares the
+dismiss, reload (the persistent data is back), stats, prune (refused, then done), forget the
+user (erase), switch back to memory. The test then compares the
 controls it drove with every control on the page, so a new control cannot go untested."""
 
 from __future__ import annotations
@@ -99,6 +100,29 @@ def test_every_control_works_without_an_error(visit: Visit, tmp_path: Path) -> N
     assert inspector(page) == before
     assert "Turn 2" in say(page, "and after the reload?")
     on_page = set(page.locator(CONTROLS).evaluate_all(f"els => els.map({KEY})"))
+
+    # Lifecycle on the persistent store: stats, prune (retention), erase (forget the user).
+    stats = page.locator("#stats")
+    expect(stats).to_contain_text(" 3 sessions ")
+    messages = int(stats.inner_text().split(" messages")[0].rsplit(" ", 1)[1])
+    use(page, "#keep-last").fill("-1")
+    click(page, "#prune")  # refused in one line: nothing removed
+    notice = page.locator("#notice-text").inner_text()
+    assert notice.startswith("Prune refused: keep_last: must be between 0 and"), notice
+    expect(stats).to_contain_text(f" {messages} messages ")
+    page.fill("#keep-last", "1")
+    click(page, "#prune")  # every session keeps its newest message
+    expect(page.locator("#lifecycle-result")).to_have_text(
+        f"Pruned 0 sessions, 0 runs, {messages - 3} messages, 0 entries."
+    )
+    expect(stats).to_contain_text(" 3 sessions · ")
+    expect(stats).to_contain_text(" 3 messages ")
+    expect(page.locator("#messages tbody tr")).to_have_count(1)
+    click(page, "#erase-user")
+    expect(page.locator("#lifecycle-result")).to_contain_text("Forgot 3 sessions, ")
+    expect(stats).to_contain_text(": 0 sessions · 0 runs · 0 messages · 0 entries")
+    expect(page.locator("#sessions button")).to_have_count(0)
+    assert "Turn 1" in say(page, "my name is Eve")  # a new conversation
 
     switch_mode(page, "memory")
     assert inspector(page)["sessions"] == []
