@@ -87,7 +87,7 @@ function report(title, refused = title) {
 function setEnabled(on) {
   for (const id of ["mode-select", "mode-switch", "export", "import-file", "new-chat",
     "undo-turn", "chat-input", "chat-send", "console-code", "console-run", "erase-user",
-    "keep-last", "prune"]) $(id).disabled = !on;
+    "keep-last", "prune", "search-query", "search-run"]) $(id).disabled = !on;
   for (const button of document.querySelectorAll("button.fork")) button.disabled = !on;
 }
 
@@ -313,6 +313,20 @@ async function prune() {
   });
 }
 
+async function search(event) {
+  event.preventDefault();
+  await busy(async () => {
+    const hits = await call("search", { query: $("search-query").value })
+      .catch(report("Search refused"));
+    if (hits === null) return;
+    $("search-hits").replaceChildren(...(hits.length ? hits.map((h) =>
+      el("li", { "data-session-id": h.session_id, "data-seq": String(h.seq) },
+        el("span", { class: "mono muted", text: `${short(h.session_id)} #${h.seq}` }),
+        el("span", { text: h.content ?? "" })))
+      : [el("li", { class: "muted", text: "no message matches" })]));
+  });
+}
+
 async function newConversation() {
   await busy(async () => {
     await call("newConversation").catch(report("Could not start a conversation"));
@@ -333,6 +347,7 @@ $("new-chat").addEventListener("click", newConversation);
 $("undo-turn").addEventListener("click", undoTurn);
 $("erase-user").addEventListener("click", eraseUser);
 $("prune").addEventListener("click", prune);
+$("search-form").addEventListener("submit", search);
 $("error-close").addEventListener("click", () => { $("error").hidden = true; });
 $("notice-close").addEventListener("click", () => { $("notice").hidden = true; });
 

@@ -69,6 +69,7 @@ const ops = {
   undo: () => py("undo_last_turn"),
   fork: ({ sessionId, seq }) => py("fork_from", sessionId, seq),
   eraseUser: () => py("erase_user"),
+  search: ({ query }) => py("search", query),
   prune: ({ keepLast }) => py("prune", keepLast),
   exportData: () => py("export_json"),
   importData: ({ text }) => py("import_json", text),

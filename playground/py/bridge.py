@@ -114,6 +114,14 @@ async def fork_from(session_id: str, seq: int) -> dict[str, Any]:
     return {"session_id": fork.id, "forked_from_seq": fork.forked_from_seq}
 
 
+async def search(query: str) -> list[dict[str, Any]]:
+    """``search_messages`` over every conversation: the best 20 hits."""
+    hits = await _live().search_messages(query, limit=20)
+    return [
+        {"session_id": h.session.id, "score": h.score, **_plain(h.message._asdict())} for h in hits
+    ]
+
+
 async def erase_user() -> dict[str, int]:
     """Forget the playground's user: ``erase`` every session of its external id (runs, states,
     messages) and the entries it owns. The next message starts a new conversation."""
@@ -240,6 +248,7 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "undo_last_turn": undo_last_turn,
     "fork_from": fork_from,
     "erase_user": erase_user,
+    "search": search,
     "prune": prune,
     "export_json": export_json,
     "import_json": import_json,

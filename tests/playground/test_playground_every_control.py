@@ -101,6 +101,13 @@ def test_every_control_works_without_an_error(visit: Visit, tmp_path: Path) -> N
     assert "Turn 2" in say(page, "and after the reload?")
     on_page = set(page.locator(CONTROLS).evaluate_all(f"els => els.map({KEY})"))
 
+    # Search over every conversation (search_messages).
+    use(page, "#search-query").fill("CHESS")
+    click(page, "#search-run")
+    hits = page.locator("#search-hits li").filter(has_text="Hi, my name is Ada and I like chess")
+    expect(hits).to_have_count(2)  # the parent's message and the fork's copy of it
+    assert parent in {hit.get_attribute("data-session-id") for hit in hits.all()}
+
     # Lifecycle on the persistent store: stats, prune (retention), erase (forget the user).
     stats = page.locator("#stats")
     expect(stats).to_contain_text(" 3 sessions ")
