@@ -5,6 +5,9 @@ The big database: 10,000,000 messages in 100,000 sessions (100 each), one end us
 (sessions and entries by COPY, messages by INSERT ... SELECT on the server; foreign-key
 triggers off while filling, when the role may), then ANALYZE. The small one: only what the
 calls read (the user's sessions down to the deep page, one session of 100 messages).
+Then, once each on the big database: erasure of the user (10,000 sessions, 1,000,000 messages,
+50,000 entries) and ``prune(idle_before=...)`` of the next 10,000 oldest sessions (1,000,000
+messages) while a writer adds messages to another session (the longest add is reported).
 ``--size`` scales the session and entry counts (``--size 0.01``: 1,000 sessions, 100,000
 messages) for a quick run:
 
@@ -26,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .extras import Line
+from .retention import add_until
 from .runstore_stores import drop_schema
 from .timing import Figure, Settings, measure_calls
 from .turns import log
@@ -235,10 +239,49 @@ async def _measure(
         detail = f"{ratio:.2f}x the small database ({empty.median:,.0f} µs)"
         lines.append(Line(label, full, detail=detail))
         log(f"  capacity: {label}: {full.median:,.0f} µs, {ratio:.2f}x")
-    lines.append(
-        Line("stats, erasure of the user, prune of old messages under writers",
-             missing="not in this runstore yet (the lifecycle calls)")
-    )  # fmt: skip
+    lines += await _lifecycle(small_store, big_store, big_agent, shape, settings)
+    return lines
+
+
+async def _lifecycle(
+    small_store: Any, big_store: Any, big_agent: str, shape: Shape, settings: Settings
+) -> list[Line]:
+    """stats of the user, then (destructive, once each) erasure of the user and a prune of
+    the oldest other sessions' messages while a writer adds to the newest session."""
+    lines = []
+    empty = await measure_calls(lambda: small_store.stats(external_id=USER), settings)
+    full = await measure_calls(lambda: big_store.stats(external_id=USER), settings)
+    lines.append(Line("stats(external_id=...)", full,
+                      detail=f"{full.median / empty.median:.2f}x the small database "
+                             f"({empty.median:,.0f} µs)"))  # fmt: skip
+    started = time.perf_counter()
+    erased = await small_store.erase(USER)
+    small_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    erased_big = await big_store.erase(USER)
+    seconds = time.perf_counter() - started
+    lines.append(Line("erase(external_id): the user", Figure([seconds], unit="s"),
+                      detail=f"{erased_big.sessions:,} sessions, {erased_big.messages:,} messages, "
+                             f"{erased_big.entries:,} entries; the small database "
+                             f"({erased.sessions:,} sessions): {small_seconds:.2f} s"))  # fmt: skip
+    log(f"  capacity: erase: {seconds:.1f} s, {erased_big}")
+    # The oldest sessions left are those after the user's: prune the next user_sessions of them
+    # (PER_SESSION messages each), while a writer adds to the newest session.
+    cutoff = (await big_store.get_session(_sid(2 * shape.user_sessions))).updated_at
+    writer_session = _sid(shape.sessions - 1)
+    done = asyncio.Event()
+    writer = asyncio.create_task(add_until(big_store, big_agent, writer_session, done))
+    await asyncio.sleep(0)
+    started = time.perf_counter()
+    pruned = await big_store.prune(idle_before=cutoff, expired_entries=False)
+    seconds = time.perf_counter() - started
+    done.set()
+    adds, longest = await writer
+    lines.append(Line("prune(idle_before=...) under a writer", Figure([seconds], unit="s"),
+                      detail=f"{pruned.sessions:,} sessions, {pruned.messages:,} messages; "
+                             f"{adds:,} adds meanwhile, the longest "
+                             f"{longest * 1000:,.1f} ms"))  # fmt: skip
+    log(f"  capacity: prune: {seconds:.1f} s, {pruned}, {adds} adds, longest {longest:.3f} s")
     return lines
 
 

@@ -36,7 +36,7 @@ async def _sessions(store: DataStorage, count: int) -> tuple[str, list[str]]:
     return handle.agent_id, ids
 
 
-async def _writer(store: DataStorage, agent_id: str, session_id: str, done: asyncio.Event) -> Any:
+async def add_until(store: DataStorage, agent_id: str, session_id: str, done: asyncio.Event) -> Any:
     """Adds messages until ``done``; returns (adds, longest seconds one add took)."""
     adds, longest = 0, 0.0
     while not done.is_set():
@@ -52,7 +52,7 @@ async def _writer(store: DataStorage, agent_id: str, session_id: str, done: asyn
 
 async def _prune(store: DataStorage, agent_id: str, writer_session: str) -> str:
     done = asyncio.Event()
-    writer = asyncio.create_task(_writer(store, agent_id, writer_session, done))
+    writer = asyncio.create_task(add_until(store, agent_id, writer_session, done))
     await asyncio.sleep(0)
     started = time.perf_counter()
     report = await store.prune(keep_last=KEEP)
