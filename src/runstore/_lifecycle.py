@@ -18,14 +18,23 @@ The rules, once:
 
 from __future__ import annotations
 
-import asyncio
+import types
 from abc import ABC, abstractmethod
+from collections.abc import Generator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from .errors import InvalidDataError
 from .models import MAX_INT64, check_external_id, check_int_range, check_name, to_utc
+
+
+@types.coroutine
+def _other_tasks_run() -> Generator[None, None, None]:
+    """``asyncio.sleep(0)`` without importing asyncio (which pulls in threading: Pyodide's
+    ``import runstore`` must not): a bare yield hands the turn back to the event loop."""
+    yield
+
 
 PRUNE_BATCH = 1000  # rows a SQL backend removes per transaction: what a writer may wait for
 SESSION_BATCH = 100  # sessions per transaction (with their runs and messages)
@@ -171,7 +180,7 @@ class BatchPruner(ABC):
         sessions = runs = messages = entries = 0
         if request.idle_before is not None:
             while True:
-                await asyncio.sleep(0)
+                await _other_tasks_run()
                 batch = await self._prune_idle_batch(request.idle_before, SESSION_BATCH)
                 sessions, runs, messages = (
                     sessions + batch[0],
@@ -186,7 +195,7 @@ class BatchPruner(ABC):
                 page = await self._prune_cutoffs(after, request.keep_last, SESSION_BATCH)
                 for session_id, through_seq in page:
                     while through_seq is not None:
-                        await asyncio.sleep(0)
+                        await _other_tasks_run()
                         removed = await self._prune_messages_batch(
                             session_id, through_seq, PRUNE_BATCH
                         )
@@ -198,7 +207,7 @@ class BatchPruner(ABC):
                 after = page[-1][0]
         if request.expired_entries:
             while True:
-                await asyncio.sleep(0)
+                await _other_tasks_run()
                 removed = await self._prune_expired_batch(request.now, PRUNE_BATCH)
                 entries += removed
                 if removed < PRUNE_BATCH:
