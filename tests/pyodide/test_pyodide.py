@@ -225,18 +225,21 @@ def test_micropip_installs_the_wheel_from_emfs(selenium_standalone: Any, wheel: 
 
 def test_wheel_is_pure_small_and_dependency_free(wheel: Path) -> None:
     assert wheel.name.endswith("-py3-none-any.whl")
-    # issue 5 asked for under 60 KB. On 2026-11-26 the wheel is 96 KB: the core 84 KB (with the
+    # issue 5 asked for under 60 KB. On 2026-11-26 the wheel was 96 KB: the core 84 KB (with the
     # LICENSE 4 KB, messages v2, entries, the durable browser store) and four framework adapters
-    # 12 KB (extras Pyodide never imports). What users pay is measured by scripts/bench
-    # (micropip install + import: 11% of Pyodide's boot, target < 15%); these budgets catch growth.
+    # 12 KB (extras Pyodide never imports). On 2026-12-07 it is 140 KB: the core 121 KB (the record
+    # stream and export v3 7 KB, the CLI 3 KB, erase/prune/stats 3 KB, search 3 KB, their SQL, a
+    # longer README in METADATA) and the adapters 19 KB (ADK's memory service). What users pay is
+    # measured by scripts/bench (micropip install + import against Pyodide's boot, target < 15%);
+    # these budgets catch growth.
     with zipfile.ZipFile(wheel) as archive:
         adapters = sum(
             i.compress_size
             for i in archive.infolist()
             if i.filename.startswith("runstore/integrations/")
         )
-    assert wheel.stat().st_size - adapters < 92_000
-    assert adapters < 16_000
+    assert wheel.stat().st_size - adapters < 128_000
+    assert adapters < 22_000
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
