@@ -271,7 +271,7 @@ def lines(copies: list[Copy]) -> list[str]:
         "",
         "A store of N messages (sessions of 1,000 messages, one run each) copied by "
         "`target.import_records(source.export_records())` in a fresh process; peak RSS is that "
-        "process's peak RSS (VmHWM). Records count the header, agent, sessions and runs too. The raw "
+        "process's VmHWM. Records count the header, agent, sessions and runs too. The raw "
         "copy moves only the messages' rows (sqlite3 SELECT into asyncpg "
         "`copy_records_to_table`), with no checks.",
         "",
