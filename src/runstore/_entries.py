@@ -359,6 +359,23 @@ class EntryStore(ABC):
             EntryCopy(scope, bounds, prefix, target, to_prefix, self._now())
         )
 
+    async def refresh_entries(
+        self, scope: str, keys: Sequence[str], *, expires_at: datetime | None
+    ) -> int:
+        """Set the expiry of the live entries of ``keys`` to ``expires_at`` (None: never),
+        atomically, changing nothing else (not the version, not ``updated_at``). Expired and
+        missing keys stay absent. Returns how many entries it refreshed."""
+        self._check_open()
+        scope = check_name(scope, "scope")
+        if isinstance(keys, str | bytes) or not isinstance(keys, Sequence):
+            raise InvalidDataError("keys", "must be a sequence of strings")
+        checked = sorted({check_name(key, f"keys[{i}]") for i, key in enumerate(keys)})
+        if expires_at is not None:
+            expires_at = check_stored_time(expires_at, "expires_at")
+        if not checked:
+            return 0
+        return await self._refresh_entries(scope, checked, expires_at, self._now())
+
     @staticmethod
     def _key_range(prefix: Any, after: Any, before: Any) -> KeyRange:
         for name, value in (("prefix", prefix), ("after", after), ("before", before)):
@@ -412,6 +429,11 @@ class EntryStore(ABC):
 
     @abstractmethod
     async def _copy_entries(self, copy: EntryCopy) -> int: ...
+
+    @abstractmethod
+    async def _refresh_entries(
+        self, scope: str, keys: list[str], expires_at: datetime | None, now: datetime
+    ) -> int: ...
 
 
 @dataclass(slots=True)
@@ -629,6 +651,17 @@ class MemoryEntries(EntryStore):
             new.owner, new.expires_at = source.owner, source.expires_at
             self._write(to_scope, key, new, now)
         return len(copies)
+
+    async def _refresh_entries(
+        self, scope: str, keys: list[str], expires_at: datetime | None, now: datetime
+    ) -> int:
+        refreshed = 0
+        for key in keys:
+            stored = self._live(scope, key, now)
+            if stored is not None:
+                stored.expires_at = expires_at
+                refreshed += 1
+        return refreshed
 
     def _all_entries(self, now: datetime) -> list[Entry]:
         """Every entry that has not expired by ``now``, by (scope, key) (export)."""

@@ -601,6 +601,10 @@ ENTRY_STATEMENTS: dict[str, str] = {
     VALUES ($1, $2, $3::jsonb, $4, $5, 1, $6, $7, $8) {_REPLACE_PUT} RETURNING {_ENTRY}""",
     "merge_if_version": f"""UPDATE {{s}}.entries SET {_MERGED}
     WHERE scope = $1 AND key = $2 AND version = $6 AND NOT {_X4} RETURNING {_ENTRY}""",
+    # refresh_entries: $1 scope, $2 keys, $3 now, $4 the new expiry (nothing else changes)
+    "refresh": f"""WITH r AS (UPDATE {{s}}.entries SET expires_at = $4
+    WHERE scope = $1 AND key = ANY($2::text[]) AND {_LIVE.format(now="$3")} RETURNING 1)
+    SELECT count(*) FROM r""",
 }
 for _bounded in (False, True):
     _n = 4 if _bounded else 3  # the first parameter after the range

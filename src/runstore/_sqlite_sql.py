@@ -454,6 +454,11 @@ COPY_ENTRIES: dict[bool, str] = {
     for bounded in (False, True)
 }
 
+# refresh_entries: the new expiry of the live entries of a JSON array of keys (nothing else
+# changes). Parameters: expires_at, scope, keys, now.
+REFRESH_ENTRIES = f"""UPDATE entries SET expires_at = ? WHERE scope = ?
+    AND key IN (SELECT value FROM json_each(?)) AND {_LIVE} RETURNING 1"""
+
 # -- lifecycle: erasure, accounting, retention (the rules: _lifecycle) -------------------
 
 # The sessions of an erasure or a pruned batch: a JSON array of ids, bound once as ?1.

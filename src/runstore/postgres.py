@@ -892,6 +892,14 @@ class PostgresDataStorage(BatchPruner, DataStorage):
             copied: int = await conn.fetchval(q[f"copy {bounded}"], *args)
         return copied
 
+    async def _refresh_entries(
+        self, scope: str, keys: list[str], expires_at: datetime | None, now: datetime
+    ) -> int:
+        refreshed: int = await self._fetchval(
+            self._sql.entries["refresh"], scope, keys, now, expires_at
+        )
+        return refreshed
+
 
 class _Source:
     """Pages of an export, read with keyset pagination in one transaction."""

@@ -673,6 +673,14 @@ class SqliteDataStorage(BatchPruner, DataStorage):
             refuse_long_copies(longest, copy)
             return len(await db.fetchall(sql.COPY_ENTRIES[bounded], params))
 
+    async def _refresh_entries(
+        self, scope: str, keys: list[str], expires_at: datetime | None, now: datetime
+    ) -> int:
+        until = None if expires_at is None else _to_db(expires_at)
+        params = (until, scope, json.dumps(keys), _to_db(now))
+        async with self._statement() as db:  # one statement: atomic on its own
+            return len(await db.fetchall(sql.REFRESH_ENTRIES, params))
+
 
 def _repeat(found: Any, ids: tuple[str, str, str | None], given: tuple[Any, ...]) -> ChatMsg:
     """The message stored under a repeated idempotency key (a ``REPEATED_MESSAGE`` row:

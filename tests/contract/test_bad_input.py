@@ -472,6 +472,31 @@ CASES = [
         "to_prefix",
     ),
     Case("delete_entries tag 257", lambda s, r: s.delete_entries("s", tags=[LONG]), "tags[0]"),
+    Case(
+        "refresh_entries naive expires_at",
+        lambda s, r: s.refresh_entries("s", ["k"], expires_at=datetime(9000, 1, 1)),
+        "expires_at",
+    ),
+    Case(
+        "refresh_entries expires_at str",
+        lambda s, r: s.refresh_entries("s", ["k"], expires_at="2090-01-01"),  # type: ignore[arg-type]
+        "expires_at",
+    ),
+    Case(
+        "refresh_entries keys str",
+        lambda s, r: s.refresh_entries("s", "k", expires_at=None),
+        "keys",
+    ),
+    Case(
+        "refresh_entries key int",
+        lambda s, r: s.refresh_entries("s", ["k", 1], expires_at=None),  # type: ignore[list-item]
+        "keys[1]",
+    ),
+    Case(
+        "refresh_entries key 257",
+        lambda s, r: s.refresh_entries("s", [LONG], expires_at=None),
+        "keys[0]",
+    ),
     # unknown ids in writes: NotFoundError naming the field (the longest id a store takes)
     Case("update unknown run", lambda s, r: s.update_run(MAX_ID), "run_id", NotFoundError),
     Case(

@@ -1,5 +1,5 @@
-"""Model-based test of entries: random puts, merges, deletes and copies against a plain dict
-model, with range reads compared after every step (docs/contract.md, "Entries")."""
+"""Model-based test of entries: random puts, merges, refreshes, deletes and copies against a
+plain dict model, with range reads compared after every step (docs/contract.md, "Entries")."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ TAG = st.none() | st.sampled_from(["r1", "r2"])
 
 OWNER = st.none() | st.sampled_from(["x", "y"])
 PAST = datetime(2000, 1, 1, tzinfo=UTC)
+FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 
 # scope -> key -> (value, data, tag, version, owner); an expired entry is absent from it
 Model = dict[
@@ -99,6 +100,20 @@ class EntriesMachine(RuleBasedStateMachine):
         assert self.run(self.store.erase(owner)).entries == len(owned)
         for scope, key in owned:
             del self.model[scope][key]
+
+    @rule(
+        scope=SCOPE,
+        keys=st.lists(KEY, max_size=3),
+        expires_at=st.sampled_from([None, FUTURE, PAST]),
+    )
+    def refresh(self, scope: str, keys: list[str], expires_at: datetime | None) -> None:
+        """Only the expiry changes (to the past: the entries are gone); not the version."""
+        refreshed = self.run(self.store.refresh_entries(scope, keys, expires_at=expires_at))
+        live = sorted({key for key in keys if key in self.model[scope]})
+        assert refreshed == len(live)
+        if expires_at == PAST:
+            for key in live:
+                del self.model[scope][key]
 
     @rule(scope=SCOPE, key=KEY, patch=VALUE, expect=st.none() | st.integers(0, 3), owner=OWNER)
     def merge(

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from runstore import DataStorage, EntryPatch, InvalidDataError, NewEntry
+from runstore import DataStorage, Entry, EntryPatch, InvalidDataError, NewEntry
 
 PAST = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
@@ -147,3 +147,46 @@ async def test_bad_owner_or_expiry_is_refused(
         await store.write_entries("s", [EntryPatch("k", {}, owner=5)])  # type: ignore[arg-type]
     assert caught.value.field == "writes[0].owner"
     assert await store.list_entries("s") == []
+
+
+async def test_refresh_sets_only_the_expiry_of_live_entries(store: DataStorage) -> None:
+    later = datetime(9500, 1, 1, 3, tzinfo=timezone(timedelta(hours=3)))
+    await store.put_entries(
+        "s",
+        [
+            NewEntry("a", {"n": 1}, b"d", tag="t", owner="ada", expires_at=FUTURE),
+            NewEntry("b", {"n": 2}),
+            NewEntry("gone", {"n": 3}, expires_at=PAST),
+        ],
+    )
+    await store.put_entries("other", [NewEntry("a", {"n": 9}, expires_at=FUTURE)])
+    before = await store.get_entry("s", "a")
+    assert before is not None
+    # a repeated key counts once; expired and missing keys are neither counted nor revived
+    assert await store.refresh_entries("s", ["a", "b", "a", "gone", "nope"], expires_at=later) == 2
+    after = await store.get_entry("s", "a")
+    assert after is not None
+    assert after.expires_at == datetime(9500, 1, 1, tzinfo=UTC)
+    # not a write: value, data, tag, owner, version and updated_at are kept
+    assert after == Entry(**{**_fields(before), "expires_at": after.expires_at})
+    b = await store.get_entry("s", "b")
+    assert b is not None and (b.version, b.expires_at) == (1, datetime(9500, 1, 1, tzinfo=UTC))
+    assert await store.get_entry("s", "gone") is None
+    assert await store.get_entry("s", "nope") is None
+    other = await store.get_entry("other", "a")
+    assert other is not None and other.expires_at == FUTURE  # another scope is untouched
+    # None makes them permanent; an expectation of the version still holds afterwards
+    assert await store.refresh_entries("s", ["a"], expires_at=None) == 1
+    permanent = await store.get_entry("s", "a")
+    assert permanent is not None and (permanent.expires_at, permanent.version) == (None, 1)
+    assert await store.write_entries("s", [EntryPatch("a", {"m": 1})], expect={"a": 1})
+    # a time in the past expires them now
+    assert await store.refresh_entries("s", ["a", "b"], expires_at=PAST) == 2
+    assert await store.list_entries("s") == []
+    assert await store.refresh_entries("s", ["a", "b"], expires_at=FUTURE) == 0
+    assert await store.refresh_entries("s", [], expires_at=FUTURE) == 0
+    assert await store.refresh_entries("empty", ["a"], expires_at=FUTURE) == 0
+
+
+def _fields(entry: Entry) -> dict[str, object]:
+    return {name: getattr(entry, name) for name in Entry.__dataclass_fields__}
