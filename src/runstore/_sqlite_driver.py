@@ -83,8 +83,17 @@ def choose(driver: str | None) -> str:
 def _connect_sqlite3(path: str) -> sqlite3.Connection:
     # isolation_level=None: the module issues no BEGIN of its own; runstore does.
     return sqlite3.connect(
-        path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
+        path,
+        timeout=BUSY_TIMEOUT_SECONDS,
+        isolation_level=None,
+        check_same_thread=False,
+        uri=is_uri(path),
     )
+
+
+def is_uri(path: str) -> bool:
+    """A SQLite URI (``file:a.db?mode=ro``) rather than a file name."""
+    return path.startswith("file:")
 
 
 def _failure(exc: sqlite3.Error) -> StorageError:
@@ -170,7 +179,9 @@ async def connect(path: str, driver: str) -> Connection:
             return InlineConnection(_connect_sqlite3(path))
         import aiosqlite
 
-        connection = aiosqlite.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+        connection = aiosqlite.connect(
+            path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, uri=is_uri(path)
+        )
         # aiosqlite's worker thread would keep the interpreter from exiting if a store is never
         # closed. As a daemon it just stops at exit: every call that returned was committed.
         worker = getattr(connection, "_thread", None)

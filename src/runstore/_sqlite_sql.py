@@ -527,3 +527,13 @@ CROSS JOIN sessions AS s ON s.id = m.session_id
 WHERE (?2 IS NULL OR s.id = ?2) AND (?3 IS NULL OR s.agent_id = ?3)
     AND (?4 IS NULL OR s.external_id = ?4)"""
 SEARCH = _SEARCH.format(chat=CHAT.select("m."), session=SESSIONS.select("s."))
+# The messages not indexed yet, of the session ?1, agent ?2 and external_id ?3 (NULL: any),
+# as SEARCH's rows: what a search on a read-only database matches in Python.
+SEARCH_PENDING = """SELECT {chat}, {session}
+FROM message_pending AS p
+CROSS JOIN messages AS m ON m.session_id = p.session_id AND m.seq = p.seq
+CROSS JOIN sessions AS s ON s.id = m.session_id
+WHERE (?1 IS NULL OR s.id = ?1) AND (?2 IS NULL OR s.agent_id = ?2)
+    AND (?3 IS NULL OR s.external_id = ?3)""".format(
+    chat=CHAT.select("m."), session=SESSIONS.select("s.")
+)

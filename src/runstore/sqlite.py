@@ -138,7 +138,9 @@ def _is_file(path: str) -> bool:
 class SqliteDataStorage(BatchPruner, DataStorage):
     """Stores everything in one SQLite database.
 
-    ``path`` is a file (created when missing) or ``":memory:"``. ``driver`` is
+    ``path`` is a file (created when missing), ``":memory:"`` or a SQLite URI
+    (``"file:chat.db?mode=ro"`` opens the file read-only: reads and search work, writes
+    raise ``StorageError``). ``driver`` is
     ``"sqlite3"`` (standard library, no thread: works in Pyodide), ``"aiosqlite"`` (extra
     ``runstore[sqlite]``) or ``None`` for aiosqlite when it is installed and threads work.
     The database is opened on first use, or by ``await store.open()``.
@@ -438,19 +440,32 @@ class SqliteDataStorage(BatchPruner, DataStorage):
         self, search: calls.MessageSearch
     ) -> list[tuple[str | None, Any, int, str, tuple[ChatMsg, SessionRecord]]]:
         params = (json.dumps(search.terms), search.session_id, search.agent_id, search.external_id)
-        async with self._transaction() as db:
-            pending = await db.fetchall(sql.PENDING_MESSAGES)
-            if pending:  # index what was written since the last search
-                await db.executemany(
-                    sql.ADD_TERM,
-                    [
-                        (session_id, seq, term)
-                        for session_id, seq, content in pending
-                        for term in index_terms(content)
-                    ],
-                )
-                await db.execute(sql.CLEAR_PENDING)
-            rows = await db.fetchall(sql.SEARCH, params)
+        try:
+            async with self._transaction() as db:
+                pending = await db.fetchall(sql.PENDING_MESSAGES)
+                if pending:  # index what was written since the last search
+                    await db.executemany(
+                        sql.ADD_TERM,
+                        [
+                            (session_id, seq, term)
+                            for session_id, seq, content in pending
+                            for term in index_terms(content)
+                        ],
+                    )
+                    await db.execute(sql.CLEAR_PENDING)
+                rows = await db.fetchall(sql.SEARCH, params)
+        except StorageError as exc:
+            if not _read_only(exc):
+                raise
+            # A read-only database (a file SQLite cannot write, a ``mode=ro`` URI): the
+            # messages not indexed yet are matched here, by the terms they would be indexed
+            # under, instead of being indexed.
+            terms = set(search.terms)
+            content = CHAT.names.index("content")
+            async with self._transaction(sql.BEGIN_READ) as db:
+                rows = await db.fetchall(sql.SEARCH, params)
+                unindexed = await db.fetchall(sql.SEARCH_PENDING, params[1:])
+            rows += [row for row in unindexed if terms.intersection(index_terms(row[content]))]
         width = len(CHAT.names)
         messages = _read.chat([row[:width] for row in rows])
         sessions = _read.sessions([row[width:] for row in rows])
@@ -902,6 +917,12 @@ async def _open_database(path: str, driver_name: str) -> Connection:
     except StorageError as exc:
         raise _naming(exc, path) from exc.__cause__
     return db
+
+
+def _read_only(exc: StorageError) -> bool:
+    """Whether SQLite refused a write because the database is read-only."""
+    code = getattr(exc.__cause__, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF == sqlite3.SQLITE_READONLY
 
 
 def _naming(exc: StorageError, path: str) -> StorageError:
