@@ -29,9 +29,7 @@ thread, else on a private loop.
 
 from __future__ import annotations
 
-import asyncio
 import random
-import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -56,8 +54,10 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from .._entries import Entry, NewEntry
 from ..base import DataStorage
 from ..models import MAX_NAME_LENGTH
+from ._loops import LoopBridge
+from .langgraph_store import RunstoreStore
 
-__all__ = ["RunstoreSaver"]
+__all__ = ["RunstoreSaver", "RunstoreStore"]
 
 SEP = "\x1f"
 _CACHE_SIZE = 4096
@@ -126,9 +126,7 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
         self._run_tags: dict[str, str | None] = {}  # checkpoint key -> run_id, bounded
         # (thread, ns, checkpoint id) -> its channels stored apart, for the next put's deltas
         self._stored: OrderedDict[tuple[str, str, str], dict[str, _Stored]] = OrderedDict()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._own_loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
+        self._bridge = LoopBridge("RunstoreSaver")
 
     # -- async API -----------------------------------------------------------------
 
@@ -712,28 +710,7 @@ class RunstoreSaver(BaseCheckpointSaver[str]):
         return tag
 
     def _note_loop(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return
-        if loop is not self._own_loop:
-            self._loop = loop
+        self._bridge.note()
 
     def _sync(self, coroutine: Any) -> Any:
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            coroutine.close()
-            raise RuntimeError(
-                "RunstoreSaver's sync methods cannot run inside an event loop: use the a* "
-                "methods (graph.ainvoke / astream)"
-            )
-        loop = self._loop
-        if loop is not None and loop.is_running():
-            return asyncio.run_coroutine_threadsafe(coroutine, loop).result()
-        with self._lock:
-            if self._own_loop is None:
-                self._own_loop = asyncio.new_event_loop()
-            return self._own_loop.run_until_complete(coroutine)
+        return self._bridge.run(coroutine)
