@@ -96,3 +96,14 @@ def test_a_whole_table_is_quoted_by_its_anchor_without_code() -> None:
     assert "| raw | 9 (8-10) |" in filled
     assert f"(benchmarks.md#{docs.anchor(heading)})" in filled
     assert "Not measured" in docs.refill(text, {"generated": None, "tables": {}}, page)
+
+
+def test_the_reports_prose_quotes_only_its_run() -> None:
+    """bench/report.py's prose between the tables (why a target is missed) types no figure:
+    given a run with no rows, no measurement is left in it."""
+    from bench.report import Results, why_missed
+    from bench.timing import Settings
+
+    text = "\n".join(why_missed(Results(Settings(), "", [])))
+    assert FIGURE.findall(text) == [] and re.findall(r"\d\.\d|\d ?%", text) == [], text
+    assert "n/a, n/a, n/a the bare list" in text  # the ratio quoted is the run's
