@@ -26,6 +26,8 @@ def as_format_3(
         for message in document["messages"]:
             message.update(metadata=None, token_count=None, idempotency_key=None)
     document["version"] = 3
+    for session in document["sessions"]:
+        session.setdefault("metadata", {})  # sessions had none before
     if imported:
         for run in document["runs"]:
             if run["state"] is not None:

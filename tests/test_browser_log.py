@@ -7,10 +7,13 @@ change to runstore.browser.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
+from typing import Any
 
 import pytest
 
@@ -38,6 +41,68 @@ def test_a_call_reads_back_as_the_same_arguments() -> None:
     hook, last_now, decoded = _oplog.decode_call(_oplog.encode_call("_initialize_run", args, now))
     assert hook == "_initialize_run" and last_now == now
     assert tuple(decoded) == args
+
+
+def test_session_metadata_is_recorded_and_older_records_read_without_it() -> None:
+    """``update_session`` is a recorded hook; an ``initialize_run`` record written before
+    ``session_metadata`` existed reads back with None (the session's metadata is kept)."""
+    assert "_update_session" in _oplog.mutating_hooks()
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    request = NewRun("w", None, None, None, None, "s", None, None, now, "a", "s", "r", '{"t":1}')
+    record = _oplog.encode_call("_initialize_run", (request,), now)
+    assert _oplog.decode_call(record)[2] == [request]
+    older = record.replace(',"session_metadata":"{\\"t\\":1}"', "")
+    assert older != record
+    assert _oplog.decode_call(older)[2] == [replace(request, session_metadata=None)]
+    update = _oplog.encode_call("_update_session", ("s", '{"title":"x"}'), now)
+    assert _oplog.decode_call(update)[2] == ["s", '{"title":"x"}']
+
+
+async def test_a_replayed_log_keeps_session_metadata() -> None:
+    """What the browser store does on open: every recorded call replayed on a fresh store."""
+    calls: list[str] = []
+    store = InMemoryDataStorage()
+    recorder = _Recorder(store, calls)
+    run = await recorder.store.initialize_run(workflow_name="w", session_metadata={"t": 1})
+    await recorder.store.initialize_run(workflow_name="w", session_id="b", session_metadata={})
+    await recorder.store.update_session(run.session_id, metadata={"title": "é", "n": [1]})
+    await recorder.store.fork_session(run.session_id, new_session_id="f")
+    replayed = InMemoryDataStorage()
+    for text in calls:
+        hook, _, args = _oplog.decode_call(text)
+        await getattr(InMemoryDataStorage, hook)(replayed, *args)
+    assert await replayed.export_data() == await store.export_data()
+    assert (await replayed.get_session("f")).metadata == {"title": "é", "n": [1]}  # type: ignore[union-attr]
+
+
+class _Recorder:
+    """Records every mutating hook call of an in-memory store, as the browser store does."""
+
+    def __init__(self, store: InMemoryDataStorage, calls: list[str]) -> None:
+        self.store = store
+        for name in _oplog.mutating_hooks():
+            hook = getattr(store, name)
+
+            async def recorded(*args: Any, _hook: Any = hook, _name: str = name) -> Any:
+                result = await _hook(*args)
+                calls.append(_oplog.encode_call(_name, args, store._last_now))
+                return result
+
+            setattr(store, name, recorded)
+
+
+async def test_a_snapshot_without_session_metadata_reads_with_empty_metadata() -> None:
+    store = InMemoryDataStorage()
+    for session_id in ("s", "t"):  # two: sessions are kept by column
+        await store.initialize_run(workflow_name="w", session_id=session_id, session_metadata={})
+    await store.update_session("s", metadata={"t": 1})
+    dump = await store._export(None)
+    text = _oplog.encode_snapshot(dump, 1, store._last_now, "0")
+    assert _oplog.decode_snapshot(text)[0] == dump
+    older = json.loads(text)
+    del older["dump"]["v"]["sessions"]["c"]["metadata"]  # as a snapshot of before
+    decoded = _oplog.decode_snapshot(json.dumps(older))[0]
+    assert [s.metadata for s in decoded.sessions] == [{}, {}]
 
 
 def test_a_history_replacement_reads_back_including_records_older_than_drop() -> None:

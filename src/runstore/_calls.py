@@ -10,7 +10,8 @@ from typing import NamedTuple
 @dataclass(frozen=True, slots=True)
 class NewRun:
     """A checked ``initialize_run`` call. Payloads are JSON text; ``new_*`` ids are used
-    only for whatever has to be created."""
+    only for whatever has to be created. ``session_metadata`` (None: not given) comes last,
+    with a default, so the browser store's older log records still read."""
 
     workflow_name: str
     description: str | None
@@ -24,6 +25,7 @@ class NewRun:
     new_agent_id: str
     new_session_id: str
     new_run_id: str
+    session_metadata: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,7 @@ SESSIONS = Table(
         ("updated_at", "time"),
         ("parent_session_id", "text"),
         ("forked_from_seq", "int"),
+        ("metadata", "json"),
     ),
 )
 

@@ -247,6 +247,30 @@ SEARCH_BACKFILL_READ = (
 )
 SEARCH_BACKFILL_WRITE = "UPDATE {s}.messages SET terms = $3 WHERE session_id = $1 AND seq = $2"
 
+# v7: session metadata (docs/contract.md, "Session metadata"): a JSON object, '{}' when none
+# was set. ``initialize_run`` gains a last argument, the metadata (NULL: keep it), in an
+# overload that runs the function of v1 and then sets it on the run's session; the v1
+# function stays, for a process of an older runstore that is still running.
+_V7_SESSION_METADATA = """
+ALTER TABLE {s}.sessions ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}'::jsonb;
+CREATE FUNCTION {s}.runstore_initialize_run(
+    p_name text, p_description text, p_input_schema jsonb, p_output_schema jsonb,
+    p_workflow jsonb, p_session_id text, p_external_id text, p_input_data jsonb,
+    p_now timestamptz, p_new_agent_id text, p_new_session_id text, p_new_run_id text,
+    p_session_metadata jsonb, OUT out_agent_id text, OUT out_session_id text
+) LANGUAGE plpgsql AS $fn$
+BEGIN
+    SELECT r.out_agent_id, r.out_session_id INTO out_agent_id, out_session_id
+    FROM {s}.runstore_initialize_run(p_name, p_description, p_input_schema, p_output_schema,
+        p_workflow, p_session_id, p_external_id, p_input_data, p_now, p_new_agent_id,
+        p_new_session_id, p_new_run_id) r;
+    IF p_session_metadata IS NOT NULL THEN
+        UPDATE {s}.sessions s SET metadata = p_session_metadata WHERE s.id = out_session_id;
+    END IF;
+END
+$fn$;
+"""
+
 # (version, SQL): append only; a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_TABLES + _V1_INITIALIZE_RUN),
@@ -255,6 +279,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (4, _V4_ENTRIES),
     (5, _V5_LIFECYCLE),
     (SEARCH_VERSION, _V6_SEARCH),
+    (7, _V7_SESSION_METADATA),
 )
 
 _CAST: dict[Kind, str] = {"json": "::jsonb"}
@@ -280,6 +305,8 @@ DELETE_AGENT = "DELETE FROM {s}.agents WHERE name = $1 RETURNING 1"
 _SESSION = SESSIONS.select("s.")
 GET_SESSION = f"SELECT {_SESSION} FROM {{s}}.sessions s WHERE s.id = $1"
 IMPORT_SESSION = _insert(SESSIONS, ("last_seq", "int"))
+UPDATE_SESSION = f"""UPDATE {{s}}.sessions s SET metadata = $2::jsonb WHERE s.id = $1
+    RETURNING {_SESSION}"""
 DELETE_SESSION = "DELETE FROM {s}.sessions WHERE id = $1 RETURNING 1"
 DELETE_SESSIONS = (
     "WITH gone AS (DELETE FROM {s}.sessions WHERE external_id = $1 RETURNING 1)"
@@ -328,7 +355,7 @@ LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
 INITIALIZE_RUN = (
     "SELECT out_agent_id, out_session_id"
     " FROM {s}.runstore_initialize_run($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb,"
-    " $9, $10, $11, $12)"
+    " $9, $10, $11, $12, $13::jsonb)"
 )
 
 UPDATE_RUN = """
@@ -472,27 +499,27 @@ DROP_HISTORY_THROUGH = _REMOVE_MESSAGES.format(compare="<=")
 # One statement: the new session, then its messages copied by one INSERT ... SELECT (the
 # foreign key is checked at the end of the statement, when the session exists). Returns
 # the parent's agent (NULL: no parent), the fork's id (NULL: new id taken), its
-# external_id and forked_from_seq.
+# external_id, forked_from_seq and metadata (the parent's).
 _COPIED = [name for name in MESSAGES.names if name not in ("session_id", "run_id")] + ["terms"]
 FORK_SESSION = """
 WITH parent AS (
-    SELECT id, agent_id, external_id FROM {{s}}.sessions WHERE id = $1
+    SELECT id, agent_id, external_id, metadata FROM {{s}}.sessions WHERE id = $1
 ), newest AS (
     SELECT coalesce(max(seq), 0) AS seq FROM {{s}}.messages WHERE session_id = $1 AND seq <= $2
 ), fork AS (
     INSERT INTO {{s}}.sessions (id, agent_id, external_id, last_seq, created_at, updated_at,
-                                parent_session_id, forked_from_seq)
-    SELECT $3, p.agent_id, coalesce($4, p.external_id), n.seq, $5, $5, p.id, n.seq
+                                parent_session_id, forked_from_seq, metadata)
+    SELECT $3, p.agent_id, coalesce($4, p.external_id), n.seq, $5, $5, p.id, n.seq, p.metadata
     FROM parent p, newest n
     ON CONFLICT (id) DO NOTHING
-    RETURNING id, external_id, forked_from_seq
+    RETURNING id, external_id, forked_from_seq, metadata
 ), copied AS (
     INSERT INTO {{s}}.messages (session_id, run_id, {copied})
     SELECT f.id, NULL, {from_parent}
     FROM fork f JOIN {{s}}.messages m ON m.session_id = $1 AND m.seq <= f.forked_from_seq
 )
 SELECT (SELECT agent_id FROM parent), (SELECT id FROM fork), (SELECT external_id FROM fork),
-       (SELECT forked_from_seq FROM fork)
+       (SELECT forked_from_seq FROM fork), (SELECT metadata FROM fork)
 """.format(copied=", ".join(_COPIED), from_parent=", ".join(f"m.{name}" for name in _COPIED))
 # An import COPYs messages (asyncpg's copy_records_to_table, the columns of MESSAGES).
 
@@ -712,6 +739,7 @@ class Statements:
         self.delete_agent = fill(DELETE_AGENT)
         self.get_session = fill(GET_SESSION)
         self.import_session = fill(IMPORT_SESSION)
+        self.update_session = fill(UPDATE_SESSION)
         self.delete_session = fill(DELETE_SESSION)
         self.delete_sessions = fill(DELETE_SESSIONS)
         self.purge_sessions = fill(PURGE_SESSIONS)

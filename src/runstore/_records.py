@@ -399,6 +399,7 @@ class Checker:
             updated_at=self._seen(item.time("updated_at")),
             parent_session_id=parent,
             forked_from_seq=item.count("forked_from_seq"),
+            metadata=load_json(item.payload("metadata")) or {},  # absent (before v3): {}
         )
         if session.agent_id not in self._agent_ids:
             raise item.fail("agent_id", "names no agent of the records before it")

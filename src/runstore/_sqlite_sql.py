@@ -177,7 +177,11 @@ _V6: tuple[str, ...] = (
     END""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# v7: session metadata (docs/contract.md, "Session metadata"): a JSON object, '{}' when none
+# was set (so every session has one, old ones included).
+_V7: tuple[str, ...] = ("ALTER TABLE sessions ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # -- connection set-up -----------------------------------------------------------------
@@ -227,10 +231,13 @@ SESSION_OWNER = "SELECT agent_id, external_id FROM sessions WHERE id = ?"
 # other choice of walking all of the agent's sessions in activity order.
 LATEST_SESSION_BY_EXTERNAL_ID = """SELECT id FROM sessions INDEXED BY sessions_by_agent_external
     WHERE agent_id = ? AND external_id = ? ORDER BY updated_at DESC, id DESC LIMIT 1"""
-NEW_SESSION = """INSERT INTO sessions (id, agent_id, external_id, created_at, updated_at)
-    VALUES (?, ?, ?, ?, ?)"""
+NEW_SESSION = """INSERT INTO sessions (id, agent_id, external_id, created_at, updated_at,
+    metadata) VALUES (?, ?, ?, ?, ?, ?)"""
 IMPORT_SESSION = _insert(SESSIONS, "last_seq")
 TOUCH_SESSION = "UPDATE sessions SET updated_at = ? WHERE id = ?"
+# initialize_run of a known session with session_metadata: activity and the new metadata.
+TOUCH_SESSION_WITH_METADATA = "UPDATE sessions SET updated_at = ?, metadata = ? WHERE id = ?"
+UPDATE_SESSION = f"UPDATE sessions SET metadata = ? WHERE id = ? RETURNING {_SESSION}"
 DELETE_SESSION = "DELETE FROM sessions WHERE id = ? RETURNING id"
 DELETE_SESSIONS_BY_EXTERNAL_ID = "DELETE FROM sessions WHERE external_id = ? RETURNING id"
 SESSION_EXISTS = "SELECT 1 FROM sessions WHERE id = ?"
@@ -347,9 +354,9 @@ NEWEST_MESSAGE_SEQ = "SELECT coalesce(max(seq), 0) FROM messages WHERE session_i
 # insert trigger leaves it alone), then every copied message in one statement.
 NEWEST_SEQ = "SELECT max(seq) FROM messages WHERE session_id = ? AND seq <= ?"
 FORK_SESSION = """INSERT INTO sessions (id, agent_id, external_id, created_at, updated_at,
-        parent_session_id, forked_from_seq, last_seq)
-    SELECT ?1, agent_id, coalesce(?2, external_id), ?3, ?3, id, ?4, ?4 FROM sessions WHERE id = ?5
-    RETURNING external_id"""
+        parent_session_id, forked_from_seq, last_seq, metadata)
+    SELECT ?1, agent_id, coalesce(?2, external_id), ?3, ?3, id, ?4, ?4, metadata
+    FROM sessions WHERE id = ?5"""
 _COPIED = [name for name in MESSAGES.names if name not in ("agent_id", "session_id", "run_id")]
 FORK_MESSAGES = """INSERT INTO messages (session_id, run_id, {0})
     SELECT ?1, NULL, {0} FROM messages WHERE session_id = ?2 AND seq <= ?3""".format(

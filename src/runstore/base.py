@@ -189,8 +189,11 @@ class DataStorage(EntryStore, LifecycleStore, ABC):
         session_id: str | None = None,
         external_id: str | None = None,
         input_data: dict[str, Any] | None = None,
+        session_metadata: dict[str, Any] | None = None,
     ) -> RunHandle:
-        """Find or create the agent and the session, then start a new run in it."""
+        """Find or create the agent and the session, then start a new run in it.
+        ``session_metadata`` (a JSON object) becomes the session's ``metadata``, replacing
+        what a session that exists already had; ``None`` keeps it (``{}`` for a new one)."""
         self._check_open()
         request = NewRun(
             workflow_name=check_name(workflow_name, "workflow_name"),
@@ -205,6 +208,7 @@ class DataStorage(EntryStore, LifecycleStore, ABC):
             new_agent_id=new_id(),
             new_session_id=new_id(),
             new_run_id=new_id(),
+            session_metadata=dump_object(session_metadata, "session_metadata"),
         )
         return await self._initialize_run(request)
 
@@ -503,6 +507,17 @@ class DataStorage(EntryStore, LifecycleStore, ABC):
         self._check_open()
         return await self._get_session(check_name(session_id, "session_id"))
 
+    async def update_session(self, session_id: str, *, metadata: dict[str, Any]) -> SessionRecord:
+        """Replace the session's ``metadata`` with ``metadata`` (a JSON object; ``{}``
+        clears it) and return the session. Not activity: ``updated_at`` stays."""
+        self._check_open()
+        session_id = check_name(session_id, "session_id")
+        if metadata is None:
+            raise InvalidDataError("metadata", "must be a dict, not None")
+        text = dump_object(metadata, "metadata")
+        assert text is not None
+        return await self._update_session(session_id, text)
+
     async def list_sessions(
         self,
         *,
@@ -686,6 +701,11 @@ class DataStorage(EntryStore, LifecycleStore, ABC):
 
     @abstractmethod
     async def _list_sessions(self, query: SessionQuery) -> list[SessionRecord]: ...
+
+    @abstractmethod
+    async def _update_session(self, session_id: str, metadata: str) -> SessionRecord:
+        """Set the session's metadata (JSON text of an object) and return its record; an
+        unknown session -> NotFoundError. Nothing else changes (not its ``updated_at``)."""
 
     @abstractmethod
     async def _delete_session(self, session_id: str) -> None: ...

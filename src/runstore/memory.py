@@ -50,7 +50,8 @@ def _stored(table: Table[Any], record: Any) -> _Row:
 
 @dataclass(slots=True)
 class _Session:
-    """A session: the fields of its SessionRecord (same names), then what memory keeps."""
+    """A session: the fields of its SessionRecord (same names; ``metadata`` as JSON text, so
+    every read returns a fresh dict), then what memory keeps."""
 
     id: str
     agent_id: str
@@ -59,25 +60,28 @@ class _Session:
     updated_at: datetime
     parent_session_id: str | None = None
     forked_from_seq: int | None = None
+    metadata: str = "{}"  # the session's metadata (a JSON object), as JSON text
     # In seq order. Shared with callers, so they hold no metadata: that is kept apart as
     # JSON text (by seq), and every read returns a fresh dict.
     messages: list[ChatMsg] = field(default_factory=list)
     last_seq: int = 0  # the highest seq ever given out: never lowered
     run_ids: dict[str, None] = field(default_factory=dict)  # an ordered set
-    metadata: dict[int, str] = field(default_factory=dict)  # seq -> JSON text
+    message_metadata: dict[int, str] = field(default_factory=dict)  # seq -> JSON text
     keys: dict[str, int] = field(default_factory=dict)  # idempotency key -> seq
     key_of: dict[int, str] = field(default_factory=dict)  # seq -> idempotency key
     indexed: int = 0  # messages[:indexed] are in the search index
 
     @classmethod
     def of(cls, record: SessionRecord, last_seq: int) -> _Session:
-        return cls(**{name: getattr(record, name) for name in _RECORD_FIELDS}, last_seq=last_seq)
+        fields = {name: getattr(record, name) for name in _RECORD_FIELDS}
+        return cls(**fields, metadata=to_text(record.metadata), last_seq=last_seq)
 
     def record(self) -> SessionRecord:
-        return SessionRecord(**{name: getattr(self, name) for name in _RECORD_FIELDS})
+        fields = {name: getattr(self, name) for name in _RECORD_FIELDS}
+        return SessionRecord(**fields, metadata=load_json(self.metadata))
 
     def with_metadata(self, message: ChatMsg) -> ChatMsg:
-        text = self.metadata.get(message.seq or 0)
+        text = self.message_metadata.get(message.seq or 0)
         return message if text is None else message._replace(metadata=load_json(text))
 
     def history(self, limit: int | None, exclude_run_id: str | None) -> list[ChatMsg]:
@@ -89,7 +93,7 @@ class _Session:
             kept = (m for m in reversed(messages) if m.run_id != exclude_run_id)
             newest = list(kept if limit is None else islice(kept, min(limit, len(messages))))
             newest.reverse()
-        if self.metadata:
+        if self.message_metadata:
             return [self.with_metadata(m) for m in newest]
         return newest
 
@@ -107,11 +111,11 @@ class _Session:
 
     def _forget(self, dropped: list[ChatMsg]) -> list[ChatMsg]:
         """Let go of the metadata and idempotency keys of removed messages."""
-        if self.metadata or self.key_of:
+        if self.message_metadata or self.key_of:
             dropped = [self.with_metadata(m) for m in dropped]
             for message in dropped:
                 seq = message.seq or 0
-                self.metadata.pop(seq, None)
+                self.message_metadata.pop(seq, None)
                 key = self.key_of.pop(seq, None)
                 if key is not None:
                     del self.keys[key]
@@ -182,8 +186,11 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
                 external_id=request.external_id,
                 created_at=now,
                 updated_at=now,
+                metadata=request.session_metadata or "{}",
             )
             self._sessions[session_id] = session
+        elif request.session_metadata is not None:
+            session.metadata = request.session_metadata
         run = dict.fromkeys(RUNS.names)  # what initialize_run does not set starts as None
         run.update(
             id=request.new_run_id,
@@ -306,7 +313,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
                     first.role,
                     first.content,
                     first.run_id,
-                    session.metadata.get(seq),
+                    session.message_metadata.get(seq),
                     first.token_count,
                 ),
                 (role, content, run_id, metadata, token_count),
@@ -321,7 +328,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             session.keys[idempotency_key] = seq
             session.key_of[seq] = idempotency_key
         if metadata is not None:
-            session.metadata[seq] = metadata  # kept apart: see _Session
+            session.message_metadata[seq] = metadata  # kept apart: see _Session
             stored = stored._replace(metadata=load_json(metadata))
         return stored
 
@@ -331,7 +338,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         session = self._sessions.get(session_id)
         if session is None:
             return []
-        if exclude_run_id is None and not session.metadata:  # the hot path: shared tuples
+        if exclude_run_id is None and not session.message_metadata:  # the hot path: shared tuples
             messages = session.messages
             return messages[-limit:] if limit is not None else messages[:]
         return session.history(limit, exclude_run_id)
@@ -345,7 +352,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         if exclude_run_id is not None:
             newest_first = (m for m in newest_first if m.run_id != exclude_run_id)
         found = newest_within(newest_first, limit, max_chars, max_tokens)
-        if session.metadata:
+        if session.message_metadata:
             return [session.with_metadata(m) for m in found]
         return found
 
@@ -357,7 +364,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             return []
         start = bisect_right(session.messages, after_seq, key=_seq)
         page = session.messages[start : None if limit is None else start + limit]
-        if session.metadata:
+        if session.message_metadata:
             return [session.with_metadata(m) for m in page]
         return page
 
@@ -409,7 +416,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             message = tuple.__new__(ChatMsg, (role, content, seq, run_id, now, None, token_count))
             session.messages.append(message)
             if metadata is not None:
-                session.metadata[seq] = metadata  # kept apart: see _Session
+                session.message_metadata[seq] = metadata  # kept apart: see _Session
                 message = message._replace(metadata=load_json(metadata))
             stored.append(message)
         if stored:
@@ -436,12 +443,15 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             updated_at=request.now,
             parent_session_id=parent.id,
             forked_from_seq=newest,
+            metadata=parent.metadata,
             messages=[
                 m if m.run_id is None else new(ChatMsg, (*m[:3], None, *m[4:])) for m in copied
             ],
             last_seq=newest,
         )
-        fork.metadata = {seq: text for seq, text in parent.metadata.items() if seq <= newest}
+        fork.message_metadata = {
+            seq: text for seq, text in parent.message_metadata.items() if seq <= newest
+        }
         fork.key_of = {seq: key for seq, key in parent.key_of.items() if seq <= newest}
         fork.keys = {key: seq for seq, key in fork.key_of.items()}
         self._sessions[fork.id] = fork
@@ -519,6 +529,11 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
             if query.limit is not None and len(found) >= query.limit:
                 break
         return found
+
+    async def _update_session(self, session_id: str, metadata: str) -> SessionRecord:
+        session = self._session(session_id)
+        session.metadata = metadata
+        return session.record()
 
     def _drop_after(self, session: _Session, index: int) -> list[ChatMsg]:
         if index < session.indexed:
@@ -684,7 +699,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
                 role=m.role,
                 content=m.content,
                 created_at=m.created_at or s.created_at,
-                metadata=load_json(s.metadata.get(m.seq or 0)),
+                metadata=load_json(s.message_metadata.get(m.seq or 0)),
                 token_count=m.token_count,
                 idempotency_key=s.key_of.get(m.seq or 0),
             )
@@ -729,7 +744,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
                 )
             )
             if m.metadata is not None:
-                target.metadata[m.seq] = to_text(m.metadata)  # checked by from_document
+                target.message_metadata[m.seq] = to_text(m.metadata)  # checked by from_document
             if m.idempotency_key is not None:
                 target.keys[m.idempotency_key] = m.seq
                 target.key_of[m.seq] = m.idempotency_key
@@ -739,7 +754,7 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         self._newest = None
 
 
-_RECORD_FIELDS = tuple(f.name for f in fields(SessionRecord))
+_RECORD_FIELDS = tuple(f.name for f in fields(SessionRecord) if f.name != "metadata")
 
 
 def _seq(message: ChatMsg) -> int:

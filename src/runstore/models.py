@@ -161,7 +161,8 @@ class AgentRecord:
 @dataclass(frozen=True, slots=True)
 class SessionRecord:
     """``updated_at`` is the session's last activity. A fork (``fork_session``) names its
-    parent; the parent may have been deleted since."""
+    parent; the parent may have been deleted since. ``metadata`` is the application's JSON
+    object (a title, tags; ``{}`` when none was set): a fresh dict on every read."""
 
     id: str
     agent_id: str
@@ -170,6 +171,7 @@ class SessionRecord:
     updated_at: datetime
     parent_session_id: str | None = None  # set on a fork: the session it was copied from
     forked_from_seq: int | None = None  # and the newest seq it copied (0: none)
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

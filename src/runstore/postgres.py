@@ -488,6 +488,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
             request.new_agent_id,
             request.new_session_id,
             request.new_run_id,
+            to_jsonb(request.session_metadata),
         )
         return RunHandle(agent_id, session_id, request.new_run_id)
 
@@ -637,7 +638,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
 
     async def _fork_session(self, request: calls.NewFork) -> SessionRecord:
         through = _MAX_SEQ if request.through_seq is None else request.through_seq
-        agent_id, fork_id, external_id, newest = await self._fetchrow(
+        agent_id, fork_id, external_id, newest, metadata = await self._fetchrow(
             self._sql.fork_session,
             request.session_id,
             through,
@@ -652,7 +653,14 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                 "new_session_id", f"{quote(request.new_session_id)} exists already"
             )
         return SessionRecord(
-            fork_id, agent_id, external_id, request.now, request.now, request.session_id, newest
+            fork_id,
+            agent_id,
+            external_id,
+            request.now,
+            request.now,
+            request.session_id,
+            newest,
+            json.loads(metadata),
         )
 
     async def _get_chat_history(
@@ -706,6 +714,12 @@ class PostgresDataStorage(BatchPruner, DataStorage):
     async def _list_sessions(self, query: calls.SessionQuery) -> list[SessionRecord]:
         statement = self._sql.list_sessions[query.filters]
         return _read.sessions(await self._fetch(statement, query.limit, *query.given))
+
+    async def _update_session(self, session_id: str, metadata: str) -> SessionRecord:
+        row = await self._fetchrow(self._sql.update_session, session_id, to_jsonb(metadata))
+        if row is None:
+            raise NotFoundError("session_id", session_id)
+        return _read.sessions([row])[0]
 
     async def _delete_session(self, session_id: str) -> None:
         if await self._fetchval(self._sql.delete_session, session_id) is None:

@@ -221,9 +221,13 @@ class SqliteDataStorage(BatchPruner, DataStorage):
                     await db.execute(sql.UPDATE_AGENT, (*merged, now, agent_id))
             if session_id is None:
                 session_id = request.session_id or request.new_session_id
+                metadata = request.session_metadata or "{}"
                 await db.execute(
-                    sql.NEW_SESSION, (session_id, agent_id, request.external_id, now, now)
+                    sql.NEW_SESSION, (session_id, agent_id, request.external_id, now, now, metadata)
                 )
+            elif request.session_metadata is not None:
+                touch = (now, request.session_metadata, session_id)
+                await db.execute(sql.TOUCH_SESSION_WITH_METADATA, touch)
             else:
                 await db.execute(sql.TOUCH_SESSION, (now, session_id))
             await db.execute(
@@ -432,6 +436,7 @@ class SqliteDataStorage(BatchPruner, DataStorage):
             request.now,
             request.session_id,
             newest,
+            parent.metadata,  # a dict of its own: read from the row
         )
 
     # -- search ----------------------------------------------------------------
@@ -491,6 +496,13 @@ class SqliteDataStorage(BatchPruner, DataStorage):
         async with self._statement() as db:
             rows = await db.fetchall(sql.LIST_SESSIONS[query.filters], [*query.given, limit])
         return _read.sessions(rows)
+
+    async def _update_session(self, session_id: str, metadata: str) -> SessionRecord:
+        async with self._statement() as db:
+            rows = await db.fetchall(sql.UPDATE_SESSION, (metadata, session_id))
+        if not rows:
+            raise NotFoundError("session_id", session_id)
+        return _read.sessions(rows)[0]
 
     async def _delete_session(self, session_id: str) -> None:
         async with self._statement() as db:

@@ -92,6 +92,10 @@ def add(**kwargs: Any) -> Call:
     return call
 
 
+def meta(metadata: Any) -> Call:
+    return lambda s, r: s.update_session(r.session_id, metadata=metadata)
+
+
 def put(*entries: NewEntry, scope: str = "s") -> Call:
     return lambda s, r: s.put_entries(scope, list(entries))
 
@@ -532,12 +536,49 @@ CASES = [
         "workflow_name",
         NotFoundError,
     ),
+    # session metadata: a JSON object, as payloads (initialize_run and update_session)
+    Case("session_metadata a list", init(session_metadata=["t"]), "session_metadata"),
+    Case("session_metadata a str", init(session_metadata="{}"), "session_metadata"),
+    Case("session_metadata int key", init(session_metadata={1: "a"}), "session_metadata"),
+    Case(
+        "session_metadata nan", init(session_metadata={"x": float("nan")}), "session_metadata['x']"
+    ),
+    Case(
+        "session_metadata too deep", init(session_metadata=nested(201)), "session_metadata" + DEEP
+    ),
+    Case(
+        "session_metadata of a known session",
+        lambda s, r: s.initialize_run(
+            workflow_name="chat", session_id=r.session_id, session_metadata={"t": {2}}
+        ),
+        "session_metadata['t']",
+    ),
+    Case("update_session None", meta(None), "metadata"),
+    Case("update_session a list", meta(["title"]), "metadata"),
+    Case("update_session set value", meta({"tags": {"a"}}), "metadata['tags']"),
+    Case("update_session bytes key", meta({b"k": 1}), "metadata"),
+    Case("update_session int 2**64", meta({"n": [2**64]}), "metadata['n'][0]"),
+    Case("update_session contains itself", meta(itself()), "metadata" + SELF),
+    Case("update_session NUL", meta({"title": "a\x00"}), "metadata['title']"),
+    Case(
+        "update_session session_id 257",
+        lambda s, r: s.update_session(LONG, metadata={}),
+        "session_id",
+    ),
+    Case(
+        "update_session unknown session",
+        lambda s, r: s.update_session(MAX_ID, metadata={"title": "t"}),
+        "session_id",
+        NotFoundError,
+    ),
 ]
 
 
 async def seeded(store: DataStorage) -> RunHandle:
     """A store holding one of everything, so that a change would show in its export."""
-    run = await start(store, "chat", external_id="user-1", input_data={"q": 1})
+    run = await start(
+        store, "chat", external_id="user-1", input_data={"q": 1}, session_metadata={"t": "a"}
+    )
     await say(store, run, "hello")
     await store.save_state(run.run_id, WorkflowState("chat", data={"n": 1}))
     await store.update_run(run.run_id, output_data={"a": 1}, duration_seconds=0.5)

@@ -87,6 +87,8 @@ def as_version_2(document: dict[str, Any]) -> dict[str, Any]:
     old = json.loads(json.dumps(document))
     old["version"] = 2
     assert old.pop("entries") == []
+    for session in old["sessions"]:
+        assert session.pop("metadata") == {}  # sessions had none in version 2
     return old
 
 

@@ -76,6 +76,16 @@ METADATA = st.one_of(
         max_size=2,
     ),
 )
+# Session metadata (docs/contract.md, "Session metadata"): JSON objects, no floats (as above).
+SESSION_METADATA = st.dictionaries(
+    st.sampled_from(["title", "tags", "n"]),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.text(CHARS, max_size=6)
+    | st.lists(st.text(CHARS, max_size=3), max_size=2),
+    max_size=3,
+)
 TOKENS = st.one_of(st.none(), st.integers(0, 9))
 KEYS = st.sampled_from([None, None, "k1", "k2"])
 
@@ -110,6 +120,7 @@ class ModelSession:
     messages: list[ModelMsg] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
     last_seq: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -158,6 +169,7 @@ class StoreMachine(RuleBasedStateMachine):
         how=st.sampled_from(["new", "known", "pinned"]),
         data=st.data(),
         payload=PAYLOAD,
+        session_metadata=st.one_of(st.none(), SESSION_METADATA),
     )
     def initialize_run(
         self,
@@ -166,6 +178,7 @@ class StoreMachine(RuleBasedStateMachine):
         how: str,
         data: st.DataObject,
         payload: dict[str, Any],
+        session_metadata: dict[str, Any] | None,
     ) -> None:
         session_id: str | None = None
         if how == "known" and self.sessions:
@@ -181,7 +194,11 @@ class StoreMachine(RuleBasedStateMachine):
             ):
                 expected_error = InvalidDataError
         call = self.store.initialize_run(
-            workflow_name=name, session_id=session_id, external_id=external_id, input_data=payload
+            workflow_name=name,
+            session_id=session_id,
+            external_id=external_id,
+            input_data=payload,
+            session_metadata=session_metadata,
         )
         if expected_error is not None:
             before = self.run(self.store.export_data())
@@ -205,6 +222,8 @@ class StoreMachine(RuleBasedStateMachine):
             assert handle.session_id == session_id
         assert handle.session_id not in self.runs
         session = self.sessions.setdefault(handle.session_id, ModelSession(name, external_id))
+        if session_metadata is not None:  # a new session's, or replacing a known one's
+            session.metadata = session_metadata
         session.runs.append(handle.run_id)
         self.runs[handle.run_id] = ModelRun(handle.session_id)
         self.touch(handle.session_id)
@@ -433,8 +452,23 @@ class StoreMachine(RuleBasedStateMachine):
         assert record.id not in self.sessions
         fork = ModelSession(parent.agent, external_id or parent.external_id, copied)
         fork.last_seq = newest
+        fork.metadata = parent.metadata  # a copy: the model never changes one in place
+        assert record.metadata == parent.metadata
         self.sessions[record.id] = fork
         self.touch(record.id)
+
+    @rule(data=st.data(), metadata=SESSION_METADATA)
+    def update_session(self, data: st.DataObject, metadata: dict[str, Any]) -> None:
+        session_id = self.pick(data, list(self.sessions), "no-such-session")
+        call = self.store.update_session(session_id, metadata=metadata)
+        session = self.sessions.get(session_id)
+        if session is None:
+            with pytest.raises(NotFoundError):
+                self.run(call)
+            return
+        record = self.run(call)
+        session.metadata = metadata  # not activity: the order of sessions stays
+        assert (record.id, record.metadata) == (session_id, metadata)
 
     @rule(external_id=st.sampled_from(["u1", "u2", "nobody"]))
     def delete_sessions(self, external_id: str) -> None:
@@ -639,6 +673,10 @@ class StoreMachine(RuleBasedStateMachine):
         for session_id, session in self.sessions.items():
             runs = self.run(self.store.list_runs(session_id))
             assert [r.id for r in runs] == session.runs
+        listed = self.run(self.store.list_sessions(limit=None))
+        assert {s.id: s.metadata for s in listed} == {
+            session_id: session.metadata for session_id, session in self.sessions.items()
+        }
 
 
 @pytest.mark.parametrize("seed", [0])
