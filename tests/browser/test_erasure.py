@@ -11,8 +11,10 @@ layouts: RunstoreSaver (``langgraph``: a channel value stored apart, its checkpo
 write, all owned, bytes as the serialiser makes them), RunstoreSessionService (``adk``: the
 session entry put ``only_if_absent``, user and app state merged, each event one
 ``write_entries`` with ``expect``), RunstoreMemoryService (a session per event under
-``adk-memory/{app}``, ``external_id`` the user, the event's text as the message) and the
-OpenAI Agents / pydantic-ai conversations (a session with ``external_id``, ``add_chat_messages``).
+``adk-memory/{app}``, ``external_id`` the user, the event's text as the message; a deleted
+memory's tombstone, owned), RunstoreStore (``langgraph-store``: an item of the user's
+namespace, owned) and the OpenAI Agents / pydantic-ai conversations (a session with
+``external_id``, ``add_chat_messages``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ NOTHING = {  # what ``view`` shows of an erased user
     "memory": [],
     "state": None,
     "langgraph": [None, []],
+    "store": [],
+    "tombstones": [],
     "adk": [None, [], None],
 }
 
@@ -44,6 +48,7 @@ from runstore import ChatMsg, EntryPatch, NewEntry, WorkflowState
 from runstore.browser import open_store
 
 SEP = "\\x1f"
+SCOPES = ("adk", "adk-memory", "langgraph", "langgraph-store")
 UPDATED = SEP + "t"
 WORD = WORD_MAP
 BLOB = BLOB_MAP
@@ -59,7 +64,8 @@ async def conversation(user):
     # add_chat_messages; a run's state and output too.
     word = WORD[user]
     run = await store.initialize_run(workflow_name="assistant", session_id="chat-" + user,
-                                     external_id=user, input_data={"text": word + " asks"})
+                                     external_id=user, input_data={"text": word + " asks"},
+                                     session_metadata={"title": word + " title"})
     await store.add_chat_messages("chat-" + user, [
         ChatMsg(role="user", content=word + " question", metadata={"type": "message"}),
         ChatMsg(role="assistant", content=word + " answer", token_count=3),
@@ -159,6 +165,16 @@ async def langgraph_turn(user, turn, parent):
     assert await store.put_entries("langgraph", [write], only_if_absent=True) == 1
 
 
+async def long_term(user):
+    # RunstoreStore.put(("memories", user), "preference", value), owned by the user; and
+    # RunstoreMemoryService.delete_memory's tombstone, owned by the user.
+    await store.put_entries("langgraph-store", [NewEntry(
+        f"memories\\x01{user}\\x01\\x01preference", {"text": WORD[user] + " likes tea"},
+        owner=user)])
+    gone = "adk-memory-" + hashlib.sha256(json.dumps(["app", user, "gone"]).encode()).hexdigest()
+    await store.put_entries("adk-memory", [NewEntry("deleted/" + gone, owner=user)])
+
+
 async def latest_checkpoint(user):
     # RunstoreSaver.aget_tuple: the last key of the thread's checkpoints
     found = await store.list_entries(
@@ -193,6 +209,9 @@ async def view(user):
         "state": None if state is None else state.data,
         "langgraph": [None if latest is None else latest.key,
                       [[e.key, e.value, e.data.hex(), e.owner] for e in thread]],
+        "store": [[e.key, e.value] for e in await store.list_entries(
+            "langgraph-store", prefix=f"memories\\x01{user}\\x01")],
+        "tombstones": [e.key for e in await store.list_entries("adk-memory") if e.owner == user],
         "adk": [None if adk_session is None else [adk_session.value, adk_session.version],
                 [e.value for e in await store.list_entries("adk", prefix=events)],
                 None if (u := await store.get_entry("adk", user_state)) is None else u.value],
@@ -205,6 +224,7 @@ for user in ("user-x", "user-y"):
     await adk_memory(user)
     await adk(user)
     await langgraph(user)
+    await long_term(user)
 json.dumps({"x": await view("user-x"), "y": await view("user-y")})
 """
 
@@ -212,7 +232,7 @@ ERASE = """
 report = await store.erase("user-x")
 json.dumps({"report": [report.sessions, report.runs, report.messages, report.entries],
             "x": await view("user-x"), "y": await view("user-y"),
-            "owners": sorted({str(e.owner) for scope in ("adk", "langgraph")
+            "owners": sorted({str(e.owner) for scope in SCOPES
                               for e in await store.list_entries(scope)}),
             "app": (await store.get_entry("adk", f"a{SEP}app")).value,
             "search": len(await store.search_messages(WORD["user-x"], limit=None))})
@@ -301,14 +321,16 @@ def test_erase_leaves_no_record_of_the_user_in_indexed_db(profile: Profile) -> N
         assert view["chat"] == [f"{WORD[user]} question", f"{WORD[user]} answer"]
         assert view["memory"] == [f"{WORD[user]} remembered"]
         assert len(view["langgraph"][1]) == 9 and len(view["adk"][1]) == 3
+        assert len(view["store"]) == 1 and len(view["tombstones"]) == 1
     raw, _ = raw_text(tab)
     for user in (X, Y):  # the log holds both users' words, bytes included
         assert WORD[user] in raw and BLOB[user] in raw
 
     erased = tab.run(ERASE)
     # x: two sessions (conversation, memory) with their run(s) and three messages; entries:
-    # 9 LangGraph, 5 ADK (session, three events, user state).
-    assert erased["report"] == [2, 2, 3, 14]
+    # 9 LangGraph, 5 ADK (session, three events, user state), a LangGraph store item and an
+    # ADK memory tombstone.
+    assert erased["report"] == [2, 2, 3, 16]
     assert erased["x"] == NOTHING
     assert erased["y"] == written["y"]
     assert erased["owners"] == ["None", Y] and erased["app"] == {"n": 2} and erased["search"] == 0
