@@ -62,6 +62,13 @@ class LoopBridge:
             )
         return self._private(coroutine)
 
+    def close(self) -> None:
+        """Close the private loop (if one was made); a later sync call makes another."""
+        with self._lock:
+            if self._own_loop is not None:
+                self._own_loop.close()
+                self._own_loop = None
+
     def _private(self, coroutine: Coroutine[Any, Any, T]) -> T:
         with self._lock:
             if self._own_loop is None:

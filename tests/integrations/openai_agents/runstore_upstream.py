@@ -17,7 +17,6 @@ JSON file that receives the counts.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import inspect
 import json
@@ -31,6 +30,8 @@ import pytest
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parents[1]  # runstore's tests/ (backends.py, pg_server.py)
 sys.path.insert(0, str(TESTS))
+sys.path.insert(0, str(HERE.parent))
+from framework_tests import PostgresPerLoop  # noqa: E402
 
 MODE = os.environ.get("RUNSTORE_AGENTS_SESSION", "upstream")
 
@@ -113,46 +114,6 @@ _made: list[Any] = []  # stores made during the current test (closed after it)
 _shared: dict[str, Any] = {}  # file path -> store, for the memory backend
 constructed = 0  # sessions made so far (a test that made one is a session test)
 _test_id = ""  # the node id of the running test
-
-
-class PostgresPerLoop:
-    """PostgreSQL used as docs/contract.md ("Event loops") prescribes: one PostgresDataStorage
-    per event loop, since an asyncpg pool serves only the loop that opened it. Every call goes
-    to the running loop's store (one schema for all of them). Upstream's tests use a session
-    from several loops (pytest-asyncio fixtures run in a session-wide loop, Runner.run_sync
-    makes one per call, threads run their own)."""
-
-    def __init__(self, dsn: str, schema: str) -> None:
-        self._dsn, self._schema = dsn, schema
-        self._stores: dict[asyncio.AbstractEventLoop, Any] = {}
-
-    def _store(self) -> Any:
-        from runstore import PostgresDataStorage
-
-        loop = asyncio.get_running_loop()
-        store = self._stores.get(loop)
-        if store is None:
-            store = self._stores[loop] = PostgresDataStorage(self._dsn, schema=self._schema)
-        return store
-
-    def __getattr__(self, name: str) -> Any:
-        async def call(*args: Any, **kwargs: Any) -> Any:
-            return await getattr(self._store(), name)(*args, **kwargs)
-
-        return call
-
-    def close_all(self) -> None:
-        """Close every loop's store: in its loop when that can still run, else drop the pool's
-        connections (a loop that is gone cannot run its pool's close)."""
-        for loop, store in self._stores.items():
-            with contextlib.suppress(Exception):
-                if not loop.is_closed() and not loop.is_running():
-                    loop.run_until_complete(asyncio.wait_for(store.close(), 10))
-                    continue
-                pool = getattr(store, "_pool", None)
-                if pool is not None:
-                    pool.terminate()
-        self._stores.clear()
 
 
 def _store_for(db_path: str | os.PathLike[str]) -> Any:

@@ -21,7 +21,6 @@ import json
 import os
 import subprocess
 import sys
-import tarfile
 from collections import Counter
 from pathlib import Path
 
@@ -32,37 +31,14 @@ BUILD = ROOT / "build" / "openai-agents"
 MODES = ["upstream", "memory", "sqlite-sqlite3", "sqlite-aiosqlite", "postgres"]
 
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+import framework_tests  # noqa: E402
 from runstore_upstream import RUNNER_FILES, SESSION_FILES  # noqa: E402
-
-
-def locked_hashes() -> list[str]:
-    """The ``--hash=`` options of openai-agents==VERSION in locks/openai-agents.txt (the sdist's
-    among them): the downloaded sdist is checked against the lock like every other package."""
-    lines = (ROOT / "locks" / "openai-agents.txt").read_text().splitlines()
-    start = lines.index(f"openai-agents=={VERSION} \\")
-    hashes = []
-    for line in lines[start + 1 :]:
-        if not line.strip().startswith("--hash="):
-            break
-        hashes.append(line.strip().removesuffix("\\").strip())
-    return hashes
 
 
 def sdist() -> Path:
     """The extracted sdist, downloaded on first use."""
-    folder = BUILD / f"openai_agents-{VERSION}"
-    if not (folder / "tests").is_dir():
-        BUILD.mkdir(parents=True, exist_ok=True)
-        requirement = BUILD / "requirement.txt"
-        requirement.write_text(f"openai-agents=={VERSION} {' '.join(locked_hashes())}\n")
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
-             "--require-hashes", "-r", str(requirement), "-d", str(BUILD)],
-            check=True,
-        )  # fmt: skip
-        with tarfile.open(BUILD / f"openai_agents-{VERSION}.tar.gz") as archive:
-            archive.extractall(BUILD, filter="data")
-    return folder
+    return framework_tests.sdist("openai-agents", "openai-agents", VERSION, BUILD)
 
 
 def run(mode: str, folder: Path, junitxml: str | None) -> dict[str, object]:
