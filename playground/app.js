@@ -141,6 +141,7 @@ function renderSessions(sessions, chosen, chatSession) {
     const button = el("button", { type: "button", "aria-pressed": String(s.id === chosen) },
       el("span", { class: "mono", text: short(s.id) }),
       el("span", { class: "fork-of", text: forkOf }),
+      el("span", { class: "title", text: typeof s.metadata?.title === "string" ? s.metadata.title : "" }),
       el("span", { text: `${s.external_id ?? "no external id"}${s.id === chatSession ? " · chat" : ""}` }),
       el("span", { class: "muted", text: time(s.updated_at) }));
     if (s.parent_session_id) button.dataset.parentSessionId = s.parent_session_id;

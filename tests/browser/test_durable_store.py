@@ -32,7 +32,7 @@ from runstore.browser import open_store
 
 store = await open_store("notes")
 ada = await store.initialize_run(workflow_name="tutor", external_id="ada",
-                                 input_data={"text": "hi"})
+                                 input_data={"text": "hi"}, session_metadata={"title": "Ada é"})
 for i in range(30):
     await store.add_chat_message(agent_id=ada.agent_id, session_id=ada.session_id,
                                  run_id=ada.run_id, role="user" if i % 2 == 0 else "assistant",
@@ -42,6 +42,7 @@ state = runstore.WorkflowState("tutor", status="completed", trace=["a", "b"])
 state.data = {"n": 1}
 await store.save_state(ada.run_id, state)
 grace = await store.initialize_run(workflow_name="tutor", external_id="grace")
+await store.update_session(grace.session_id, metadata={"tags": ["x"], "n": 7})
 await store.add_chat_message(agent_id=grace.agent_id, session_id=grace.session_id,
                              run_id=None, role="user", content="hello")
 class Role(StrEnum):  # a subclass of str is kept as its plain value
@@ -67,6 +68,8 @@ def test_written_data_survives_a_reload(profile: Profile) -> None:
     tab = profile.tab()
     written = tab.run(WRITE)
     assert len(written["messages"]) == 33 and [a["name"] for a in written["agents"]] == ["tutor"]
+    titles = {s["external_id"]: s["metadata"] for s in written["sessions"]}
+    assert titles == {"ada": {"title": "Ada é"}, "grace": {"tags": ["x"], "n": 7}}
     tab.reload()
     assert tab.run(READ) == written
     # The store goes on from where it was: seq and activity order continue.

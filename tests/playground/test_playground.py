@@ -273,7 +273,11 @@ def test_console_runs_code_against_the_live_store(visit: Visit) -> None:
     assert "NotFoundError" in run_console(page, "await store.delete_session('no-such-session')")
     assert output.get_attribute("data-error") == "true"
 
-    # Writes from the console show in the inspector.
+    # Writes from the console show in the inspector: a session's title (as text), a delete.
+    run_console(
+        page, "await store.update_session(sessions[0].id, metadata={'title': 'Lin <b>1</b>'})"
+    )
+    expect(page.locator("#sessions button .title")).to_have_text("Lin <b>1</b>")
     run_console(page, "await store.delete_session(sessions[0].id)")
     expect(page.locator("#sessions button")).to_have_count(0)
 
