@@ -7,6 +7,9 @@
   characters, reply 300, a node standing in for the model): bytes stored, µs per turn, and µs per
   ``aget_state`` at 10 turns and at the end, for ``RunstoreSaver`` on each backend next to
   ``InMemorySaver``, ``AsyncSqliteSaver`` and, when installed, ``AsyncPostgresSaver``.
+- LangGraph store: one ``aput`` of an item plus ``asearch`` of its namespace (``limit=10``) in
+  a namespace already holding 100 or 10,000 items, for ``RunstoreStore`` on each backend next to
+  LangGraph's ``InMemoryStore`` and, when installed, ``AsyncPostgresStore``.
 - ADK: one ``append_event`` plus ``get_session(num_recent_events=50)`` on a session already
   holding 100 or 100,000 events, for ``RunstoreSessionService`` on each backend, ADK's
   ``InMemorySessionService`` and ``DatabaseSessionService`` (SQLite, aiosqlite).
@@ -33,6 +36,7 @@ from typing import Any
 from .timing import number
 
 CHECKPOINT_SIZES = (10, 10_000)
+ITEM_SIZES = (100, 10_000)
 EVENT_SIZES = (100, 100_000)
 RECENT = 50
 
@@ -199,6 +203,72 @@ async def langgraph_table(dsn: str | None, reps: int, calls: int) -> Table:
                     figures[size] = await _langgraph_saver(saver, size, reps, calls, sync=True)
                 finally:
                     conn.close()
+    return table
+
+
+# -- LangGraph store -------------------------------------------------------------------
+
+STORE_NS = ("memories", "user-1")
+
+
+def _memory_item(index: int) -> dict[str, Any]:
+    return {"text": f"the user mentioned fact number {index}", "kind": "fact", "n": index}
+
+
+async def _langgraph_store(store: Any, size: int, reps: int, calls: int) -> list[float]:
+    from langgraph.store.base import PutOp
+
+    for start in range(0, size, 500):
+        ops = [PutOp(STORE_NS, f"m{i:08d}", _memory_item(i)) for i in range(start, start + 500)]
+        await store.abatch(ops[: size - start])
+
+    async def one(i: int) -> None:
+        await store.aput(STORE_NS, f"n{i:08d}", _memory_item(size + i))
+        assert len(await store.asearch(STORE_NS, limit=10)) == 10
+
+    return await _timed(reps, calls, one)
+
+
+async def langgraph_store_table(dsn: str | None, reps: int, calls: int) -> Table:
+    from langgraph.store.memory import InMemoryStore
+
+    from runstore.integrations.langgraph import RunstoreStore
+
+    table = Table(
+        "LangGraph store: µs per put + search (limit 10), by items already in the namespace",
+        ITEM_SIZES,
+    )
+    for name, make in runstore_backends(dsn):
+        figures = table.rows.setdefault(f"RunstoreStore ({name})", {})
+        for size in ITEM_SIZES:
+            async with _folder() as folder:
+                store = await make(folder)
+                try:
+                    figures[size] = await _langgraph_store(RunstoreStore(store), size, reps, calls)
+                finally:
+                    await store.close()
+    figures = table.rows.setdefault("InMemoryStore (LangGraph)", {})
+    for size in ITEM_SIZES:
+        figures[size] = await _langgraph_store(InMemoryStore(), size, reps, calls)
+    if dsn:
+        try:
+            from langgraph.store.postgres import AsyncPostgresStore
+        except ImportError as exc:
+            table.missing["AsyncPostgresStore (LangGraph)"] = str(exc)
+        else:
+            import asyncpg
+
+            figures = table.rows.setdefault("AsyncPostgresStore (LangGraph)", {})
+            for size in ITEM_SIZES:
+                schema = f"lgstore_{uuid.uuid4().hex[:12]}"
+                conn = await asyncpg.connect(dsn)
+                await conn.execute(f"CREATE SCHEMA {schema}")
+                await conn.close()
+                sep = "&" if "?" in dsn else "?"
+                url = f"{dsn}{sep}options=-csearch_path%3D{schema}"
+                async with AsyncPostgresStore.from_conn_string(url) as pg:
+                    await pg.setup()
+                    figures[size] = await _langgraph_store(pg, size, reps, calls)
     return table
 
 
@@ -538,12 +608,16 @@ async def chat_costs(
 
 
 async def measure(
-    dsn: str | None, quick: bool = False, only: tuple[str, ...] = ("langgraph", "adk", "chat")
+    dsn: str | None,
+    quick: bool = False,
+    only: tuple[str, ...] = ("langgraph", "store", "adk", "chat"),
 ) -> list[str]:
     reps, calls = (3, 20) if quick else (5, 100)
     out = ["## Workflow adapters", ""]
     if "langgraph" in only:
         out += [*(await langgraph_table(dsn, reps, calls)).markdown(), ""]
+    if "store" in only:
+        out += [*(await langgraph_store_table(dsn, reps, calls)).markdown(), ""]
     if "adk" in only:
         out += [*(await adk_table(dsn, reps, calls)).markdown(), ""]
     if "chat" in only:
@@ -555,7 +629,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--dsn", default=None, help="PostgreSQL DSN for the postgres rows")
-    parser.add_argument("--only", default="langgraph,adk,chat", help="langgraph, adk, chat")
+    parser.add_argument(
+        "--only", default="langgraph,store,adk,chat", help="langgraph, store, adk, chat"
+    )
     args = parser.parse_args()
     only = tuple(args.only.split(","))
     print("\n".join(asyncio.run(measure(args.dsn, args.quick, only))))

@@ -69,6 +69,9 @@ def item_key(namespace: Namespace, key: str) -> str:
 
 def split_key(entry_key: str) -> tuple[Namespace, str]:
     """The namespace and item key an entry key holds."""
+    if ESCAPE not in entry_key:  # no label is empty: the first END END ends the namespace
+        namespace, _, key = entry_key.partition(END + END)
+        return tuple(namespace.split(END)), key
     labels: list[str] = []
     label: list[str] = []
     i = 0
