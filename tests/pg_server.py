@@ -251,15 +251,15 @@ class Cluster:
         pidfile.unlink(missing_ok=True)
 
 
-def _wait_for_port(port: int, seconds: float) -> None:
+def _wait_for_port(port: int, seconds: float, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"nothing listens on 127.0.0.1:{port}") from None
+                raise RuntimeError(f"nothing listens on {host}:{port}") from None
             time.sleep(0.05)
 
 
@@ -357,20 +357,29 @@ class HACluster:
         self.ports: dict[str, int] = {}
         self.keepers: dict[str, subprocess.Popen[bytes]] = {}
 
+    def host(self, node: str) -> str:
+        """The address ``node`` (or "monitor") listens on."""
+        return "127.0.0.1"
+
     @property
     def monitor_uri(self) -> str:
-        return f"postgres://autoctl_node@127.0.0.1:{self.ports['monitor']}/pg_auto_failover"
+        monitor = f"{self.host('monitor')}:{self.ports['monitor']}"
+        return f"postgres://autoctl_node@{monitor}/pg_auto_failover"
 
     @property
     def dsn(self) -> str:
         """Every node; asyncpg picks the one that is read-write."""
-        hosts = ",".join(f"127.0.0.1:{self.ports[node]}" for node in HA_NODES)
+        hosts = ",".join(f"{self.host(node)}:{self.ports[node]}" for node in HA_NODES)
         return f"postgresql://postgres@{hosts}/postgres?target_session_attrs=read-write"
 
     def node_dsn(self, node: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.ports[node]}/postgres"
+        return f"postgresql://postgres@{self.host(node)}:{self.ports[node]}/postgres"
 
-    def _command(self, *args: str) -> list[str]:
+    def _inside(self, node: str) -> list[str]:
+        """The command prefix that runs a program where ``node`` lives (here: nothing)."""
+        return []
+
+    def _command(self, *args: str, node: str = "monitor") -> list[str]:
         env = [
             "env",
             f"PATH={self.bindir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
@@ -381,11 +390,12 @@ class HACluster:
         command = [*env, str(self.program), *args]
         if os.geteuid() == 0:
             command = ["runuser", "-u", "postgres", "--", *command]
-        return command
+        return [*self._inside(node), *command]
 
-    def _autoctl(self, *args: str) -> str:
+    def _autoctl(self, *args: str, node: str = "monitor") -> str:
         done = subprocess.run(
-            self._command(*args), capture_output=True, text=True, check=False, timeout=300,
+            self._command(*args, node=node), capture_output=True, text=True, check=False,
+            timeout=300,
             cwd=self.root,
         )  # fmt: skip
         if done.returncode != 0:
@@ -395,7 +405,7 @@ class HACluster:
     def _run_keeper(self, node: str) -> None:
         with open(self.root / f"{node}.log", "ab") as log:
             self.keepers[node] = subprocess.Popen(
-                self._command("run", "--pgdata", str(self.root / node)),
+                self._command("run", "--pgdata", str(self.root / node), node=node),
                 stdout=log, stderr=subprocess.STDOUT, cwd=self.root, start_new_session=True,
             )  # fmt: skip
         (self.root / f"{node}.pgid").write_text(str(self.keepers[node].pid))
@@ -422,23 +432,28 @@ class HACluster:
         monitor = self.root / "monitor"
         self._autoctl(
             "create", "monitor", "--pgdata", str(monitor), "--pgport", str(self.ports["monitor"]),
-            "--hostname", "127.0.0.1", "--auth", "trust", "--no-ssl",
+            "--hostname", self.host("monitor"), "--auth", "trust", "--no-ssl",
         )  # fmt: skip
         with open(monitor / "postgresql.conf", "a") as conf:  # after pg_autoctl's include
-            conf.write("listen_addresses = '127.0.0.1'\nfsync = off\n")
+            conf.write(f"listen_addresses = '{self.host('monitor')}'\nfsync = off\n")
             for name, value in HA_MONITOR_SETTINGS.items():
                 conf.write(f"{name} = {value}\n")
         self._run_keeper("monitor")
-        _wait_for_port(self.ports["monitor"], 60)
+        _wait_for_port(self.ports["monitor"], 60, self.host("monitor"))
         for node in HA_NODES:
             self._autoctl(
                 "create", "postgres", "--pgdata", str(self.root / node),
-                "--pgport", str(self.ports[node]), "--listen", "127.0.0.1",
-                "--hostname", "127.0.0.1", "--name", node, "--auth", "trust", "--no-ssl",
+                "--pgport", str(self.ports[node]), "--listen", self.host(node),
+                "--hostname", self.host(node), "--name", node, "--auth", "trust", "--no-ssl",
                 "--monitor", self.monitor_uri + "?sslmode=disable",
+                node=node,
             )  # fmt: skip
+            self._allow_clients(node)
             self._run_keeper(node)
             self.wait_for(self.healthy if node == HA_NODES[-1] else self._single, 180)
+
+    def _allow_clients(self, node: str) -> None:
+        """Lets the tests' clients in (on loopback, initdb's pg_hba.conf does)."""
 
     @staticmethod
     def _single(states: dict[str, tuple[str, str]]) -> bool:
@@ -516,6 +531,7 @@ class HACluster:
                 os.killpg(int((self.root / f"{node}.pgid").read_text()), signal.SIGKILL)
             with contextlib.suppress(OSError, ValueError):
                 os.kill(self.postmaster_pid(node), signal.SIGKILL)
+        NetnsHACluster.remove_network(self.root)
         shutil.rmtree(self.root, ignore_errors=True)
 
     @staticmethod
@@ -527,15 +543,142 @@ class HACluster:
                     HACluster(root).destroy()
 
 
+class NetnsHACluster(HACluster):
+    """The same cluster with each node in a network namespace of its own, so a test can cut a
+    node off the network while it runs: ``ip netns add``, a veth pair per node whose outer end
+    is a port of a bridge in the root namespace, all on one private /24 (the bridge, where the
+    monitor listens and the clients connect from, is .1; n1 is .2, n2 .3). ``cut(node)``
+    disables the node's bridge port: its link stays up, and every packet to or from it is
+    dropped without an answer (a partition, not a refusal); ``heal(node)`` forwards again.
+    Needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) and iproute2 (``ip``, ``bridge``); without
+    them ``create`` raises, saying so. The interfaces and namespaces are listed in
+    ``root/network`` and removed by ``destroy`` (also by ``reap_orphans``)."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        tag = os.getpid() % 100000
+        self.bridge = f"rsb{tag}"
+        self.namespaces = {node: f"rsha{tag}{node}" for node in HA_NODES}
+        self.outer = {node: f"rs{tag}{node}" for node in HA_NODES}  # its bridge port
+        self.subnet = ""  # "10.213.K", chosen by _create
+
+    def host(self, node: str) -> str:
+        number = 1 if node == "monitor" else 2 + HA_NODES.index(node)
+        return f"{self.subnet}.{number}"
+
+    def _inside(self, node: str) -> list[str]:
+        return [] if node == "monitor" else ["ip", "netns", "exec", self.namespaces[node]]
+
+    def _create(self) -> None:
+        self._network()
+        super()._create()
+
+    def _allow_clients(self, node: str) -> None:
+        """The clients connect from the bridge's address, which pg_autoctl does not let in."""
+        with open(self.root / node / "pg_hba.conf", "a") as hba:
+            hba.write(f"host all all {self.host('monitor')}/32 trust\n")
+        with contextlib.suppress(OSError, ValueError):  # running: read it again
+            os.kill(self.postmaster_pid(node), signal.SIGHUP)
+
+    @staticmethod
+    def _ip(*args: str) -> None:
+        done = subprocess.run(args, capture_output=True, text=True, check=False, timeout=30)
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"network namespaces for the pg_auto_failover cut test: `{' '.join(args)}` "
+                f"failed ({done.returncode}): {done.stderr.strip()} (this needs root with "
+                "CAP_NET_ADMIN and CAP_SYS_ADMIN, and iproute2; a container without them "
+                "cannot run the test)"
+            )
+
+    def _network(self) -> None:
+        if os.geteuid() != 0:
+            raise RuntimeError(
+                "network namespaces for the pg_auto_failover cut test need root "
+                f"(euid {os.geteuid()}): run the postgres-ha stage as root"
+            )
+        if shutil.which("ip") is None or shutil.which("bridge") is None:
+            raise RuntimeError("the pg_auto_failover cut test needs iproute2 (ip, bridge)")
+        used = subprocess.run(
+            ["ip", "-o", "addr"], capture_output=True, text=True, check=True
+        ).stdout
+        self.subnet = next(
+            f"10.213.{k}"
+            for k in [*range(os.getpid() % 200 + 20, 250), *range(20, 250)]
+            if f" 10.213.{k}." not in used
+        )
+        record = self.root / "network"
+        names = [f"link {self.bridge}"]
+        names += [f"netns {ns}" for ns in self.namespaces.values()]
+        names += [f"link {outer}" for outer in self.outer.values()]
+        record.write_text("\n".join(names) + "\n")  # before creating: destroy undoes any
+        self._ip("ip", "link", "add", self.bridge, "type", "bridge")
+        self._ip("ip", "addr", "add", f"{self.host('monitor')}/24", "dev", self.bridge)
+        self._ip("ip", "link", "set", self.bridge, "up")
+        for node in HA_NODES:
+            ns, outer = self.namespaces[node], self.outer[node]
+            self._ip("ip", "netns", "add", ns)
+            self._ip(
+                "ip", "link", "add", outer, "type", "veth", "peer", "name", "eth0", "netns", ns
+            )
+            self._ip("ip", "link", "set", outer, "master", self.bridge)
+            self._ip("ip", "link", "set", outer, "up")
+            self._ip("ip", "-n", ns, "addr", "add", f"{self.host(node)}/24", "dev", "eth0")
+            self._ip("ip", "-n", ns, "link", "set", "eth0", "up")
+            self._ip("ip", "-n", ns, "link", "set", "lo", "up")
+
+    def cut(self, node: str) -> None:
+        """Every packet to or from ``node`` is dropped, silently, until ``heal(node)``."""
+        self._ip("bridge", "link", "set", "dev", self.outer[node], "state", "0")  # disabled
+
+    def heal(self, node: str) -> None:
+        self._ip("bridge", "link", "set", "dev", self.outer[node], "state", "3")  # forwarding
+
+    @staticmethod
+    def remove_network(root: Path) -> None:
+        """Kills what still runs in the namespaces listed in ``root/network`` and removes them
+        and the interfaces listed there (each only if it exists)."""
+        try:
+            lines = (root / "network").read_text().split("\n")
+        except OSError:
+            return
+        for line in lines:
+            kind, _, name = line.partition(" ")
+            if kind == "netns":
+                pids = subprocess.run(
+                    ["ip", "netns", "pids", name], capture_output=True, text=True, check=False
+                ).stdout.split()
+                for pid in pids:
+                    with contextlib.suppress(OSError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
+                subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        for line in lines:
+            kind, _, name = line.partition(" ")
+            if kind == "link":
+                subprocess.run(["ip", "link", "del", name], capture_output=True, check=False)
+        (root / "network").unlink(missing_ok=True)
+
+
 _shared_ha: HACluster | None = None
+# Why this process's cluster is not a NetnsHACluster (for the test that needs one to say).
+no_netns_reason = ""
 
 
 def shared_ha_cluster() -> HACluster:
-    """This process's pg_auto_failover cluster (started on first use, destroyed at exit)."""
-    global _shared_ha
+    """This process's pg_auto_failover cluster (started on first use, destroyed at exit): a
+    NetnsHACluster where network namespaces can be made (as root), so the same cluster serves
+    the tests that cut a node off; otherwise, or if making them fails, on loopback, with the
+    reason in ``no_netns_reason``."""
+    global _shared_ha, no_netns_reason
     if _shared_ha is None:
         HACluster.reap_orphans()
-        _shared_ha = HACluster.create()
+        try:
+            _shared_ha = NetnsHACluster.create()
+        except RuntimeError as exc:
+            if "network namespaces" not in str(exc) and "iproute2" not in str(exc):
+                raise
+            no_netns_reason = str(exc)
+            _shared_ha = HACluster.create()
         atexit.register(_shared_ha.destroy)
     return _shared_ha
 

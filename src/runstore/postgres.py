@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -267,6 +268,36 @@ async def _connect_to_any(dsn: str, **options: Any) -> Any:
                 attempt.result().terminate()  # a second host that answered too
 
 
+def _tcp_options(network_timeout: float) -> list[tuple[int, int, int]]:
+    """The socket options that make a connection to a server that stopped answering (cut off by
+    the network, its host gone: packets swallowed, nothing refused) fail within about
+    ``network_timeout`` seconds: unacknowledged data is given up after it (``TCP_USER_TIMEOUT``),
+    and an idle connection or one waiting for an answer is probed by keepalives from half of it
+    on (answered by the server's kernel, so a long statement of a live server is not cut).
+    Options the platform lacks are left out."""
+    idle = max(1, round(network_timeout / 2))
+    interval = max(1, round(network_timeout / 6))
+    wanted = [
+        (socket.SOL_SOCKET, "SO_KEEPALIVE", 1),
+        (socket.IPPROTO_TCP, "TCP_KEEPIDLE", idle),
+        (socket.IPPROTO_TCP, "TCP_KEEPINTVL", interval),
+        (socket.IPPROTO_TCP, "TCP_KEEPCNT", 3),  # where TCP_USER_TIMEOUT is missing
+        (socket.IPPROTO_TCP, "TCP_USER_TIMEOUT", max(1, round(network_timeout * 1000))),
+    ]
+    return [(level, getattr(socket, name), v) for level, name, v in wanted if hasattr(socket, name)]
+
+
+def _set_tcp_options(conn: Any, options: list[tuple[int, int, int]]) -> None:
+    """Sets ``options`` on a new connection's socket (TCP only; a Unix socket has no peer
+    that can vanish). asyncpg has no option for them, and the server's settings
+    (``tcp_keepalives_idle`` ...) act on the server's end only."""
+    sock = conn._transport.get_extra_info("socket")  # also under TLS: the TCP socket
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    for level, option, value in options:
+        sock.setsockopt(level, option, value)
+
+
 class _Unexpected(StorageError):
     """write_entries: an expected version did not hold (the transaction rolls back)."""
 
@@ -330,7 +361,10 @@ class PostgresDataStorage(BatchPruner, DataStorage):
     another pooler) in transaction mode: no prepared-statement cache. While the server is
     unreachable, calls raise ``StorageUnavailableError`` within ``connect_timeout`` seconds;
     a statement without an answer after ``command_timeout`` seconds is cancelled and raises
-    ``StorageError``. Once the server is back, the same store works again.
+    ``StorageError``. A connection whose server stopped answering at the network level is
+    closed after about ``network_timeout`` seconds (TCP keepalives and ``TCP_USER_TIMEOUT``;
+    None: the operating system's defaults, many minutes) and its call raises
+    ``StorageUnavailableError``. Once the server is back, the same store works again.
     """
 
     def __init__(
@@ -340,6 +374,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
         schema: str | None = None,
         connect_timeout: float = 5.0,
         command_timeout: float = 60.0,
+        network_timeout: float | None = 10.0,
         max_connections: int = 10,
         pooler: str | None = None,
     ) -> None:
@@ -355,8 +390,13 @@ class PostgresDataStorage(BatchPruner, DataStorage):
             raise InvalidDataError("dsn_or_pool", "must be a DSN string or an asyncpg.Pool")
         if pooler not in POOLERS:
             raise InvalidDataError("pooler", f'must be None or "transaction", got {pooler!r}')
+        if network_timeout is not None and not network_timeout > 0:
+            raise InvalidDataError(
+                "network_timeout", f"must be None or > 0, got {network_timeout!r}"
+            )
         self._connect_timeout = connect_timeout
         self._command_timeout = command_timeout
+        self._tcp = [] if network_timeout is None else _tcp_options(network_timeout)
         self._max_connections = max_connections
         self._pooler = pooler
         self._ready = False
@@ -389,6 +429,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                         statement_cache_size=0 if self._pooler else 100,
                         connection_class=_PoolerConnection if self._pooler else asyncpg.Connection,
                         connect=_connect_to_any if len(one_dsn_per_host(self._dsn)) > 1 else None,
+                        init=self._init_connection if self._tcp else None,
                     )
                 except Exception as exc:
                     raise translate(exc, "connecting", self._connect_timeout) from exc
@@ -396,6 +437,9 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                 await self._migrate(self._pool)
                 self._ready = True
         return self._pool
+
+    async def _init_connection(self, conn: Any) -> None:
+        _set_tcp_options(conn, self._tcp)
 
     def _lease(self, pool: asyncpg.Pool) -> _Lease:
         return _Lease(pool, self._connect_timeout, self._command_timeout)

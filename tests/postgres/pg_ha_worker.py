@@ -3,7 +3,8 @@ store on a multi-host DSN until the test closes its stdin (at most SECONDS), eac
 with an idempotency key. A call that raises ``StorageUnavailableError`` is retried with the same key
 until it succeeds, as docs/postgres.md tells a caller to. Prints JSON: ``acknowledged``
 ([content, seq, when sent, when acknowledged] with wall-clock times), ``unavailable`` (how
-many calls raised StorageUnavailableError), ``other`` (any other exception, as text).
+many calls raised StorageUnavailableError), ``slowest`` (the longest such call, in seconds),
+``other`` (any other exception, as text).
 
     python pg_ha_worker.py DSN SCHEMA SESSION_ID AGENT_ID TASKS SECONDS TAG
 """
@@ -23,6 +24,7 @@ async def main(argv: list[str]) -> None:
     deadline = time.monotonic() + float(seconds)
     acknowledged: list[list[object]] = []
     unavailable = 0
+    slowest = 0.0
     other: list[str] = []
     stopping = asyncio.Event()
 
@@ -31,13 +33,14 @@ async def main(argv: list[str]) -> None:
         stopping.set()
 
     async def task(number: int) -> None:
-        nonlocal unavailable
+        nonlocal unavailable, slowest
         for i in range(10_000_000):  # bounded by the deadline far earlier
             content = f"{tag}-{number}-{i}"
             sent = time.time()
             while True:  # the same key until it is acknowledged
                 if time.monotonic() > deadline:
                     return
+                began = time.monotonic()
                 try:
                     message = await store.add_chat_message(
                         agent_id=agent_id, session_id=session_id, run_id=None,
@@ -45,6 +48,7 @@ async def main(argv: list[str]) -> None:
                     )  # fmt: skip
                 except StorageUnavailableError:
                     unavailable += 1
+                    slowest = max(slowest, time.monotonic() - began)
                     await asyncio.sleep(0.05)
                     continue
                 except Exception as exc:  # the test fails on any
@@ -57,7 +61,16 @@ async def main(argv: list[str]) -> None:
 
     async with PostgresDataStorage(dsn, schema=schema, connect_timeout=2.0) as store:
         await asyncio.gather(watch(), *(task(n) for n in range(int(tasks))))
-    print(json.dumps({"acknowledged": acknowledged, "unavailable": unavailable, "other": other}))
+    print(
+        json.dumps(
+            {
+                "acknowledged": acknowledged,
+                "unavailable": unavailable,
+                "slowest": slowest,
+                "other": other,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

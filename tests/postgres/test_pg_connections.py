@@ -5,6 +5,7 @@ server restart) never poisons the next one."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -243,3 +244,35 @@ async def test_server_restart_then_healthy(cluster: Cluster) -> None:
     probe.admin = await asyncpg.connect(cluster.dsn)
     await probe.check_healthy()
     await probe.close()
+
+
+def _tcp_settings(conn: asyncpg.Connection) -> tuple[int, int, int]:
+    """SO_KEEPALIVE, TCP_USER_TIMEOUT (ms) and, with keepalives on, TCP_KEEPIDLE (s)."""
+    sock = conn._transport.get_extra_info("socket")
+    keepalive = sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+    idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) if keepalive else 0
+    return keepalive, sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT), idle
+
+
+@pytest.mark.parametrize(
+    ("network_timeout", "expected"), [(10.0, (1, 10_000, 5)), (3, (1, 3000, 2)), (None, (0, 0, 0))]
+)
+async def test_connections_give_up_on_a_silent_server_after_network_timeout(
+    network_timeout: float | None, expected: tuple[int, int, int]
+) -> None:
+    """Each pool connection carries keepalives and TCP_USER_TIMEOUT from ``network_timeout``
+    (what makes a cut-off server's calls fail: tests/postgres/test_pg_ha.py cuts one); None
+    leaves the kernel's defaults."""
+    store = PostgresDataStorage(
+        shared_dsn(), schema=new_schema(), network_timeout=network_timeout, max_connections=2
+    )
+    async with store:
+        pool = await store._get_pool()
+        async with pool.acquire() as first, pool.acquire() as second:
+            assert _tcp_settings(first) == _tcp_settings(second) == expected
+
+
+@pytest.mark.parametrize("wrong", [0, -1.0])
+def test_network_timeout_must_be_positive(wrong: float) -> None:
+    with pytest.raises(InvalidDataError, match="network_timeout"):
+        PostgresDataStorage("postgresql://app@127.0.0.1/app", network_timeout=wrong)
