@@ -2,9 +2,9 @@
 
 The big database: 10,000,000 messages in 100,000 sessions (100 each), one end user owning
 10,000 of the sessions and 50,000 entries; filled into runstore's own tables after its migrations
-(sessions and entries by COPY, messages by INSERT ... SELECT on the server; foreign-key
+(sessions with their counters and entries by COPY, messages by INSERT ... SELECT on the server;
 triggers off while filling, when the role may), then ANALYZE. The small one: only what the
-calls read (the user's sessions down to the deep page, one session of 100 messages).
+calls read (the user's sessions and entries, one session of 100 messages).
 Then, once each on the big database: erasure of the user (10,000 sessions, 1,000,000 messages,
 50,000 entries) and ``prune(idle_before=...)`` of the next 10,000 oldest sessions (1,000,000
 messages) while a writer adds messages to another session (the longest add is reported).
@@ -71,8 +71,9 @@ def big(size: float) -> Shape:
 
 
 def small(shape: Shape) -> Shape:
-    """The user's sessions down to the deep page, nothing else; one session has messages."""
-    return Shape(PAGE * shape.deep + 1, PAGE * shape.deep + 1, 0)
+    """The user's sessions and entries (what stats and erasure of the user read; the pages
+    read 50 sessions), nothing else; one session has messages."""
+    return Shape(shape.user_sessions, shape.user_sessions, shape.entries)
 
 
 async def fill(dsn: str, schema: str, shape: Shape, messages_in: int | None = None) -> Any:
@@ -100,9 +101,15 @@ async def fill(dsn: str, schema: str, shape: Shape, messages_in: int | None = No
                 owner = USER if n < shape.user_sessions else f"end-user-{1 + n % 20_000}"
                 at = start + step * n
                 has = messages_in is None or n < messages_in
-                yield (_sid(n), agent, owner, PER_SESSION if has else 0, at, at)
+                count, size = (PER_SESSION, content_bytes) if has else (0, 0)
+                yield (_sid(n), agent, owner, count, at, at, count, size)
 
-        columns = ["id", "agent_id", "external_id", "last_seq", "created_at", "updated_at"]
+        # the counters runstore keeps per session (stats reads them): what the messages hold
+        content_bytes = sum(
+            len(content.encode()) for _, content in map(prefill_text, range(PER_SESSION))
+        )
+        columns = ["id", "agent_id", "external_id", "last_seq", "created_at", "updated_at",
+                   "message_count", "content_bytes"]  # fmt: skip
         await _copy(conn, schema, "sessions", sessions(), columns)
         # Messages are made by the server (generate_series), a chunk of sessions at a time:
         # the same rows a COPY would send (prefill_text's), without the client in the way.
@@ -118,6 +125,15 @@ async def fill(dsn: str, schema: str, shape: Shape, messages_in: int | None = No
             _sid(0),
         )
         assert [tuple(row) for row in made] == [prefill_text(i) for i in range(PER_SESSION)]
+        counted = await conn.fetchrow(
+            f'SELECT message_count, content_bytes FROM "{schema}".sessions WHERE id = $1', _sid(0)
+        )
+        recounted = await conn.fetchrow(
+            f'SELECT count(*), sum(octet_length(content)) FROM "{schema}".messages'
+            " WHERE session_id = $1",
+            _sid(0),
+        )
+        assert tuple(counted) == tuple(recounted), (counted, recounted)
 
         def entries() -> Iterator[tuple[Any, ...]]:
             for n in range(shape.entries):
@@ -254,6 +270,14 @@ async def _lifecycle(
     lines.append(Line("stats(external_id=...)", full,
                       detail=f"{full.median / empty.median:.2f}x the small database "
                              f"({empty.median:,.0f} µs)"))  # fmt: skip
+    # the whole store: one row per session (its counters) and every live entry
+    log(f"  capacity: stats(external_id=...): {full.median:,.0f} µs")
+    empty = await measure_calls(small_store.stats, settings)
+    full = await measure_calls(big_store.stats, settings)
+    lines.append(Line("stats(): the whole store", full,
+                      detail=f"{shape.sessions:,} sessions; the small database "
+                             f"({shape.user_sessions:,}): {empty.median:,.0f} µs"))  # fmt: skip
+    log(f"  capacity: stats(): {full.median:,.0f} µs")
     started = time.perf_counter()
     erased = await small_store.erase(USER)
     small_seconds = time.perf_counter() - started

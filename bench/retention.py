@@ -74,8 +74,8 @@ async def sqlite_line(sessions: int, workdir: Path) -> str:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA synchronous = OFF")  # the fill only: no fsync per WAL checkpoint
     now = int(datetime.now(UTC).timestamp() * 1_000_000)
-    # runstore's per-insert trigger (it bumps the session's last_seq) is set aside for the
-    # fill, then the sessions are given what it would have set
+    # runstore's per-insert trigger (it bumps the session's last_seq and its counters) is set
+    # aside for the fill, then the sessions are given what it would have set
     [(trigger,)] = db.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'messages_bump_session'"
     ).fetchall()
@@ -86,8 +86,9 @@ async def sqlite_line(sessions: int, workdir: Path) -> str:
         ((sid, seq, "user", TEXT, now) for sid in ids[:-1] for seq in range(1, PER_SESSION + 1)),
     )
     db.execute(
-        "UPDATE sessions SET last_seq = ?, updated_at = ? WHERE id != ?",
-        (PER_SESSION, now, ids[-1]),
+        "UPDATE sessions SET last_seq = ?, updated_at = ?, message_count = ?, content_bytes = ?"
+        " WHERE id != ?",
+        (PER_SESSION, now, PER_SESSION, PER_SESSION * len(TEXT.encode()), ids[-1]),
     )
     db.execute(trigger)
     db.execute("COMMIT")
@@ -121,8 +122,10 @@ async def postgres_line(sessions: int, dsn: str) -> str:
                     "messages", schema_name=schema, columns=columns, records=rows
                 )
                 await conn.execute(
-                    f'UPDATE "{schema}".sessions SET last_seq = $1 WHERE id <> $2',
+                    f'UPDATE "{schema}".sessions SET last_seq = $1, message_count = $1,'
+                    " content_bytes = $2 WHERE id <> $3",
                     PER_SESSION,
+                    PER_SESSION * len(TEXT.encode()),
                     ids[-1],
                 )
                 await conn.execute(f'ANALYZE "{schema}".sessions, "{schema}".messages')

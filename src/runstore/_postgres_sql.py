@@ -271,6 +271,33 @@ END
 $fn$;
 """
 
+# v8: accounting from counters (docs/contract.md, "Accounting"): each session keeps how many
+# runs and messages it holds and its messages' content bytes, so that stats reads sessions,
+# not messages. Every statement that inserts or deletes messages updates them in the same
+# statement (ADD_MESSAGE, POP_MESSAGE, _REMOVE_MESSAGES, FORK_SESSION, PRUNE_MESSAGES; an
+# import after its COPY: COUNT_IMPORTED); a run's insert bumps run_count by a trigger (the
+# v1 function inserts runs). Counters of the stored rows are filled in.
+_V8_COUNTERS = """
+ALTER TABLE {s}.sessions ADD COLUMN run_count bigint NOT NULL DEFAULT 0,
+    ADD COLUMN message_count bigint NOT NULL DEFAULT 0,
+    ADD COLUMN content_bytes bigint NOT NULL DEFAULT 0;
+UPDATE {s}.sessions s SET message_count = m.n, content_bytes = m.bytes
+FROM (SELECT session_id, count(*) AS n, coalesce(sum(octet_length(content)), 0) AS bytes
+      FROM {s}.messages GROUP BY session_id) m
+WHERE s.id = m.session_id;
+UPDATE {s}.sessions s SET run_count = r.n
+FROM (SELECT session_id, count(*) AS n FROM {s}.runs GROUP BY session_id) r
+WHERE s.id = r.session_id;
+CREATE FUNCTION {s}.runstore_count_run() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    UPDATE {s}.sessions SET run_count = run_count + 1 WHERE id = NEW.session_id;
+    RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER runs_count AFTER INSERT ON {s}.runs
+    FOR EACH ROW EXECUTE FUNCTION {s}.runstore_count_run();
+"""
+
 # (version, SQL): append only; a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_TABLES + _V1_INITIALIZE_RUN),
@@ -280,6 +307,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (5, _V5_LIFECYCLE),
     (SEARCH_VERSION, _V6_SEARCH),
     (7, _V7_SESSION_METADATA),
+    (8, _V8_COUNTERS),
 )
 
 _CAST: dict[Kind, str] = {"json": "::jsonb"}
@@ -402,7 +430,9 @@ EXPORT_SESSION_RUNS = (
 # terms.
 ADD_MESSAGE = """
 WITH bumped AS (
-    UPDATE {s}.sessions s SET last_seq = s.last_seq + 1, updated_at = greatest(s.updated_at, $6)
+    UPDATE {s}.sessions s SET last_seq = s.last_seq + 1, updated_at = greatest(s.updated_at, $6),
+        message_count = s.message_count + 1,
+        content_bytes = s.content_bytes + coalesce(octet_length($5::text), 0)
     WHERE s.id = $2 AND s.agent_id = $1
       AND ($3::text IS NULL
            OR EXISTS (SELECT 1 FROM {s}.runs r WHERE r.id = $3 AND r.session_id = $2))
@@ -478,7 +508,9 @@ WITH popped AS (
         AND seq = (SELECT max(seq) FROM {{s}}.messages WHERE session_id = $1)
     RETURNING {CHAT.select()}
 ), touched AS (
-    UPDATE {{s}}.sessions s SET updated_at = greatest(s.updated_at, $2)
+    UPDATE {{s}}.sessions s SET updated_at = greatest(s.updated_at, $2),
+        message_count = s.message_count - 1,
+        content_bytes = s.content_bytes - (SELECT coalesce(octet_length(content), 0) FROM popped)
     WHERE s.id = $1 AND EXISTS (SELECT FROM popped)
 )
 SELECT {CHAT.select()} FROM popped
@@ -487,9 +519,12 @@ SELECT {CHAT.select()} FROM popped
 # touches the session if any went; returns how many.
 _REMOVE_MESSAGES = """
 WITH gone AS (
-    DELETE FROM {{s}}.messages WHERE session_id = $1 AND seq {compare} $2 RETURNING 1
+    DELETE FROM {{s}}.messages WHERE session_id = $1 AND seq {compare} $2
+    RETURNING coalesce(octet_length(content), 0) AS bytes
 ), touched AS (
-    UPDATE {{s}}.sessions s SET updated_at = greatest(s.updated_at, $3)
+    UPDATE {{s}}.sessions s SET updated_at = greatest(s.updated_at, $3),
+        message_count = s.message_count - (SELECT count(*) FROM gone),
+        content_bytes = s.content_bytes - (SELECT sum(bytes) FROM gone)
     WHERE s.id = $1 AND EXISTS (SELECT FROM gone)
 )
 SELECT count(*) FROM gone
@@ -505,11 +540,15 @@ FORK_SESSION = """
 WITH parent AS (
     SELECT id, agent_id, external_id, metadata FROM {{s}}.sessions WHERE id = $1
 ), newest AS (
-    SELECT coalesce(max(seq), 0) AS seq FROM {{s}}.messages WHERE session_id = $1 AND seq <= $2
+    SELECT coalesce(max(seq), 0) AS seq, count(*) AS n,
+        coalesce(sum(octet_length(content)), 0) AS bytes
+    FROM {{s}}.messages WHERE session_id = $1 AND seq <= $2
 ), fork AS (
     INSERT INTO {{s}}.sessions (id, agent_id, external_id, last_seq, created_at, updated_at,
-                                parent_session_id, forked_from_seq, metadata)
-    SELECT $3, p.agent_id, coalesce($4, p.external_id), n.seq, $5, $5, p.id, n.seq, p.metadata
+                                parent_session_id, forked_from_seq, metadata, message_count,
+                                content_bytes)
+    SELECT $3, p.agent_id, coalesce($4, p.external_id), n.seq, $5, $5, p.id, n.seq, p.metadata,
+        n.n, n.bytes
     FROM parent p, newest n
     ON CONFLICT (id) DO NOTHING
     RETURNING id, external_id, forked_from_seq, metadata
@@ -521,7 +560,11 @@ WITH parent AS (
 SELECT (SELECT agent_id FROM parent), (SELECT id FROM fork), (SELECT external_id FROM fork),
        (SELECT forked_from_seq FROM fork), (SELECT metadata FROM fork)
 """.format(copied=", ".join(_COPIED), from_parent=", ".join(f"m.{name}" for name in _COPIED))
-# An import COPYs messages (asyncpg's copy_records_to_table, the columns of MESSAGES).
+# An import COPYs messages (asyncpg's copy_records_to_table, the columns of MESSAGES), then
+# adds to each session's counters what it copied: $1 session ids, $2 messages, $3 bytes.
+COUNT_IMPORTED = """UPDATE {s}.sessions s SET message_count = s.message_count + u.n,
+    content_bytes = s.content_bytes + u.bytes
+FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS u (id, n, bytes) WHERE s.id = u.id"""
 
 # -- export: pages in stream order (``_records``), each after the key of the last row read --
 # The whole store: every id is non-empty, so a first page starts after ("", ...). Parameters:
@@ -664,10 +707,10 @@ for _bounded in (False, True):
 # Erasure and an idle batch are one statement each: count what the chosen sessions hold,
 # delete them (runs and messages cascade); erasure deletes the owned entries too.
 _DROP_CHOSEN = """chosen AS ({chosen}),
-    r AS (SELECT count(*) AS n FROM {s}.runs WHERE session_id IN (SELECT id FROM chosen)),
-    m AS (SELECT count(*) AS n FROM {s}.messages WHERE session_id IN (SELECT id FROM chosen)),
-    gone AS (DELETE FROM {s}.sessions WHERE id IN (SELECT id FROM chosen) RETURNING 1)"""
-_COUNTS = "(SELECT count(*) FROM gone), (SELECT n FROM r), (SELECT n FROM m)"
+    gone AS (DELETE FROM {s}.sessions WHERE id IN (SELECT id FROM chosen)
+        RETURNING run_count, message_count)"""
+_COUNTS = """(SELECT count(*) FROM gone), (SELECT coalesce(sum(run_count), 0)::bigint FROM gone),
+    (SELECT coalesce(sum(message_count), 0)::bigint FROM gone)"""
 _BY_EXTERNAL_ID = "SELECT id FROM {s}.sessions WHERE external_id = $1"
 ERASE = f"""WITH {_DROP_CHOSEN.format(chosen=_BY_EXTERNAL_ID, s="{s}")},
     e AS (DELETE FROM {{s}}.entries WHERE owner = $1 RETURNING expires_at)
@@ -683,7 +726,13 @@ PRUNE_CUTOFFS = """SELECT id, (SELECT seq FROM {s}.messages WHERE session_id = s
 # $1 session, $2 through seq, $3 at most this many (the oldest)
 PRUNE_MESSAGES = """WITH d AS (DELETE FROM {s}.messages WHERE session_id = $1
     AND seq <= LEAST($2, coalesce((SELECT seq FROM {s}.messages WHERE session_id = $1
-        ORDER BY seq OFFSET $3 - 1 LIMIT 1), $2)) RETURNING 1) SELECT count(*) FROM d"""
+        ORDER BY seq OFFSET $3 - 1 LIMIT 1), $2))
+    RETURNING coalesce(octet_length(content), 0) AS bytes
+), counted AS (
+    UPDATE {s}.sessions s SET message_count = s.message_count - (SELECT count(*) FROM d),
+        content_bytes = s.content_bytes - (SELECT sum(bytes) FROM d)
+    WHERE s.id = $1 AND EXISTS (SELECT FROM d)
+) SELECT count(*) FROM d"""
 # $1 now, $2 limit
 PRUNE_EXPIRED = """WITH d AS (DELETE FROM {s}.entries e USING (SELECT scope, key FROM {s}.entries
         WHERE expires_at <= $1 LIMIT $2) x
@@ -692,14 +741,12 @@ PRUNE_EXPIRED = """WITH d AS (DELETE FROM {s}.entries e USING (SELECT scope, key
 
 
 def _stats(by_external: bool, by_agent: bool) -> str:
+    """The sessions' counters (v7), summed: one row read per session counted."""
     columns = ["external_id"] * by_external + ["agent_id"] * by_agent
     where = " AND ".join(["true"] + [f"{name} = ${n}" for n, name in enumerate(columns, 1)])
-    chosen = f"(SELECT id FROM {{s}}.sessions WHERE {where})"
-    return f"""SELECT (SELECT count(*) FROM {{s}}.sessions WHERE {where}),
-    (SELECT count(*) FROM {{s}}.runs WHERE session_id IN {chosen}),
-    (SELECT count(*) FROM {{s}}.messages WHERE session_id IN {chosen}),
-    (SELECT coalesce(sum(octet_length(content)), 0) FROM {{s}}.messages
-        WHERE session_id IN {chosen})"""
+    return f"""SELECT count(*), coalesce(sum(run_count), 0)::bigint,
+    coalesce(sum(message_count), 0)::bigint, coalesce(sum(content_bytes), 0)::bigint
+    FROM {{s}}.sessions WHERE {where}"""
 
 
 # Keyed by "by_external by_agent"; parameters: the external_id and/or agent_id given, in that
@@ -765,6 +812,7 @@ class Statements:
         self.truncate_history = fill(TRUNCATE_HISTORY)
         self.drop_history_through = fill(DROP_HISTORY_THROUGH)
         self.fork_session = fill(FORK_SESSION)
+        self.count_imported = fill(COUNT_IMPORTED)
         self.import_entry = fill(IMPORT_ENTRY)
         self.taken_ids = fill(TAKEN_IDS)
         self.export = {

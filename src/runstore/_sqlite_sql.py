@@ -181,7 +181,43 @@ _V6: tuple[str, ...] = (
 # was set (so every session has one, old ones included).
 _V7: tuple[str, ...] = ("ALTER TABLE sessions ADD COLUMN metadata TEXT NOT NULL DEFAULT '{}'",)
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+# v8: accounting from counters (docs/contract.md, "Accounting"): each session keeps how many
+# runs and messages it holds and its messages' content bytes (UTF-8), so that stats reads
+# sessions, not messages. Triggers keep them, so every path that inserts or deletes a
+# message or adds a run does (fork and import included); the insert trigger still raises
+# last_seq and the activity only for a new seq. Counters of the stored rows are filled in.
+_BYTES = "coalesce(length(CAST({0}.content AS BLOB)), 0)"
+_V8: tuple[str, ...] = (
+    "ALTER TABLE sessions ADD COLUMN run_count INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE sessions ADD COLUMN message_count INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE sessions ADD COLUMN content_bytes INTEGER NOT NULL DEFAULT 0",
+    """UPDATE sessions SET
+        run_count = (SELECT count(*) FROM runs WHERE runs.session_id = sessions.id),
+        message_count = (SELECT count(*) FROM messages WHERE messages.session_id = sessions.id),
+        content_bytes = (SELECT coalesce(sum(length(CAST(content AS BLOB))), 0) FROM messages
+            WHERE messages.session_id = sessions.id)""",
+    "DROP TRIGGER messages_bump_session",
+    f"""CREATE TRIGGER messages_bump_session AFTER INSERT ON messages
+    BEGIN
+        UPDATE sessions SET last_seq = max(last_seq, NEW.seq),
+            updated_at = CASE WHEN last_seq < NEW.seq THEN NEW.created_at ELSE updated_at END,
+            message_count = message_count + 1,
+            content_bytes = content_bytes + {_BYTES.format("NEW")}
+        WHERE id = NEW.session_id;
+    END""",
+    f"""CREATE TRIGGER messages_uncount AFTER DELETE ON messages
+    BEGIN
+        UPDATE sessions SET message_count = message_count - 1,
+            content_bytes = content_bytes - {_BYTES.format("OLD")}
+        WHERE id = OLD.session_id;
+    END""",
+    """CREATE TRIGGER runs_count AFTER INSERT ON runs
+    BEGIN
+        UPDATE sessions SET run_count = run_count + 1 WHERE id = NEW.session_id;
+    END""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # -- connection set-up -----------------------------------------------------------------
@@ -473,8 +509,8 @@ _CHOSEN = "(SELECT value FROM json_each(?1))"
 SESSIONS_OF_EXTERNAL_ID = "SELECT id FROM sessions WHERE external_id = ?"
 IDLE_SESSIONS = """SELECT id FROM sessions INDEXED BY sessions_by_activity
     WHERE updated_at < ? ORDER BY updated_at, id LIMIT ?"""
-COUNT_CHOSEN = f"""SELECT (SELECT count(*) FROM runs WHERE session_id IN {_CHOSEN}),
-    (SELECT count(*) FROM messages WHERE session_id IN {_CHOSEN})"""
+COUNT_CHOSEN = f"""SELECT coalesce(sum(run_count), 0), coalesce(sum(message_count), 0)
+    FROM sessions WHERE id IN {_CHOSEN}"""
 DELETE_CHOSEN = f"DELETE FROM sessions WHERE id IN {_CHOSEN}"
 # Deletes of entries return each one's expires_at (only live ones are counted). Not an
 # expression of it: SQLite 3.40 returns NULL for "expires_at IS NULL OR ..." there.
@@ -482,14 +518,11 @@ ERASE_ENTRIES = "DELETE FROM entries WHERE owner = ? RETURNING expires_at"
 
 
 def _stats(by_external: bool, by_agent: bool) -> str:
+    """The sessions' counters (v7), summed: one row read per session counted."""
     columns = ["external_id"] * by_external + ["agent_id"] * by_agent
     where = " AND ".join(["1"] + [f"{name} = ?{n}" for n, name in enumerate(columns, 1)])
-    chosen = f"(SELECT id FROM sessions WHERE {where})"
-    return f"""SELECT (SELECT count(*) FROM sessions WHERE {where}),
-    (SELECT count(*) FROM runs WHERE session_id IN {chosen}),
-    (SELECT count(*) FROM messages WHERE session_id IN {chosen}),
-    (SELECT coalesce(sum(length(CAST(content AS BLOB))), 0) FROM messages
-        WHERE session_id IN {chosen})"""
+    return f"""SELECT count(*), coalesce(sum(run_count), 0), coalesce(sum(message_count), 0),
+    coalesce(sum(content_bytes), 0) FROM sessions WHERE {where}"""
 
 
 # Keyed by (by external_id, by agent_id); parameters: the external_id and/or agent_id given,

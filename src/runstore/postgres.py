@@ -52,7 +52,7 @@ from ._entries import (
     refuse_long_copies,
 )
 from ._json import dump_optional, load_json
-from ._lifecycle import BatchPruner, ErasureReport, StoreStats
+from ._lifecycle import BatchPruner, ErasureReport, StoreStats, utf8_size
 from ._records import BATCH, Batch, ExportSource, Ids, ImportSink, keyset_pages
 from ._rules import check_repeat, refuse_message, repeat_fields
 from ._search import index_terms
@@ -824,7 +824,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                     q[f"entry_stats {external_id is not None}"], now, *owner
                 )
         sessions, runs, messages, chars = row
-        return StoreStats(sessions, runs, messages, entries, int(chars) + int(size))
+        return StoreStats(sessions, runs, messages, entries, chars + int(size))
 
     async def _prune_idle_batch(self, idle_before: datetime, limit: int) -> tuple[int, int, int]:
         row = await self._fetchrow(self._sql.lifecycle["prune_idle"], idle_before, limit)
@@ -1068,6 +1068,17 @@ class _Sink:
                     (*encode_row(MESSAGES, m, _ENCODE), index_terms(m.content) or None)
                     for m in batch.messages
                 ],
+            )
+            counts: dict[str, list[int]] = {}
+            for m in batch.messages:
+                count = counts.setdefault(m.session_id, [0, 0])
+                count[0] += 1
+                count[1] += utf8_size(m.content)
+            await self._conn.execute(
+                q.count_imported,
+                list(counts),
+                [n for n, _ in counts.values()],
+                [size for _, size in counts.values()],
             )
 
 
