@@ -274,9 +274,9 @@ $fn$;
 # v8: accounting from counters (docs/contract.md, "Accounting"): each session keeps how many
 # runs and messages it holds and its messages' content bytes, so that stats reads sessions,
 # not messages. Every statement that inserts or deletes messages updates them in the same
-# statement (ADD_MESSAGE, POP_MESSAGE, _REMOVE_MESSAGES, FORK_SESSION, PRUNE_MESSAGES; an
-# import after its COPY: COUNT_IMPORTED); a run's insert bumps run_count by a trigger (the
-# v1 function inserts runs). Counters of the stored rows are filled in.
+# statement (runstore_add_message of v9, POP_MESSAGE, _REMOVE_MESSAGES, FORK_SESSION,
+# PRUNE_MESSAGES; an import after its COPY: COUNT_IMPORTED); a run's insert bumps run_count
+# by a trigger (the v1 function inserts runs). Counters of the stored rows are filled in.
 _V8_COUNTERS = """
 ALTER TABLE {s}.sessions ADD COLUMN run_count bigint NOT NULL DEFAULT 0,
     ADD COLUMN message_count bigint NOT NULL DEFAULT 0,
@@ -298,6 +298,41 @@ CREATE TRIGGER runs_count AFTER INSERT ON {s}.runs
     FOR EACH ROW EXECUTE FUNCTION {s}.runstore_count_run();
 """
 
+# v9: add_chat_message as a function (ADD_MESSAGE calls it; v8's counters included). Behind
+# a transaction pooler every statement is sent unnamed, so the server parses and plans it on
+# every call (asyncpg's named statements are planned once per connection); a PL/pgSQL
+# function keeps the plans of its statements for the life of the server connection,
+# whichever client sends the call, so what is parsed per call is only the SELECT of the
+# function (measured: the server's CPU per add behind PgBouncer about halved; straight to the
+# server about the same). A history read is a plain SELECT: as a function it cost as much.
+_V9_ADD_MESSAGE = """
+CREATE FUNCTION {s}.runstore_add_message(
+    p_agent_id text, p_session_id text, p_run_id text, p_role text, p_content text,
+    p_now timestamptz, p_metadata jsonb, p_token_count bigint, p_key text, p_terms text[],
+    OUT out_seq bigint, OUT out_session_agent text, OUT out_run_session text
+) LANGUAGE plpgsql AS $fn$
+BEGIN
+    UPDATE {s}.sessions s SET last_seq = s.last_seq + 1,
+        updated_at = greatest(s.updated_at, p_now), message_count = s.message_count + 1,
+        content_bytes = s.content_bytes + coalesce(octet_length(p_content), 0)
+    WHERE s.id = p_session_id AND s.agent_id = p_agent_id
+      AND (p_run_id IS NULL
+           OR EXISTS (SELECT 1 FROM {s}.runs r WHERE r.id = p_run_id
+                      AND r.session_id = p_session_id))
+    RETURNING s.last_seq INTO out_seq;
+    IF out_seq IS NOT NULL THEN
+        INSERT INTO {s}.messages (session_id, seq, agent_id, run_id, role, content, created_at,
+                                  metadata, token_count, idempotency_key, terms)
+        VALUES (p_session_id, out_seq, p_agent_id, p_run_id, p_role, p_content, p_now,
+                p_metadata, p_token_count, p_key, p_terms);
+    ELSE
+        SELECT s.agent_id INTO out_session_agent FROM {s}.sessions s WHERE s.id = p_session_id;
+        SELECT r.session_id INTO out_run_session FROM {s}.runs r WHERE r.id = p_run_id;
+    END IF;
+END
+$fn$;
+"""
+
 # (version, SQL): append only; a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (1, _V1_TABLES + _V1_INITIALIZE_RUN),
@@ -308,6 +343,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (SEARCH_VERSION, _V6_SEARCH),
     (7, _V7_SESSION_METADATA),
     (8, _V8_COUNTERS),
+    (9, _V9_ADD_MESSAGE),
 )
 
 _CAST: dict[Kind, str] = {"json": "::jsonb"}
@@ -421,34 +457,15 @@ EXPORT_SESSION_RUNS = (
 
 # -- chat messages ----------------------------------------------------------------
 
-# One statement: the seq comes from the session row's counter, bumped under its row lock,
-# so concurrent appends (any number of processes) get distinct, increasing seqs. When
-# nothing is inserted, the last two columns are what _rules.refuse_message needs: the
-# session's agent and the run's session. $7 metadata, $8 token_count, $9 idempotency_key:
-# a keyed add runs it after REPEATED_MESSAGE found none; the unique index messages_by_key
-# refuses a second message with the key that a concurrent add stored first. $10 the search
-# terms.
-ADD_MESSAGE = """
-WITH bumped AS (
-    UPDATE {s}.sessions s SET last_seq = s.last_seq + 1, updated_at = greatest(s.updated_at, $6),
-        message_count = s.message_count + 1,
-        content_bytes = s.content_bytes + coalesce(octet_length($5::text), 0)
-    WHERE s.id = $2 AND s.agent_id = $1
-      AND ($3::text IS NULL
-           OR EXISTS (SELECT 1 FROM {s}.runs r WHERE r.id = $3 AND r.session_id = $2))
-    RETURNING s.last_seq
-), added AS (
-    INSERT INTO {s}.messages (session_id, seq, agent_id, run_id, role, content, created_at,
-                              metadata, token_count, idempotency_key, terms)
-    SELECT $2, last_seq, $1, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::text[] FROM bumped
-    RETURNING seq
-)
-SELECT seq, NULL::text, NULL::text FROM added
-UNION ALL
-SELECT NULL, (SELECT agent_id FROM {s}.sessions WHERE id = $2),
-       (SELECT session_id FROM {s}.runs WHERE id = $3)
-WHERE NOT EXISTS (SELECT FROM added)
-"""
+# One statement, a call of runstore_add_message (migration 9): the seq comes from the session
+# row's counter, bumped under its row lock, so concurrent appends (any number of processes)
+# get distinct, increasing seqs. When nothing is inserted, the last two columns are what
+# _rules.refuse_message needs: the session's agent and the run's session. $7 metadata, $8
+# token_count, $9 idempotency_key: a keyed add runs it after REPEATED_MESSAGE found none; the
+# unique index messages_by_key refuses a second message with the key that a concurrent add
+# stored first (the whole call fails: no seq taken). $10 the search terms.
+ADD_MESSAGE = """SELECT out_seq, out_session_agent, out_run_session
+FROM {s}.runstore_add_message($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::text[])"""
 
 # Newest first (the caller reverses); LIMIT NULL means no limit.
 HISTORY = (

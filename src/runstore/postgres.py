@@ -430,6 +430,11 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                         connection_class=_PoolerConnection if self._pooler else asyncpg.Connection,
                         connect=_connect_to_any if len(one_dsn_per_host(self._dsn)) > 1 else None,
                         init=self._init_connection if self._tcp else None,
+                        # asyncpg asks for client_encoding 'utf-8' (quoted); the server
+                        # reports UTF8, so PgBouncer, comparing the two, sent a SET
+                        # client_encoding to the server before every transaction (a round
+                        # trip between them on every call). Asking for UTF8 matches.
+                        server_settings={"client_encoding": "UTF8"} if self._pooler else None,
                     )
                 except Exception as exc:
                     raise translate(exc, "connecting", self._connect_timeout) from exc

@@ -6,13 +6,17 @@ PgBouncer in transaction mode (unnamed statements whose description the client k
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from pg_helpers import new_schema
-from pg_server import shared_dsn, shared_pgbouncer_dsn
+from pg_server import Cluster, shared_dsn, shared_pgbouncer_dsn
 
 from runstore import DataStorage, PostgresDataStorage, RunHandle, WorkflowState
 
@@ -139,3 +143,38 @@ async def test_an_add_with_an_idempotency_key_takes_no_transaction(through: str)
         before = proxy.round_trips
         await store.add_chat_message(**ids, role="user", content="k", idempotency_key="k")
         assert (first, proxy.round_trips - before) == (2, 1)
+
+
+async def test_through_pgbouncer_the_server_sees_one_round_trip_per_call() -> None:
+    """Between PgBouncer and the server too (a proxy in between; a PgBouncer of its own in
+    front of it): each call is one round trip, nothing sent ahead of it. asyncpg's default
+    client_encoding ('utf-8', quoted) differs from what the server reports (UTF8): PgBouncer
+    then sent a SET client_encoding before every transaction, a second round trip per call."""
+    proxy = Proxy(shared_dsn())
+    await proxy.start()
+    root = Path(tempfile.mkdtemp(prefix="runstore-pgbouncer-"))
+    if os.geteuid() == 0:
+        shutil.chown(root, "postgres", "postgres")
+    bouncer = Cluster(root, Path("/nonexistent"))  # PgBouncer only, in front of the proxy
+    bouncer.port = urlsplit(proxy.dsn).port or 0
+    try:
+        dsn = bouncer.start_pgbouncer()
+        store = PostgresDataStorage(dsn, schema=new_schema(), pooler="transaction")
+        try:
+            run = await store.initialize_run(workflow_name="chat")
+            calls = _calls(store, run)
+            for _, call in calls:
+                await call()
+            counted = {}
+            for name, call in calls:
+                before = proxy.round_trips
+                for _ in range(3):
+                    await call()
+                counted[name] = (proxy.round_trips - before) / 3
+        finally:
+            await store.close()
+    finally:
+        bouncer.stop_pgbouncer()
+        shutil.rmtree(root, ignore_errors=True)
+        await proxy.close()
+    assert counted == {name: 1 for name, _ in calls}
