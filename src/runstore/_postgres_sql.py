@@ -758,16 +758,25 @@ PRUNE_EXPIRED = """WITH d AS (DELETE FROM {s}.entries e USING (SELECT scope, key
 
 
 def _stats(by_external: bool, by_agent: bool) -> str:
-    """The sessions' counters (v7), summed: one row read per session counted."""
+    """One statement (one snapshot, no transaction): the sessions' counters (v8) summed, one
+    row read per session counted, then the live entries counted and summed (of the owner
+    ``external_id``; none with ``agent_id`` alone). Parameters: the external_id and/or
+    agent_id given, in that order, then now (when entries are counted)."""
     columns = ["external_id"] * by_external + ["agent_id"] * by_agent
     where = " AND ".join(["true"] + [f"{name} = ${n}" for n, name in enumerate(columns, 1)])
-    return f"""SELECT count(*), coalesce(sum(run_count), 0)::bigint,
-    coalesce(sum(message_count), 0)::bigint, coalesce(sum(content_bytes), 0)::bigint
-    FROM {{s}}.sessions WHERE {where}"""
+    sessions = f"""SELECT count(*), coalesce(sum(run_count), 0)::bigint,
+        coalesce(sum(message_count), 0)::bigint, coalesce(sum(content_bytes), 0)::bigint
+        FROM {{s}}.sessions WHERE {where}"""
+    if by_agent and not by_external:
+        return f"SELECT c.*, 0::bigint, 0::bigint FROM ({sessions}) c"
+    now = f"${len(columns) + 1}"
+    owner = " AND owner = $1" if by_external else ""
+    return f"""SELECT c.*, e.* FROM ({sessions}) c,
+    (SELECT count(*), coalesce(sum(octet_length(data)), 0)::bigint FROM {{s}}.entries
+        WHERE {_LIVE.format(now=now)}{owner}) e"""
 
 
-# Keyed by "by_external by_agent"; parameters: the external_id and/or agent_id given, in that
-# order. Entries: keyed by owner; parameters: now[, owner].
+# Keyed by "by_external by_agent" (_stats).
 LIFECYCLE_STATEMENTS: dict[str, str] = {
     "erase": ERASE,
     "prune_idle": PRUNE_IDLE,
@@ -778,9 +787,6 @@ LIFECYCLE_STATEMENTS: dict[str, str] = {
 for _by_external in (False, True):
     for _by_agent in (False, True):
         LIFECYCLE_STATEMENTS[f"stats {_by_external} {_by_agent}"] = _stats(_by_external, _by_agent)
-    LIFECYCLE_STATEMENTS[f"entry_stats {_by_external}"] = f"""SELECT count(*),
-    coalesce(sum(octet_length(data)), 0) FROM {{s}}.entries
-    WHERE {_LIVE.format(now="$1")}{" AND owner = $2" if _by_external else ""}"""
 
 
 class Statements:

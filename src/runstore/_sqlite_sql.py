@@ -518,7 +518,7 @@ ERASE_ENTRIES = "DELETE FROM entries WHERE owner = ? RETURNING expires_at"
 
 
 def _stats(by_external: bool, by_agent: bool) -> str:
-    """The sessions' counters (v7), summed: one row read per session counted."""
+    """The sessions' counters (v8), summed: one row read per session counted."""
     columns = ["external_id"] * by_external + ["agent_id"] * by_agent
     where = " AND ".join(["1"] + [f"{name} = ?{n}" for n, name in enumerate(columns, 1)])
     return f"""SELECT count(*), coalesce(sum(run_count), 0), coalesce(sum(message_count), 0),

@@ -816,20 +816,12 @@ class PostgresDataStorage(BatchPruner, DataStorage):
     async def _count_stats(
         self, external_id: str | None, agent_id: str | None, now: datetime
     ) -> StoreStats:
-        q = self._sql.lifecycle
-        given = [value for value in (external_id, agent_id) if value is not None]
-        entries, size = 0, 0
-        async with self._transaction() as conn:  # one snapshot for both
-            row = await conn.fetchrow(
-                q[f"stats {external_id is not None} {agent_id is not None}"], *given
-            )
-            if agent_id is None or external_id is not None:
-                owner = () if external_id is None else (external_id,)
-                entries, size = await conn.fetchrow(
-                    q[f"entry_stats {external_id is not None}"], now, *owner
-                )
-        sessions, runs, messages, chars = row
-        return StoreStats(sessions, runs, messages, entries, chars + int(size))
+        given: list[object] = [value for value in (external_id, agent_id) if value is not None]
+        if agent_id is None or external_id is not None:
+            given.append(now)  # entries are counted: those live now
+        statement = self._sql.lifecycle[f"stats {external_id is not None} {agent_id is not None}"]
+        sessions, runs, messages, chars, entries, size = await self._fetchrow(statement, *given)
+        return StoreStats(sessions, runs, messages, entries, chars + size)
 
     async def _prune_idle_batch(self, idle_before: datetime, limit: int) -> tuple[int, int, int]:
         row = await self._fetchrow(self._sql.lifecycle["prune_idle"], idle_before, limit)

@@ -104,6 +104,8 @@ def _calls(store: DataStorage, run: RunHandle) -> list[tuple[str, Callable[[], A
         ("load_state", lambda: store.load_state(run.run_id)),
         ("update_run", lambda: store.update_run(run.run_id, output_data={"ok": True})),
         ("list_sessions", lambda: store.list_sessions(limit=5)),
+        ("stats", lambda: store.stats()),
+        ("stats of a user", lambda: store.stats(external_id="someone")),
     ]  # fmt: skip
 
 
