@@ -399,3 +399,44 @@ async def test_bad_input_is_refused_and_nothing_is_written(backend: str, tmp_pat
         assert await ours.aget(("a",), "k" * 300) is None  # too long to exist
     finally:
         await store.close()
+
+
+async def test_a_graph_remembers_across_threads(backend: str, tmp_path: Path) -> None:
+    """A compiled graph with the store: a sync node (LangGraph runs it in a thread while its
+    loop runs) writes a memory, an async node reads the user's memories, in another thread."""
+    from typing import TypedDict
+
+    from langgraph.graph import START, StateGraph
+    from langgraph.store.base import BaseStore
+
+    class State(TypedDict):
+        user: str
+        fact: str
+        known: list[str]
+
+    def remember(state: State, *, store: BaseStore) -> dict[str, Any]:
+        if state["fact"]:
+            count = len(store.search(("memories", state["user"]), limit=100))
+            store.put(("memories", state["user"]), f"f{count}", {"text": state["fact"]})
+        return {}
+
+    async def recall(state: State, *, store: BaseStore) -> dict[str, Any]:
+        found = await store.asearch(("memories", state["user"]), limit=100)
+        return {"known": [item.value["text"] for item in found]}
+
+    builder = StateGraph(State)
+    builder.add_node("remember", remember)
+    builder.add_node("recall", recall)
+    builder.add_edge(START, "remember")
+    builder.add_edge("remember", "recall")
+    store = await FACTORIES[backend](tmp_path)
+    try:
+        graph = builder.compile(store=RunstoreStore(store, owner=lambda ns: ns[1]))
+        await graph.ainvoke({"user": "u1", "fact": "likes tea", "known": []})
+        await graph.ainvoke({"user": "u2", "fact": "likes maps", "known": []})
+        await graph.ainvoke({"user": "u1", "fact": "lives by the sea", "known": []})
+        out = await graph.ainvoke({"user": "u1", "fact": "", "known": []})
+        assert out["known"] == ["likes tea", "lives by the sea"]
+        assert {e.owner for e in await store.list_entries(SCOPE)} == {"u1", "u2"}
+    finally:
+        await store.close()
