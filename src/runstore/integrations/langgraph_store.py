@@ -286,15 +286,16 @@ class RunstoreStore(BaseStore):
     # -- writes --------------------------------------------------------------------
 
     async def _write(self, plan: _Plan) -> None:
+        """The puts first, in one atomic ``put_entries`` that checks them all (bad input
+        leaves the store unchanged), then the deletes (other keys)."""
         now = datetime.now(UTC)
         puts: list[NewEntry] = []
+        deletes: list[str] = []
         for (namespace, key), op in plan.puts.items():
             entry_key = item_key(namespace, key)
             if op.value is None:
                 if _fits(entry_key):
-                    await self.store.delete_entries(
-                        self.scope, prefix=entry_key, before=entry_key + "\x01"
-                    )
+                    deletes.append(entry_key)
                 continue
             if not _fits(entry_key):
                 raise InvalidDataError(
@@ -315,6 +316,8 @@ class RunstoreStore(BaseStore):
             )
         if puts:
             await self.store.put_entries(self.scope, puts)
+        for entry_key in deletes:
+            await self.store.delete_entries(self.scope, prefix=entry_key, before=entry_key + END)
 
     def _owner_of(self, namespace: Namespace) -> str | None:
         if callable(self.owner):

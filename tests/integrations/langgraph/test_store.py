@@ -396,6 +396,10 @@ async def test_bad_input_is_refused_and_nothing_is_written(backend: str, tmp_pat
         with pytest.raises(InvalidDataError):
             await ours.aput(("a",), "nan", {"v": math.nan})
         assert await store.list_entries(SCOPE) == []
+        await ours.aput(("a",), "kept", {"v": 1})
+        with pytest.raises(InvalidDataError):  # a delete beside a bad put is not applied
+            await ours.abatch([PutOp(("a",), "kept", None), PutOp(("a",), "bad", {"v": {1}})])
+        assert [e.value for e in await store.list_entries(SCOPE)] == [{"v": 1}]
         assert await ours.aget(("a",), "k" * 300) is None  # too long to exist
     finally:
         await store.close()
