@@ -248,9 +248,9 @@ SEARCH_BACKFILL_READ = (
 SEARCH_BACKFILL_WRITE = "UPDATE {s}.messages SET terms = $3 WHERE session_id = $1 AND seq = $2"
 
 # v7: session metadata (docs/contract.md, "Session metadata"): a JSON object, '{}' when none
-# was set. ``initialize_run`` gains a last argument, the metadata (NULL: keep it), in an
-# overload that runs the function of v1 and then sets it on the run's session; the v1
-# function stays, for a process of an older runstore that is still running.
+# was set. ``initialize_run`` with metadata calls an overload with one more argument, which
+# runs the function of v1 and then sets the metadata on the run's session; without metadata
+# the v1 function is called as before (and a process of an older runstore still works).
 _V7_SESSION_METADATA = """
 ALTER TABLE {s}.sessions ADD COLUMN metadata jsonb NOT NULL DEFAULT '{}'::jsonb;
 CREATE FUNCTION {s}.runstore_initialize_run(
@@ -419,8 +419,10 @@ LIST_SESSIONS: dict[tuple[bool, bool, bool], str] = {
 INITIALIZE_RUN = (
     "SELECT out_agent_id, out_session_id"
     " FROM {s}.runstore_initialize_run($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6, $7, $8::jsonb,"
-    " $9, $10, $11, $12, $13::jsonb)"
+    " $9, $10, $11, $12)"
 )
+# With session_metadata ($13): the overload of migration 7 (one nested call more).
+INITIALIZE_RUN_WITH_METADATA = INITIALIZE_RUN.replace("$12)", "$12, $13::jsonb)")
 
 UPDATE_RUN = """
 WITH run AS (
@@ -815,6 +817,7 @@ class Statements:
         self.purge_sessions = fill(PURGE_SESSIONS)
         self.list_sessions = {key: fill(sql) for key, sql in LIST_SESSIONS.items()}
         self.initialize_run = fill(INITIALIZE_RUN)
+        self.initialize_run_with_metadata = fill(INITIALIZE_RUN_WITH_METADATA)
         self.update_run = fill(UPDATE_RUN)
         self.get_run = fill(GET_RUN)
         self.list_runs = fill(LIST_RUNS)

@@ -523,8 +523,9 @@ class PostgresDataStorage(BatchPruner, DataStorage):
     # -- runs ------------------------------------------------------------------
 
     async def _initialize_run(self, request: calls.NewRun) -> RunHandle:
+        metadata = () if request.session_metadata is None else (request.session_metadata,)
         agent_id, session_id = await self._fetchrow(
-            self._sql.initialize_run,
+            self._sql.initialize_run_with_metadata if metadata else self._sql.initialize_run,
             request.workflow_name,
             request.description,
             to_jsonb(request.input_schema),
@@ -537,7 +538,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
             request.new_agent_id,
             request.new_session_id,
             request.new_run_id,
-            to_jsonb(request.session_metadata),
+            *map(to_jsonb, metadata),
         )
         return RunHandle(agent_id, session_id, request.new_run_id)
 
