@@ -523,13 +523,13 @@ class MemoryEntries(EntryStore):
             return []
         keys, stored = found
         start, end = self._slice(keys, bounds)
-        chosen = keys[start:end]
-        if reverse:
-            chosen.reverse()
+        # by index, not a copy of the range: a page costs what it returns, not the range
+        indices = range(end - 1, start - 1, -1) if reverse else range(start, end)
         listed: list[Entry] = []
-        for key in chosen:
+        for index in indices:
             if limit is not None and len(listed) >= limit:
                 break
+            key = keys[index]
             entry = stored[key]
             if live(entry.expires_at, now):
                 listed.append(self._entry(scope, key, entry))
