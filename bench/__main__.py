@@ -54,6 +54,8 @@ async def run(settings: Settings) -> Results:
         log("== search_messages next to a full scan")
         sizes = search.SEARCH_SIZES if settings.reps >= 5 else (10_000, 100_000)
         results.search = await search.search_costs(server.dsn, settings, sizes)
+        log("== search_entries next to a full scan")
+        results.entry_search = await search.entry_search_costs(server.dsn, settings)
         log("== capacity (PostgreSQL)")
         size = capacity.size_from_env(quick=settings.reps < 5)
         results.capacity = await capacity.measure(server.dsn, server.why_not, settings, size)

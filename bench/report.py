@@ -37,6 +37,7 @@ class Results:
     adds: list[Line] = field(default_factory=list)
     forks: list[Line] = field(default_factory=list)
     search: list[Line] = field(default_factory=list)
+    entry_search: list[Line] = field(default_factory=list)
     undo: list[Line] = field(default_factory=list)
     pyodide: list[Line] = field(default_factory=list)
     pyodide_missing: str | None = None
@@ -406,6 +407,20 @@ def markdown(results: Results) -> str:
     ]
     out += _table(["call", "µs", "note"], _line_rows(results.search))
     out += _table(["call", "growth"], _search_growth(results.search))
+    if results.entry_search:
+        out += [
+            "",
+            "## search_entries next to a full scan",
+            "",
+            'µs per `search_entries("needle", scope=...)` (limit 10) over entries whose value '
+            "holds a text field, with the word in the same 100 entries at each size, next to a "
+            "full scan of the same rows (SQL: the value's text `LIKE '%needle%'`; in memory: a "
+            "substring test over every text). The growth column is the figure at the largest "
+            "size over the one at the smallest.",
+            "",
+        ]
+        out += _table(["call", "µs", "note"], _line_rows(results.entry_search))
+        out += _table(["call", "growth"], _search_growth(results.entry_search))
     if results.streaming:
         out += ["", *streaming_lines(results.streaming)]
     out += ["", "## Pyodide (Node) next to native CPython", ""]

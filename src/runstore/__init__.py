@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._entries import Entry, EntryPatch, NewEntry
+from ._entries import Entry, EntryHit, EntryPatch, NewEntry
 from ._lifecycle import ErasureReport, PruneReport, StoreStats
 from .base import DataStorage
 from .errors import (
@@ -36,6 +36,7 @@ __all__ = [
     "ChatMsg",
     "DataStorage",
     "Entry",
+    "EntryHit",
     "EntryPatch",
     "ErasureReport",
     "InMemoryDataStorage",

@@ -12,9 +12,10 @@ from abc import ABC, abstractmethod
 from bisect import bisect_left, insort
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from . import _search
 from ._json import dump_object, load_json, to_text
 from .errors import InvalidDataError, quote
 from .models import (
@@ -43,6 +44,15 @@ class Entry:
     updated_at: datetime
     owner: str | None = None
     expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryHit:
+    """One result of ``search_entries``: an entry and how many distinct query words its
+    text contains."""
+
+    entry: Entry
+    score: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +131,21 @@ def successor(prefix: str) -> str | None:
         if point <= _MAX_CODE_POINT:
             return "".join(chars) + chr(point)
     return None
+
+
+class EntrySearch(NamedTuple):
+    """A checked ``search_entries`` call: the live entries of ``scope`` in ``bounds`` (of
+    ``owner`` when given) indexed under any of ``terms`` (never empty) are its candidates."""
+
+    scope: str
+    terms: list[str]
+    bounds: KeyRange
+    owner: str | None
+    now: datetime
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class EntryCopy(NamedTuple):
@@ -376,6 +401,53 @@ class EntryStore(ABC):
             return 0
         return await self._refresh_entries(scope, checked, expires_at, self._now())
 
+    async def search_entries(
+        self,
+        query: str,
+        *,
+        scope: str,
+        prefix: str | None = None,
+        owner: str | None = None,
+        fields: Sequence[str] | None = None,
+        limit: int | None = 10,
+    ) -> list[EntryHit]:
+        """Live entries of ``scope`` whose text (the string leaves of their value; of the
+        top-level ``fields`` only, when given) contains words of ``query``: most query words
+        first, then newest, then by key; at most ``limit``. Only keys starting with
+        ``prefix`` and entries owned by ``owner``, when given. The rule: docs/contract.md."""
+        self._check_open()
+        if not isinstance(query, str):
+            raise InvalidDataError("query", f"must be a str, not {type(query).__name__}")
+        scope = check_name(scope, "scope")
+        bounds = self._key_range(prefix, None, None)
+        owner = check_external_id(owner, "owner")
+        chosen: frozenset[str] | None = None
+        if fields is not None:
+            if isinstance(fields, str | bytes) or not isinstance(fields, Sequence):
+                raise InvalidDataError("fields", "must be a sequence of strings or None")
+            chosen = frozenset(check_name(name, f"fields[{i}]") for i, name in enumerate(fields))
+        if limit is not None:
+            limit = check_int_range(limit, "limit", 0, MAX_INT64)
+        parsed = _search.parse(query)
+        if limit == 0 or not parsed.size or chosen == frozenset() or bounds.empty:
+            return []
+        request = EntrySearch(scope, parsed.candidates, bounds, owner, self._now())
+        found = await self._search_entry_candidates(request)
+        ranked = _search.rank_entries(
+            parsed,
+            (
+                (
+                    _search.entry_text(entry.value, chosen),
+                    (entry.updated_at - _EPOCH) // _MICROSECOND,
+                    entry.key,
+                    entry,
+                )
+                for entry in found
+            ),
+            limit,
+        )
+        return [EntryHit(entry, score) for score, entry in ranked]
+
     @staticmethod
     def _key_range(prefix: Any, after: Any, before: Any) -> KeyRange:
         for name, value in (("prefix", prefix), ("after", after), ("before", before)):
@@ -431,6 +503,12 @@ class EntryStore(ABC):
     async def _copy_entries(self, copy: EntryCopy) -> int: ...
 
     @abstractmethod
+    async def _search_entry_candidates(self, search: EntrySearch) -> list[Entry]:
+        """The live entries of ``search.scope`` in ``search.bounds`` (of ``search.owner``
+        when given) indexed under any of ``search.terms``; more is allowed (the ranking keeps
+        only matches), never fewer."""
+
+    @abstractmethod
     async def _refresh_entries(
         self, scope: str, keys: list[str], expires_at: datetime | None, now: datetime
     ) -> int: ...
@@ -447,12 +525,57 @@ class _Stored:
     expires_at: datetime | None = None
 
 
+class _TermIndex:
+    """One scope's search index: term -> keys, and the terms of each indexed key. Writes only
+    note the keys they change (``stale``); the next search of the scope indexes them."""
+
+    __slots__ = ("indexed", "stale", "terms")
+
+    def __init__(self) -> None:
+        self.terms: dict[str, set[str]] = {}
+        self.indexed: dict[str, list[str]] = {}
+        self.stale: set[str] = set()
+
+    def catch_up(self, stored: dict[str, _Stored]) -> None:
+        terms = self.terms
+        for key in self.stale:
+            for term in self.indexed.pop(key, ()):
+                keys = terms[term]
+                keys.discard(key)
+                if not keys:
+                    del terms[term]
+            entry = stored.get(key)
+            if entry is not None and entry.value is not None:
+                found = _search.entry_terms(load_json(entry.value))
+                if found:
+                    self.indexed[key] = found
+                    for term in found:
+                        terms.setdefault(term, set()).add(key)
+        self.stale.clear()
+
+
 class MemoryEntries(EntryStore):
     """The entry hooks over one sorted key list and one dict per scope (no thread, no await).
     An expired entry is treated as absent by every hook (it stays until a write or prune)."""
 
     def __init__(self) -> None:
         self._entry_scopes: dict[str, tuple[list[str], dict[str, _Stored]]] = {}
+        self._entry_index: dict[str, _TermIndex] = {}  # by scope
+
+    def _changed(self, scope: str, key: str) -> None:
+        """Note a key whose entry was written (its terms are taken at the next search)."""
+        index = self._entry_index.get(scope)
+        if index is None:
+            index = self._entry_index[scope] = _TermIndex()
+        index.stale.add(key)
+
+    def _removed(self, scope: str, key: str) -> None:
+        index = self._entry_index.get(scope)
+        if index is not None:
+            if key in index.indexed:
+                index.stale.add(key)
+            else:
+                index.stale.discard(key)
 
     def _scope(self, scope: str) -> tuple[list[str], dict[str, _Stored]]:
         found = self._entry_scopes.get(scope)
@@ -494,6 +617,7 @@ class MemoryEntries(EntryStore):
         new.version = 1 if old is None or not live(old.expires_at, now) else old.version + 1
         new.updated_at = now
         stored[key] = new
+        self._changed(scope, key)
         return new
 
     def _put(self, scope: str, row: EntryRow, now: datetime) -> _Stored:
@@ -603,6 +727,7 @@ class MemoryEntries(EntryStore):
         counted = len(doomed) if now is None else self._count_live(stored, doomed, now)
         for key in doomed:
             del stored[key]
+            self._removed(scope, key)
         if not keys:
             del self._entry_scopes[scope]
         return counted
@@ -616,6 +741,7 @@ class MemoryEntries(EntryStore):
         for scope, key in doomed:
             keys, stored = self._entry_scopes[scope]
             del stored[key]
+            self._removed(scope, key)
             del keys[bisect_left(keys, key)]
             if not keys:
                 del self._entry_scopes[scope]
@@ -689,6 +815,30 @@ class MemoryEntries(EntryStore):
                 entry.owner,
                 entry.expires_at,
             )
+            self._changed(entry.scope, entry.key)
+
+    async def _search_entry_candidates(self, search: EntrySearch) -> list[Entry]:
+        scope, terms, bounds, owner, now = search
+        index = self._entry_index.get(scope)
+        found = self._entry_scopes.get(scope)
+        if index is None or found is None:
+            return []
+        stored = found[1]
+        index.catch_up(stored)
+        keys: set[str] = set()
+        for term in terms:
+            keys.update(index.terms.get(term, ()))
+        candidates = []
+        for key in keys:
+            entry = stored[key]
+            if (
+                key in bounds
+                and live(entry.expires_at, now)
+                and (owner is None or entry.owner == owner)
+            ):
+                candidates.append(self._entry(scope, key, entry))
+        return candidates
 
     def _clear_entries(self) -> None:
         self._entry_scopes.clear()
+        self._entry_index.clear()

@@ -332,6 +332,20 @@ BEGIN
 END
 $fn$;
 """
+# v10: the search index of entries (docs/contract.md, "Search"): each entry's terms
+# (``_search.entry_terms``, computed by runstore on every write; NULL: none) in a GIN index.
+# A merge, computed here, adds the patch's terms to the entry's (words it replaced may stay
+# until the next put: more candidates, never a wrong match). The entries stored before are
+# indexed on migration (``ENTRY_SEARCH_BACKFILL_READ``/``_WRITE``).
+_V10_ENTRY_SEARCH = """
+ALTER TABLE {s}.entries ADD COLUMN terms text[];
+CREATE INDEX entries_by_term ON {s}.entries USING gin (terms);
+"""
+ENTRY_SEARCH_VERSION = 10
+ENTRY_SEARCH_BACKFILL_READ = (
+    "SELECT scope, key, value::text FROM {s}.entries WHERE value IS NOT NULL AND terms IS NULL"
+)
+ENTRY_SEARCH_BACKFILL_WRITE = "UPDATE {s}.entries SET terms = $3 WHERE scope = $1 AND key = $2"
 
 # (version, SQL): append only; a released migration is never edited.
 MIGRATIONS: tuple[tuple[int, str], ...] = (
@@ -344,6 +358,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (7, _V7_SESSION_METADATA),
     (8, _V8_COUNTERS),
     (9, _V9_ADD_MESSAGE),
+    (ENTRY_SEARCH_VERSION, _V10_ENTRY_SEARCH),
 )
 
 _CAST: dict[Kind, str] = {"json": "::jsonb"}
@@ -627,9 +642,9 @@ SELECT array(SELECT id FROM {s}.agents WHERE id = ANY($1::text[])),
 """
 # An import writes only keys that have no live entry: it replaces an expired one.
 IMPORT_ENTRY = (
-    _insert(ENTRIES)
+    _insert(ENTRIES, ("terms", "text"))
     + " ON CONFLICT (scope, key) DO UPDATE SET "
-    + ", ".join(f"{name} = EXCLUDED.{name}" for name in ENTRIES.names[2:])
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in (*ENTRIES.names[2:], "terms"))
 )
 
 
@@ -645,15 +660,21 @@ _LIVE = "(expires_at IS NULL OR expires_at > {now})"
 _REPLACE = """ON CONFLICT (scope, key) DO UPDATE SET value = EXCLUDED.value,
     data = EXCLUDED.data, tag = EXCLUDED.tag,
     version = CASE WHEN {expired} THEN 1 ELSE {s}.entries.version + 1 END,
-    updated_at = EXCLUDED.updated_at, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at"""
-# $1 scope, $2 keys, $3 values (JSON text), $4 data, $5 tags, $6 now, $7 owners, $8 expiries.
-_PUT = f"""INSERT INTO {{s}}.entries ({_ENTRY})
-    SELECT $1, k, v::jsonb, d, t, 1, $6, o, x FROM unnest($2::text[], $3::text[],
-        $4::bytea[], $5::text[], $7::text[], $8::timestamptz[]) AS u (k, v, d, t, o, x)"""
+    updated_at = EXCLUDED.updated_at, owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at,
+    terms = EXCLUDED.terms"""
+# $1 scope, $2 keys, $3 values (JSON text), $4 data, $5 tags, $6 now, $7 owners, $8 expiries,
+# $9 search terms, each entry's joined by spaces (no term holds one; NULL: none).
+_PUT = f"""INSERT INTO {{s}}.entries ({_ENTRY}, terms)
+    SELECT $1, k, v::jsonb, d, t, 1, $6, o, x, string_to_array(w, ' ')
+    FROM unnest($2::text[], $3::text[], $4::bytea[], $5::text[], $7::text[],
+        $8::timestamptz[], $9::text[]) AS u (k, v, d, t, o, x, w)"""
 _REPLACE_PUT = _REPLACE.format(expired=_EXPIRED.format(s="{s}", now="$6"), s="{s}")
-# $1 scope, $2 key, $3 patch (JSON text), $4 now, $5 owner (None: kept)[, $6 expected version].
+# $1 scope, $2 key, $3 patch (JSON text), $4 now, $5 owner (None: kept), $6 the patch's search
+# terms[, $7 expected version].
 _X4 = _EXPIRED.format(s="{s}", now="$4")
-_MERGED = f"""value = CASE WHEN {_X4} THEN $3::jsonb
+_MERGED = f"""terms = CASE WHEN {_X4} THEN $6::text[] ELSE ARRAY(SELECT DISTINCT
+        unnest(coalesce({{s}}.entries.terms, '{{}}') || $6::text[])) END,
+    value = CASE WHEN {_X4} THEN $3::jsonb
         ELSE coalesce({{s}}.entries.value, '{{}}'::jsonb) || $3::jsonb END,
     data = CASE WHEN {_X4} THEN NULL ELSE {{s}}.entries.data END,
     tag = CASE WHEN {_X4} THEN NULL ELSE {{s}}.entries.tag END,
@@ -661,8 +682,8 @@ _MERGED = f"""value = CASE WHEN {_X4} THEN $3::jsonb
     expires_at = CASE WHEN {_X4} THEN NULL ELSE {{s}}.entries.expires_at END,
     version = CASE WHEN {_X4} THEN 1 ELSE {{s}}.entries.version + 1 END,
     updated_at = $4"""
-_NEW_MERGE = """INSERT INTO {s}.entries (scope, key, value, version, updated_at, owner)
-    VALUES ($1, $2, $3::jsonb, 1, $4, $5)"""
+_NEW_MERGE = """INSERT INTO {s}.entries (scope, key, value, version, updated_at, owner, terms)
+    VALUES ($1, $2, $3::jsonb, 1, $4, $5, $6::text[])"""
 _RANGES = {False: "scope = $1 AND key >= $2", True: "scope = $1 AND key >= $2 AND key < $3"}
 
 ENTRY_STATEMENTS: dict[str, str] = {
@@ -686,10 +707,16 @@ ENTRY_STATEMENTS: dict[str, str] = {
     "lock": "SELECT version FROM {s}.entries WHERE scope = $1 AND key = $2 FOR UPDATE",
     "drop_claims": """DELETE FROM {s}.entries
     WHERE scope = $1 AND key = ANY($2::text[]) AND version = 0""",
-    "put_one": f"""INSERT INTO {{s}}.entries ({_ENTRY})
-    VALUES ($1, $2, $3::jsonb, $4, $5, 1, $6, $7, $8) {_REPLACE_PUT} RETURNING {_ENTRY}""",
+    "put_one": f"""INSERT INTO {{s}}.entries ({_ENTRY}, terms)
+    VALUES ($1, $2, $3::jsonb, $4, $5, 1, $6, $7, $8, $9::text[]) {_REPLACE_PUT}
+    RETURNING {_ENTRY}""",
     "merge_if_version": f"""UPDATE {{s}}.entries SET {_MERGED}
-    WHERE scope = $1 AND key = $2 AND version = $6 AND NOT {_X4} RETURNING {_ENTRY}""",
+    WHERE scope = $1 AND key = $2 AND version = $7 AND NOT {_X4} RETURNING {_ENTRY}""",
+    # search_entries' candidates: $1 scope, $2 terms, $3 lower, $4 upper (NULL: none), $5
+    # owner (NULL: any), $6 now
+    "search": f"""SELECT {_ENTRY} FROM {{s}}.entries
+    WHERE terms && $2::text[] AND scope = $1 AND key >= $3 AND ($4::text IS NULL OR key < $4)
+    AND ($5::text IS NULL OR owner = $5) AND {_LIVE.format(now="$6")}""",
     # refresh_entries: $1 scope, $2 keys, $3 now, $4 the new expiry (nothing else changes)
     "refresh": f"""WITH r AS (UPDATE {{s}}.entries SET expires_at = $4
     WHERE scope = $1 AND key = ANY($2::text[]) AND {_LIVE.format(now="$3")} RETURNING 1)
@@ -714,9 +741,9 @@ for _bounded in (False, True):
     WHERE {_RANGES[_bounded]} AND expires_at <= ${_n}"""
     # then: to_scope, to_prefix, length of prefix, now (the target's expired entries are gone)
     ENTRY_STATEMENTS[f"copy {_bounded}"] = f"""WITH c AS (
-    INSERT INTO {{s}}.entries ({_ENTRY})
+    INSERT INTO {{s}}.entries ({_ENTRY}, terms)
     SELECT ${_n}, ${_n + 1} || substr(key, ${_n + 2} + 1), value, data, tag, 1, ${_n + 3},
-        owner, expires_at
+        owner, expires_at, terms
     FROM {{s}}.entries WHERE {_RANGES[_bounded]} AND {_LIVE.format(now=f"${_n + 3}")}
     {_REPLACE.format(expired="false", s="{s}")} RETURNING 1)
     SELECT count(*) FROM c"""
@@ -861,6 +888,8 @@ class Statements:
         self.search = fill(SEARCH)
         self.search_backfill_read = fill(SEARCH_BACKFILL_READ)
         self.search_backfill_write = fill(SEARCH_BACKFILL_WRITE)
+        self.entry_search_backfill_read = fill(ENTRY_SEARCH_BACKFILL_READ)
+        self.entry_search_backfill_write = fill(ENTRY_SEARCH_BACKFILL_WRITE)
 
 
 # The candidates of a search: messages holding any of the terms $1, of the session $2, the

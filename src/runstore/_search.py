@@ -1,4 +1,5 @@
-"""The matching rule of ``search_messages``, written once (docs/contract.md, "Search").
+"""The matching rule of ``search_messages`` and ``search_entries``, written once
+(docs/contract.md, "Search").
 
 Pure functions, no I/O. Every backend indexes the terms of ``index_terms`` and fetches the
 messages holding any of a query's ``Query.candidates``; ``rank`` then decides, the same way
@@ -14,6 +15,9 @@ as its brute-force oracle.
 - A message matches when it contains at least one query word; its score is how many
   distinct query words it contains. Results: highest score first, then newest first
   (``created_at``, then ``seq``, then ``session_id``, each descending: a total order).
+- An entry's text is the string leaves of its JSON value (in lists and objects at any depth;
+  not object keys), one per line; with ``fields``, only those under these top-level keys.
+  Entries: highest score first, then newest ``updated_at``, then key (ascending).
 """
 
 from __future__ import annotations
@@ -168,5 +172,50 @@ def rank(
     return [(order[0], item) for order, item in best]
 
 
-def _order(entry: tuple[tuple[int, Any, int, str], Any]) -> tuple[int, Any, int, str]:
+def _order(entry: tuple[Any, Any]) -> Any:
     return entry[0]
+
+
+def strings(value: Any) -> Iterable[str]:
+    """The string leaves of a JSON value, in document order (not object keys)."""
+    if type(value) is str:
+        yield value
+    elif type(value) is dict:
+        for item in value.values():
+            yield from strings(item)
+    elif type(value) is list:
+        for item in value:
+            yield from strings(item)
+
+
+def entry_text(value: dict[str, Any] | None, fields: frozenset[str] | None = None) -> str:
+    """What ``search_entries`` matches: the string leaves of ``value`` (under the top-level
+    keys ``fields`` only, when given), one per line, so no word or run spans two."""
+    if not value:
+        return ""
+    if fields is not None:
+        value = {key: item for key, item in value.items() if key in fields}
+    return "\n".join(strings(value))
+
+
+def entry_terms(value: dict[str, Any] | None) -> list[str]:
+    """The terms an entry is indexed under (of every field: ``fields`` is a query filter)."""
+    return index_terms(entry_text(value))
+
+
+def rank_entries(
+    query: Query, candidates: Iterable[tuple[str, int, str, T]], limit: int | None
+) -> list[tuple[int, T]]:
+    """The matches among ``candidates`` ((text, updated_at in microseconds, key, item)) of
+    one scope, best first, at most ``limit``: (score, item)."""
+    scored = []
+    for text, updated_at, key, item in candidates:
+        found = score(query, text)
+        if found:
+            scored.append(((-found, -updated_at, key), item))
+    best = (
+        heapq.nsmallest(limit, scored, key=_order)
+        if limit is not None
+        else sorted(scored, key=_order)
+    )
+    return [(-order[0], item) for order, item in best]

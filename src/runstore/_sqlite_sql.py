@@ -217,7 +217,49 @@ _V8: tuple[str, ...] = (
     END""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+# v9: the search index of entries (docs/contract.md, "Search"): the terms of each entry's
+# text (``_search.entry_terms``), one row per term, found by (scope, term) through an index.
+# As for messages, writes stay cheap: a write of an entry's value only notes the entry in
+# ``entry_pending`` (a trigger, so every path does: put, merge, copy, import), and the next
+# search of its scope indexes the scope's pending entries first (``PENDING_ENTRIES``).
+# Replacing a value or deleting an entry (erasure, pruning, expiry too) takes its rows out
+# of both. The entries stored before wait in ``entry_pending`` too.
+_NOTE_PENDING = """INSERT INTO entry_pending (scope, key) SELECT NEW.scope, NEW.key
+        WHERE NOT EXISTS (SELECT 1 FROM entry_pending WHERE scope = NEW.scope AND key = NEW.key)"""
+_V9: tuple[str, ...] = (
+    """CREATE TABLE entry_terms (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        term TEXT NOT NULL,
+        PRIMARY KEY (scope, key, term)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX entry_terms_by_term ON entry_terms (scope, term)",
+    """CREATE TABLE entry_pending (
+        scope TEXT NOT NULL,
+        key TEXT NOT NULL,
+        PRIMARY KEY (scope, key)
+    ) WITHOUT ROWID""",
+    """INSERT INTO entry_pending (scope, key)
+        SELECT scope, key FROM entries WHERE value IS NOT NULL""",
+    # Not INSERT OR IGNORE: an upsert's conflict handling overrides a trigger's.
+    f"""CREATE TRIGGER entries_pending AFTER INSERT ON entries WHEN NEW.value IS NOT NULL
+    BEGIN
+        {_NOTE_PENDING};
+    END""",
+    f"""CREATE TRIGGER entries_reindex AFTER UPDATE OF value ON entries
+    WHEN OLD.value IS NOT NULL OR NEW.value IS NOT NULL
+    BEGIN
+        DELETE FROM entry_terms WHERE scope = OLD.scope AND key = OLD.key;
+        {_NOTE_PENDING} AND NEW.value IS NOT NULL;
+    END""",
+    """CREATE TRIGGER entries_unindex AFTER DELETE ON entries WHEN OLD.value IS NOT NULL
+    BEGIN
+        DELETE FROM entry_pending WHERE scope = OLD.scope AND key = OLD.key;
+        DELETE FROM entry_terms WHERE scope = OLD.scope AND key = OLD.key;
+    END""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # -- connection set-up -----------------------------------------------------------------
@@ -501,6 +543,31 @@ COPY_ENTRIES: dict[bool, str] = {
 # changes). Parameters: expires_at, scope, keys, now.
 REFRESH_ENTRIES = f"""UPDATE entries SET expires_at = ? WHERE scope = ?
     AND key IN (SELECT value FROM json_each(?)) AND {_LIVE} RETURNING 1"""
+
+# The search index of entries: the pending entries of a scope (key, value), indexed by the
+# search of the scope, in its write transaction. ADD_ENTRY_TERMS: scope, key, the entry's
+# terms (a JSON array).
+PENDING_ENTRIES = """SELECT p.key, e.value FROM entry_pending AS p
+    JOIN entries AS e ON e.scope = p.scope AND e.key = p.key WHERE p.scope = ?"""
+ADD_ENTRY_TERMS = """INSERT OR IGNORE INTO entry_terms (scope, key, term)
+    SELECT ?1, ?2, value FROM json_each(?3)"""
+CLEAR_PENDING_ENTRIES = "DELETE FROM entry_pending WHERE scope = ?"
+# The candidates of a search: live entries of scope ?1 indexed under any of the terms ?2 (a
+# JSON array), with lower <= key (?3) < upper (?4, NULL: none), owned by ?5 (NULL: any) at ?6.
+# INDEXED BY: the rows of the terms, rather than every row of the scope in key order.
+_SEARCH_FILTER = "(e.expires_at IS NULL OR e.expires_at > ?6) AND (?5 IS NULL OR e.owner = ?5)"
+SEARCH_ENTRIES = f"""SELECT {ENTRIES.select("e.")}
+FROM (SELECT DISTINCT key FROM entry_terms INDEXED BY entry_terms_by_term WHERE scope = ?1
+      AND term IN (SELECT value FROM json_each(?2)) AND key >= ?3 AND (?4 IS NULL OR key < ?4)
+) AS t
+CROSS JOIN entries AS e ON e.scope = ?1 AND e.key = t.key
+WHERE {_SEARCH_FILTER}"""
+# On a read-only database: the pending entries that SEARCH_ENTRIES's filters allow (its
+# parameters, the terms ?2 unused), matched in Python.
+SEARCH_PENDING_ENTRIES = f"""SELECT {ENTRIES.select("e.")} FROM entry_pending AS p
+CROSS JOIN entries AS e ON e.scope = p.scope AND e.key = p.key
+WHERE p.scope = ?1 AND p.key >= ?3 AND (?4 IS NULL OR p.key < ?4)
+    AND {_SEARCH_FILTER}"""
 
 # -- lifecycle: erasure, accounting, retention (the rules: _lifecycle) -------------------
 

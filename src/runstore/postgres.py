@@ -46,6 +46,7 @@ from ._entries import (
     Entry,
     EntryCopy,
     EntryRow,
+    EntrySearch,
     KeyRange,
     PatchRow,
     key_range,
@@ -55,7 +56,7 @@ from ._json import dump_optional, load_json
 from ._lifecycle import BatchPruner, ErasureReport, StoreStats, utf8_size
 from ._records import BATCH, Batch, ExportSource, Ids, ImportSink, keyset_pages
 from ._rules import check_repeat, refuse_message, repeat_fields
-from ._search import index_terms
+from ._search import entry_terms, index_terms
 from .base import DataStorage, newest_within
 from .errors import (
     InvalidDataError,
@@ -493,6 +494,12 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                         q.search_backfill_write,
                         [(row[0], row[1], index_terms(row[2]) or None) for row in rows],
                     )
+                if version == sql.ENTRY_SEARCH_VERSION:  # and the entries
+                    rows = await conn.fetch(q.entry_search_backfill_read)
+                    await conn.executemany(
+                        q.entry_search_backfill_write,
+                        [(row[0], row[1], _terms(load_json(row[2]))) for row in rows],
+                    )
                 await conn.execute(q.record_migration, version)
 
     async def _fetch(self, query: str, *args: Any) -> list[Any]:
@@ -858,6 +865,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
             now,
             [r.owner for r in rows],
             [r.expires_at for r in rows],
+            [_joined_terms(r.value) for r in rows],
         )
         return written
 
@@ -881,7 +889,7 @@ class PostgresDataStorage(BatchPruner, DataStorage):
         now: datetime,
         owner: str | None = None,
     ) -> Entry | None:
-        args: tuple[Any, ...] = (scope, key, to_jsonb(patch), now, owner)
+        args: tuple[Any, ...] = (scope, key, to_jsonb(patch), now, owner, _text_terms(patch))
         if expect_version is None:
             row = await self._fetchrow(self._sql.entries["merge"], *args)
         elif expect_version == 0:
@@ -912,10 +920,11 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                     args: tuple[Any, ...]
                     if isinstance(op, PatchRow):
                         args = (scope, op.key, to_jsonb(op.patch), now, op.owner)
+                        args += (_text_terms(op.patch),)
                         rows.append(await conn.fetchrow(q["merge"], *args))
                     else:
                         args = (scope, op.key, to_jsonb(op.value), op.data, op.tag, now)
-                        args += (op.owner, op.expires_at)
+                        args += (op.owner, op.expires_at, _text_terms(op.value))
                         rows.append(await conn.fetchrow(q["put_one"], *args))
                 unused = sorted(claimed - {op.key for op in ops})
                 if unused:
@@ -947,6 +956,13 @@ class PostgresDataStorage(BatchPruner, DataStorage):
             refuse_long_copies(longest, copy)
             copied: int = await conn.fetchval(q[f"copy {bounded}"], *args)
         return copied
+
+    async def _search_entry_candidates(self, search: EntrySearch) -> list[Entry]:
+        scope, terms, bounds, owner, now = search
+        rows = await self._fetch(
+            self._sql.entries["search"], scope, terms, bounds.lower, bounds.upper, owner, now
+        )
+        return _read.entries(rows)
 
     async def _refresh_entries(
         self, scope: str, keys: list[str], expires_at: datetime | None, now: datetime
@@ -1053,7 +1069,10 @@ class _Sink:
                 q.import_run,
                 [(*encode_row(RUNS, r, _ENCODE), to_jsonb(state)) for r, state in batch.runs],
             ),
-            (q.import_entry, [encode_row(ENTRIES, e, _ENCODE) for e in batch.entries]),
+            (
+                q.import_entry,
+                [(*encode_row(ENTRIES, e, _ENCODE), _terms(e.value)) for e in batch.entries],
+            ),
         ):
             if rows:
                 await self._conn.executemany(statement, rows)
@@ -1078,6 +1097,22 @@ class _Sink:
                 [n for n, _ in counts.values()],
                 [size for _, size in counts.values()],
             )
+
+
+def _terms(value: dict[str, Any] | None) -> list[str] | None:
+    """An entry's search terms as stored (None: it has none)."""
+    return entry_terms(value) or None
+
+
+def _text_terms(text: str | None) -> list[str] | None:
+    """The search terms of an entry's value (or a patch) given as JSON text."""
+    return None if text is None else _terms(load_json(text))
+
+
+def _joined_terms(text: str | None) -> str | None:
+    """``_text_terms`` joined by spaces, as a put of many entries sends them."""
+    found = _text_terms(text)
+    return None if found is None else " ".join(found)
 
 
 def _payload(value: dict[str, Any] | None, field: str) -> str | None:

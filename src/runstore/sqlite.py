@@ -35,6 +35,7 @@ from ._entries import (
     Entry,
     EntryCopy,
     EntryRow,
+    EntrySearch,
     KeyRange,
     PatchRow,
     key_range,
@@ -59,7 +60,7 @@ from ._rules import (
     refuse_message,
     repeat_fields,
 )
-from ._search import index_terms
+from ._search import entry_terms, index_terms
 from ._sqlite_driver import Connection
 from ._turns import Turns
 from .base import DataStorage, newest_within
@@ -700,6 +701,38 @@ class SqliteDataStorage(BatchPruner, DataStorage):
             refuse_long_copies(longest, copy)
             return len(await db.fetchall(sql.COPY_ENTRIES[bounded], params))
 
+    async def _search_entry_candidates(self, search: EntrySearch) -> list[Entry]:
+        scope, terms, bounds, owner, now = search
+        params = (scope, json.dumps(terms), bounds.lower, bounds.upper, owner, _to_db(now))
+        try:
+            async with self._transaction() as db:
+                pending = await db.fetchall(sql.PENDING_ENTRIES, (scope,))
+                if pending:  # index the scope's entries written since its last search
+                    await db.executemany(
+                        sql.ADD_ENTRY_TERMS,
+                        [
+                            (scope, key, found)
+                            for key, value in pending
+                            if (found := _terms(value)) is not None
+                        ],
+                    )
+                    await db.execute(sql.CLEAR_PENDING_ENTRIES, (scope,))
+                rows = await db.fetchall(sql.SEARCH_ENTRIES, params)
+        except StorageError as exc:
+            if not _read_only(exc):
+                raise
+            # A read-only database: the entries not indexed yet are matched here, by the
+            # terms they would be indexed under (as search_messages does).
+            wanted = set(terms)
+            value = ENTRIES.names.index("value")
+            async with self._transaction(sql.BEGIN_READ) as db:
+                rows = await db.fetchall(sql.SEARCH_ENTRIES, params)
+                unindexed = await db.fetchall(sql.SEARCH_PENDING_ENTRIES, params)
+            rows += [
+                row for row in unindexed if wanted.intersection(entry_terms(load_json(row[value])))
+            ]
+        return _read.entries(rows)
+
     async def _refresh_entries(
         self, scope: str, keys: list[str], expires_at: datetime | None, now: datetime
     ) -> int:
@@ -730,6 +763,13 @@ def _entry_params(scope: str, row: EntryRow, when: int) -> tuple[Any, ...]:
     """PUT_ENTRY's parameters."""
     expires_at = None if row.expires_at is None else _to_db(row.expires_at)
     return (scope, row.key, row.value, row.data, row.tag, when, row.owner, expires_at)
+
+
+def _terms(value: str | None) -> str | None:
+    """The search terms of an entry's value (JSON text) as ADD_ENTRY_TERMS takes them: a JSON
+    array (None: it has none)."""
+    found = entry_terms(load_json(value))
+    return json.dumps(found, ensure_ascii=False) if found else None
 
 
 async def _drop_expired(db: Connection, scope: str, keys: list[str], when: int) -> None:

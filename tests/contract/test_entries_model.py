@@ -1,5 +1,6 @@
 """Model-based test of entries: random puts, merges, refreshes, deletes and copies against a
-plain dict model, with range reads compared after every step (docs/contract.md, "Entries")."""
+plain dict model, with range reads and search_entries (scored by brute force over the model)
+compared after every step (docs/contract.md, "Entries", "Search")."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
-from runstore import DataStorage, EntryPatch, NewEntry
+from runstore import DataStorage, Entry, EntryPatch, NewEntry, _search
 
 T = TypeVar("T")
 # Keys from a few characters that stress code point order: a control character, ASCII
@@ -27,9 +28,16 @@ KEY = st.text(
     max_size=3,
 )
 SCOPE = st.sampled_from(["s", "t"])
+# Text that words, case folding and spaceless runs tell apart, in leaves at any depth.
+TEXT = st.sampled_from(["cat", "Cat dogs", "dog", "東京都", "京都", "STRASSE", "straße cat", ""])
 VALUE = st.none() | st.dictionaries(
-    st.sampled_from(["x", "y", "z"]), st.integers(-3, 3), max_size=2
+    st.sampled_from(["x", "y", "z"]),
+    st.integers(-3, 3) | TEXT | st.lists(TEXT, max_size=2) | st.dictionaries(TEXT, TEXT),
+    max_size=2,
 )
+QUERY = st.sampled_from(["cat", "dog cats", "strasse", "京都", "東京", "x"])
+# Every search of the invariant: one of each word, all entries, in order.
+EVERY_WORD = "cat dog dogs strasse 京都 東京"
 DATA = st.none() | st.binary(max_size=4)
 TAG = st.none() | st.sampled_from(["r1", "r2"])
 
@@ -252,13 +260,76 @@ class EntriesMachine(RuleBasedStateMachine):
             keys.reverse()
         assert [e.key for e in found] == keys[:limit]
 
+    def wanted(
+        self,
+        scope: str,
+        query: str,
+        prefix: str | None = None,
+        owner: str | None = None,
+        fields: list[str] | None = None,
+        listed: list[Entry] | None = None,
+    ) -> list[tuple[str, int]]:
+        """(key, score) of the model's entries that match, in the contract's order (times are
+        the store's, from ``listed`` or list_entries: the model has none; the invariant checks
+        list_entries against the model)."""
+        parsed = _search.parse(query)
+        if listed is None:
+            listed = self.run(self.store.list_entries(scope))
+        times = {e.key: e.updated_at for e in listed}
+        chosen = None if fields is None else frozenset(fields)
+        found = []
+        for key, (value, _, _, _, entry_owner) in self.model[scope].items():
+            score = _search.score(parsed, _search.entry_text(value, chosen))
+            if (
+                score
+                and (prefix is None or key.startswith(prefix))
+                and (owner is None or owner == entry_owner)
+            ):
+                found.append((-score, -times[key].timestamp(), key))
+        return [(key, -score) for score, _, key in sorted(found)]
+
+    @rule(
+        scope=SCOPE,
+        query=QUERY,
+        prefix=st.none() | KEY,
+        owner=st.none() | st.sampled_from(["x", "y"]),
+        fields=st.none() | st.lists(st.sampled_from(["x", "y", "z"]), max_size=2),
+        limit=st.none() | st.integers(0, 3),
+    )
+    def search(
+        self,
+        scope: str,
+        query: str,
+        prefix: str | None,
+        owner: str | None,
+        fields: list[str] | None,
+        limit: int | None,
+    ) -> None:
+        hits = self.run(
+            self.store.search_entries(
+                query, scope=scope, prefix=prefix, owner=owner, fields=fields, limit=limit
+            )
+        )
+        assert [(h.entry.key, h.score) for h in hits] == self.wanted(
+            scope, query, prefix, owner, fields
+        )[:limit]
+
     @invariant()
-    def everything_matches(self) -> None:
+    def everything_matches_and_search_matches_brute_force(self) -> None:
         for scope, entries in self.model.items():
             found = self.run(self.store.list_entries(scope))
             assert [(e.key, e.value, e.data, e.tag, e.version, e.owner) for e in found] == [
                 (k, *entries[k]) for k in sorted(entries)
             ]
+            hits = self.run(self.store.search_entries(EVERY_WORD, scope=scope, limit=None))
+            assert [(h.entry.key, h.score) for h in hits] == self.wanted(
+                scope, EVERY_WORD, listed=found
+            )
+            for hit in hits:
+                entry = hit.entry
+                assert (entry.value, entry.data, entry.tag, entry.version, entry.owner) == (
+                    entries[entry.key]
+                )
 
 
 def test_entries_match_the_model(backend: str) -> None:
