@@ -713,9 +713,13 @@ ENTRY_STATEMENTS: dict[str, str] = {
     "merge_if_version": f"""UPDATE {{s}}.entries SET {_MERGED}
     WHERE scope = $1 AND key = $2 AND version = $7 AND NOT {_X4} RETURNING {_ENTRY}""",
     # search_entries' candidates: $1 scope, $2 terms, $3 lower, $4 upper (NULL: none), $5
-    # owner (NULL: any), $6 now
-    "search": f"""SELECT {_ENTRY} FROM {{s}}.entries
-    WHERE terms && $2::text[] AND scope = $1 AND key >= $3 AND ($4::text IS NULL OR key < $4)
+    # owner (NULL: any), $6 now. The GIN index is read first (a materialised step): a generic
+    # plan would otherwise walk the scope's key range in the primary key.
+    "search": f"""WITH found AS MATERIALIZED (
+        SELECT {_ENTRY} FROM {{s}}.entries WHERE terms && $2::text[]
+    )
+    SELECT {_ENTRY} FROM found
+    WHERE scope = $1 AND key >= $3 AND ($4::text IS NULL OR key < $4)
     AND ($5::text IS NULL OR owner = $5) AND {_LIVE.format(now="$6")}""",
     # refresh_entries: $1 scope, $2 keys, $3 now, $4 the new expiry (nothing else changes)
     "refresh": f"""WITH r AS (UPDATE {{s}}.entries SET expires_at = $4
