@@ -17,9 +17,11 @@ JSON file that receives the counts.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import inspect
 import json
+import linecache
 import os
 import sys
 from pathlib import Path
@@ -199,12 +201,21 @@ def pytest_configure(config: pytest.Config) -> None:
 # -- which tests run ----------------------------------------------------------------------
 
 
+@functools.cache
+def _source_lines(filename: str) -> list[str]:
+    return linecache.getlines(filename)
+
+
 def _makes_a_session(item: pytest.Item) -> bool:
+    """Whether the test function's source (``inspect.getsource``'s block, read from one cached
+    copy of its file: ``inspect.getsource`` itself scans every loaded module per call, 30 s of
+    collection for the runner files) names ``SQLiteSession``."""
     function = getattr(item, "function", None)
-    try:
-        return function is not None and "SQLiteSession" in inspect.getsource(function)
-    except (OSError, TypeError):
+    code = getattr(inspect.unwrap(function), "__code__", None) if function is not None else None
+    if code is None:
         return False
+    lines = _source_lines(code.co_filename)[code.co_firstlineno - 1 :]
+    return bool(lines) and "SQLiteSession" in "".join(inspect.getblock(lines))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -5,7 +5,9 @@ Usage (in .venv-openai-agents, from the repository root; scripts/test does this)
     python tests/integrations/openai_agents/upstream.py [--modes upstream,memory,...] [--junitxml P]
 
 With ``--junitxml P`` each mode's run also writes P-MODE.xml (the upstream run's tests carry the
-property ``reference=SQLiteSession``).
+property ``reference=SQLiteSession``). The modes run ``--jobs`` at a time (default: one per CPU,
+at most 2), each in its own pytest process; bytecode is cached in the sdist's folder, so the
+SDK's test files are compiled and assertion-rewritten once, not once per mode.
 
 The sdist (pinned below, with its tests/; hash checked against locks/openai-agents.txt) is
 downloaded from the package index into build/openai-agents at test time; nothing of it is
@@ -22,6 +24,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 VERSION = "0.24.0"
@@ -41,7 +44,8 @@ def sdist() -> Path:
     return framework_tests.sdist("openai-agents", "openai-agents", VERSION, BUILD)
 
 
-def run(mode: str, folder: Path, junitxml: str | None) -> dict[str, object]:
+def run(mode: str, folder: Path, junitxml: str | None) -> tuple[dict[str, object], str]:
+    """The mode's report, and the tail of its output when a test failed."""
     report = BUILD / f"report-{mode}.json"
     report.unlink(missing_ok=True)
     env = {
@@ -50,6 +54,9 @@ def run(mode: str, folder: Path, junitxml: str | None) -> dict[str, object]:
         "RUNSTORE_AGENTS_SESSION": mode,
         "RUNSTORE_AGENTS_REPORT": str(report),
     }
+    # pytest rewrites the asserts of the SDK's large test files: cache that in build/ for the
+    # other modes (a PYTHONDONTWRITEBYTECODE=1 environment would redo it in every mode).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "-p", "runstore_upstream", *SESSION_FILES, *RUNNER_FILES]  # fmt: skip
     if junitxml:
@@ -59,18 +66,20 @@ def run(mode: str, folder: Path, junitxml: str | None) -> dict[str, object]:
         sys.exit(f"{mode}: pytest wrote no report\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     result: dict[str, object] = json.loads(report.read_text())
     failed = [t for t, v in result["tests"].items() if v["outcome"] == "failed"]  # type: ignore[attr-defined]
-    if failed:
-        print(done.stdout[-6000:])
-    return result
+    return result, done.stdout[-6000:] if failed else ""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--junitxml", help="write PREFIX-MODE.xml for each mode")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
     modes = args.modes.split(",")
     folder = sdist()
+    junitxml = args.junitxml and str(Path(args.junitxml).resolve())
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        runs = {mode: pool.submit(run, mode, folder, junitxml) for mode in modes}
     print(f"openai-agents {VERSION}: {len(SESSION_FILES)} session test files in full, and the "
           f"tests of {len(RUNNER_FILES)} runner test files that make a SQLiteSession")  # fmt: skip
     print(f"{'session':>26} {'passed':>7} {'failed':>7} {'skipped':>8} {'excluded':>9}"
@@ -78,7 +87,9 @@ def main() -> None:
     bad = False
     excluded: dict[str, str] = {}
     for mode in modes:
-        result = run(mode, folder, args.junitxml and str(Path(args.junitxml).resolve()))
+        result, output = runs[mode].result()
+        if output:
+            print(output)
         tests = result["tests"]
         counts = Counter(v["outcome"] for v in tests.values())  # type: ignore[attr-defined]
         sessions = [v for v in tests.values() if v["session"]]  # type: ignore[attr-defined]
