@@ -11,7 +11,8 @@ property ``reference=InMemoryStore``). The sdist (the version pinned in locks/la
 hash checked) is downloaded into build/langgraph-checkpoint at test time; nothing of it is
 committed. The plugin that swaps the store class, and the one list of excluded tests, is
 runstore_store_upstream.py beside this file. Exit status 1 when a test that is not excluded
-fails in any mode.
+fails in any mode. The modes run ``--jobs`` at a time (default: one per CPU, at most 2), each in
+its own pytest process.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 VERSION = "4.3.2"  # langgraph-checkpoint, as pinned in requirements-langgraph.txt
@@ -36,7 +38,8 @@ import framework_tests  # noqa: E402
 from runstore_store_upstream import FILES  # noqa: E402
 
 
-def run(mode: str, folder: Path, junitxml: str | None) -> dict[str, object]:
+def run(mode: str, folder: Path, junitxml: str | None) -> tuple[dict[str, object], str]:
+    """The mode's report, and the tail of its output when a test failed."""
     report = BUILD / f"report-{mode}.json"
     report.unlink(missing_ok=True)
     env = {
@@ -54,24 +57,29 @@ def run(mode: str, folder: Path, junitxml: str | None) -> dict[str, object]:
         sys.exit(f"{mode}: pytest wrote no report\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     result: dict[str, object] = json.loads(report.read_text())
     failed = [t for t, v in result["tests"].items() if v["outcome"] == "failed"]  # type: ignore[attr-defined]
-    if failed:
-        print(done.stdout[-6000:])
-    return result
+    return result, done.stdout[-6000:] if failed else ""
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--junitxml", help="write PREFIX-MODE.xml for each mode")
+    parser.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
     args = parser.parse_args()
+    modes = args.modes.split(",")
     folder = framework_tests.sdist("langgraph", "langgraph-checkpoint", VERSION, BUILD)
+    junitxml = args.junitxml and str(Path(args.junitxml).resolve())
+    with ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        runs = {mode: pool.submit(run, mode, folder, junitxml) for mode in modes}
     print(f"langgraph-checkpoint {VERSION}: {', '.join(FILES)}")
     print(f"{'store':>26} {'passed':>7} {'failed':>7} {'skipped':>8} {'excluded':>9}"
           f" {'made a store: passed/of':>25}")  # fmt: skip
     bad = False
     excluded: dict[str, str] = {}
-    for mode in args.modes.split(","):
-        result = run(mode, folder, args.junitxml and str(Path(args.junitxml).resolve()))
+    for mode in modes:
+        result, output = runs[mode].result()
+        if output:
+            print(output)
         tests = result["tests"]
         counts = Counter(v["outcome"] for v in tests.values())  # type: ignore[attr-defined]
         stores = [v for v in tests.values() if v["store"]]  # type: ignore[attr-defined]
