@@ -7,6 +7,7 @@ holds can alias what is stored. The limits are those of docs/contract.md ("Limit
 from __future__ import annotations
 
 import json
+import json.scanner
 import math
 import re
 from typing import Any
@@ -99,9 +100,14 @@ def check_json(value: Any, field: str) -> None:
         raise InvalidDataError(field + path, refused.problem) from None
 
 
+# json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")) without
+# building an encoder on every call.
+_encode = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+
+
 def to_text(value: Any) -> str:
     """JSON text of a value already checked by ``check_json``."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return _encode(value)
 
 
 def dump_json(value: Any, field: str) -> str:
@@ -123,6 +129,17 @@ def dump_object(value: Any, field: str) -> str | None:
 
 def load_json(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+# json.loads without its Python-level steps (two whitespace matches, two calls): for text the
+# store wrote itself with ``to_text``, which starts with the value and ends with it. The
+# scanner is the one json.loads uses (C where there is one), with its defaults.
+_scan = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def load_stored(text: str) -> Any:
+    """The value of JSON text written by ``to_text`` (a hot path: history reads)."""
+    return _scan(text, 0)[0]
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')

@@ -385,12 +385,22 @@ _OPTIONS = (", metadata, token_count, idempotency_key", ", ?7, ?8, ?9")
 ADD_MESSAGE = _ADD_MESSAGE.format(*_OPTIONS, "")
 ADD_KEYED_MESSAGE = _ADD_MESSAGE.format(*_OPTIONS, "ON CONFLICT DO NOTHING\n    ")
 ADD_PLAIN_MESSAGE = _ADD_MESSAGE.format("", "", "")
-# History reads (the hot path) fold metadata and token_count into one column, NULL when both
-# are, else the JSON array [token_count, metadata text]: the sqlite3 module spends about as
-# much on each column of each row as SQLite does (it lets go of the GIL for every value).
+# add_chat_messages (a plain append): as ADD_MESSAGE, for a session of any agent. Parameters:
+# ?1 session_id, ?2 run_id, ?3 role, ?4 content, ?5 created_at, ?6 metadata, ?7 token_count.
+APPEND_MESSAGE = """INSERT INTO messages (session_id, seq, run_id, role, content, created_at,
+        metadata, token_count)
+    SELECT s.id, s.last_seq + 1, ?2, ?3, ?4, ?5, ?6, ?7 FROM sessions AS s
+    WHERE s.id = ?1
+      AND (?2 IS NULL OR EXISTS (SELECT 1 FROM runs AS r WHERE r.id = ?2 AND r.session_id = ?1))
+    RETURNING seq"""
+# History reads (the hot path) fold metadata and token_count into one column: the sqlite3
+# module spends about as much on each column of each row as SQLite does (it lets go of the GIL
+# for every value). NULL when both are; the metadata text (a JSON object: "{...}") when only
+# it is given; else "<token_count> <metadata text or null>". Reading it parses the metadata
+# once, as any other read.
 assert CHAT.names[5:] == ("metadata", "token_count")
-_HISTORY_COLUMNS = f"""{", ".join(CHAT.names[:5])}, CASE WHEN metadata IS NULL AND
-    token_count IS NULL THEN NULL ELSE json_array(token_count, metadata) END"""
+_HISTORY_COLUMNS = f"""{", ".join(CHAT.names[:5])}, CASE WHEN token_count IS NULL THEN metadata
+    ELSE token_count || ' ' || coalesce(metadata, 'null') END"""
 HISTORY = f"""SELECT {_HISTORY_COLUMNS} FROM messages WHERE session_id = ?
     ORDER BY seq DESC LIMIT ?"""
 HISTORY_EXCLUDING_RUN = f"""SELECT {_HISTORY_COLUMNS} FROM messages

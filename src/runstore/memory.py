@@ -15,7 +15,7 @@ from . import _search
 from ._columns import AGENTS, RUNS, Kind, Table, compile_reader, encode_row
 from ._dump import Dump, MessageRow, last_seqs
 from ._entries import MemoryEntries, live
-from ._json import dump_optional, load_json, to_text
+from ._json import dump_optional, load_json, load_stored, to_text
 from ._lifecycle import ErasureReport, PruneReport, PruneRequest, StoreStats, utf8_size
 from ._records import DumpSink, ListSource, dump_source
 from ._rules import (
@@ -82,7 +82,7 @@ class _Session:
 
     def with_metadata(self, message: ChatMsg) -> ChatMsg:
         text = self.message_metadata.get(message.seq or 0)
-        return message if text is None else message._replace(metadata=load_json(text))
+        return message if text is None else message._replace(metadata=load_stored(text))
 
     def history(self, limit: int | None, exclude_run_id: str | None) -> list[ChatMsg]:
         """The newest ``limit`` messages (None: all) not of ``exclude_run_id``, oldest first."""
@@ -94,7 +94,16 @@ class _Session:
             newest = list(kept if limit is None else islice(kept, min(limit, len(messages))))
             newest.reverse()
         if self.message_metadata:
-            return [self.with_metadata(m) for m in newest]
+            stored = self.message_metadata.get
+            return [
+                message
+                if (text := stored(seq or 0)) is None
+                else _new_chat_msg(
+                    ChatMsg, (role, content, seq, run_id, at, load_stored(text), count)
+                )
+                for message in newest
+                for role, content, seq, run_id, at, _, count in (message,)
+            ]
         return newest
 
     def drop_after(self, index: int) -> list[ChatMsg]:
@@ -413,11 +422,12 @@ class InMemoryDataStorage(DataStorage, MemoryEntries):
         stored = []
         for role, content, run_id, metadata, token_count in messages:
             seq = session.last_seq = session.last_seq + 1
-            message = tuple.__new__(ChatMsg, (role, content, seq, run_id, now, None, token_count))
+            message = _new_chat_msg(ChatMsg, (role, content, seq, run_id, now, None, token_count))
             session.messages.append(message)
             if metadata is not None:
                 session.message_metadata[seq] = metadata  # kept apart: see _Session
-                message = message._replace(metadata=load_json(metadata))
+                fields = (role, content, seq, run_id, now, load_stored(metadata), token_count)
+                message = _new_chat_msg(ChatMsg, fields)
             stored.append(message)
         if stored:
             self._index.stale[session_id] = session

@@ -41,7 +41,7 @@ from ._entries import (
     key_range,
     refuse_long_copies,
 )
-from ._json import dump_optional, load_json, to_text
+from ._json import dump_optional, load_json, load_stored, to_text
 from ._lifecycle import BatchPruner, ErasureReport, StoreStats
 from ._records import (
     BATCH,
@@ -111,6 +111,7 @@ _read = compile_readers(_DECODE, _DECODERS)
 _chat = _read.chat  # the hot path's, one lookup less
 _new_chat_msg = tuple.__new__  # = models.chat_msg, without its call
 _times_get = _TIMES.get
+_loads = load_stored
 
 
 def _history(rows: list[Any]) -> list[ChatMsg]:
@@ -122,14 +123,24 @@ def _history(rows: list[Any]) -> list[ChatMsg]:
             ChatMsg, (role, content, seq, run_id, _times_get(at) or _from_db(at), None, None)
         )
         if extras is None
+        else _new_chat_msg(
+            ChatMsg,
+            (role, content, seq, run_id, _times_get(at) or _from_db(at), _loads(extras), None),
+        )
+        if extras[0] == "{"  # metadata alone: a JSON object
         else _unfolded((role, content, seq, run_id, _times_get(at) or _from_db(at)), extras)
         for role, content, seq, run_id, at, extras in rows
     ]
 
 
 def _unfolded(fields: tuple[Any, ...], extras: str) -> ChatMsg:
-    token_count, metadata = json.loads(extras)
-    return chat_msg((*fields, None if metadata is None else json.loads(metadata), token_count))
+    """A message with a token_count: ``extras`` is "<token_count> <metadata or null>"."""
+    count, _, metadata = extras.partition(" ")
+    return chat_msg((*fields, None if metadata == "null" else _loads(metadata), int(count)))
+
+
+class _Refused(Exception):
+    """A statement of a transaction was refused: roll back, then find out why."""
 
 
 def _is_file(path: str) -> bool:
@@ -378,6 +389,10 @@ class SqliteDataStorage(BatchPruner, DataStorage):
 
     async def _replace_history(self, change: calls.HistoryReplacement) -> list[ChatMsg] | None:
         session_id, after_seq, messages, if_newest_seq, now, drop_through_seq = change
+        if messages and after_seq is None and if_newest_seq is None and drop_through_seq is None:
+            appended = await self._append(session_id, messages, now)
+            if appended is not None:
+                return appended
         when = _to_db(now)
         async with self._transaction() as db:
             owner = await db.fetchall(sql.SESSION_OWNER, (session_id,))
@@ -407,6 +422,38 @@ class SqliteDataStorage(BatchPruner, DataStorage):
                 stored.append(chat_msg(fields))
             if changed and not stored:
                 await db.execute(sql.TOUCH_SESSION, (when, session_id))
+        return stored
+
+    async def _append(
+        self, session_id: str, messages: list[calls.NewMessage], now: datetime
+    ) -> list[ChatMsg] | None:
+        """``add_chat_messages``: each INSERT checks the session and the run itself (one
+        statement for one message, else one transaction). None: one was refused and nothing
+        is stored; the general path then says why."""
+        when = _to_db(now)
+        if len(messages) == 1:
+            [(role, content, run_id, metadata, token_count)] = messages
+            params = (session_id, run_id, role, content, when, metadata, token_count)
+            async with self._lock:  # the hot path: _statement() without contextlib's cost
+                db = self._db or await self._connection()
+                rows = await db.fetchall(sql.APPEND_MESSAGE, params)
+            if not rows:
+                return None
+            fields = (role, content, rows[0][0], run_id, now, load_json(metadata), token_count)
+            return [chat_msg(fields)]
+        stored = []
+        try:
+            async with self._transaction() as db:
+                for role, content, run_id, metadata, token_count in messages:
+                    params = (session_id, run_id, role, content, when, metadata, token_count)
+                    rows = await db.fetchall(sql.APPEND_MESSAGE, params)
+                    if not rows:
+                        raise _Refused
+                    seq = rows[0][0]
+                    decoded = load_json(metadata)
+                    stored.append(chat_msg((role, content, seq, run_id, now, decoded, token_count)))
+        except _Refused:
+            return None
         return stored
 
     async def _fork_session(self, request: calls.NewFork) -> SessionRecord:

@@ -55,6 +55,8 @@ async def test_add_chat_messages_is_all_or_nothing(new_store: NewStore) -> None:
         ([good, ("user", "y")], InvalidDataError, "messages[1]"),
         ([good, ChatMsg("user", "y", run_id=other.run_id)], InvalidDataError, "run_id"),
         ([good, ChatMsg("user", "y", run_id="no-such-run")], NotFoundError, None),
+        ([ChatMsg("user", "y", run_id=other.run_id)], InvalidDataError, "run_id"),
+        ([ChatMsg("user", "y", run_id="no-such-run")], NotFoundError, None),
     ]
     for messages, error, field in cases:
         with pytest.raises(error) as raised:
