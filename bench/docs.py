@@ -258,6 +258,21 @@ def openai_agents_cost(q: Quote) -> list[str]:
         + "; ".join(sentences)
         + "."
     )
+    own = [
+        ("memory", "runstore in-memory", pairs[0][2]),
+        ("sqlite3", "runstore SQLite, sqlite3 driver (WAL file)", pairs[1][2]),
+        ("aiosqlite", "runstore SQLite, aiosqlite driver (WAL file)", pairs[2][2]),
+    ]
+    spans = []
+    for kind, store, ours in own:
+        ratios = [q.value(TURN, ours, size) / q.value(TURN, store, size) for size in sizes]
+        low, high = min(ratios), max(ratios)
+        spans.append(f"on {kind}, {_ratio(low)}-{_ratio(high)} the time")
+    out += [
+        "",
+        "Next to runstore's own turn on the same store (the ratio of the medians), a "
+        "`RunstoreSession` turn takes: " + "; ".join(spans) + ".",
+    ]
     return out
 
 

@@ -19,8 +19,9 @@ already (of any agent) is used as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, cast
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar, cast
 
 from agents.items import TResponseInputItem
 from agents.memory.session import SessionABC, _await_mutation, _CompactionSnapshot
@@ -34,6 +35,8 @@ from .. import ChatMsg, DataStorage, NotFoundError
 from ._conversation import Conversation
 
 __all__ = ["RunstoreSession"]
+
+_T = TypeVar("_T")
 
 
 def item_message(item: TResponseInputItem) -> ChatMsg:
@@ -51,6 +54,31 @@ def item_message(item: TResponseInputItem) -> ChatMsg:
 def _items(messages: list[ChatMsg]) -> list[TResponseInputItem]:
     """The items of messages this session wrote (messages without an item are skipped)."""
     return [cast(TResponseInputItem, m.metadata) for m in messages if m.metadata is not None]
+
+
+async def _mutation(coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """``_await_mutation(coroutine)`` (the outcome despite the caller's cancellation) without
+    its task when the store finishes without waiting (memory, sqlite3): the coroutine is run
+    here up to its first wait; only one that waits is handed to ``_await_mutation``."""
+    try:
+        waiting = coroutine.send(None)
+    except StopIteration as done:
+        return cast(_T, done.value)
+    return await _await_mutation(_resumed(coroutine, waiting))
+
+
+async def _resumed(coroutine: Coroutine[Any, Any, _T], waiting: Any) -> _T:
+    """The rest of a coroutine that yielded ``waiting`` (an asyncio future, or None for a
+    bare yield), driven as a task drives it."""
+    while True:
+        if waiting is None:
+            await asyncio.sleep(0)
+        else:
+            await asyncio.wait({waiting})
+        try:
+            waiting = coroutine.send(None)
+        except StopIteration as done:
+            return cast(_T, done.value)
 
 
 class RunstoreSession(SessionABC):
@@ -92,11 +120,11 @@ class RunstoreSession(SessionABC):
         if not items:
             return
         messages = [item_message(item) for item in items]
-        await _await_mutation(self._conversation.append(messages))
+        await _mutation(self._conversation.append(messages))
 
     async def pop_item(self) -> TResponseInputItem | None:
         """Remove and return the newest item (``None`` when there is none)."""
-        return await _await_mutation(self._pop())
+        return await _mutation(self._pop())
 
     async def _pop(self) -> TResponseInputItem | None:
         try:
@@ -107,7 +135,7 @@ class RunstoreSession(SessionABC):
 
     async def clear_session(self) -> None:
         """Remove every item (the runstore session and its runs stay)."""
-        await _await_mutation(self._conversation.clear())
+        await _mutation(self._conversation.clear())
 
     async def _get_compaction_snapshot(
         self,

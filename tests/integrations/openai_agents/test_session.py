@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +78,26 @@ async def test_add_items_is_all_or_nothing(store: DataStorage) -> None:
     with pytest.raises(InvalidDataError):
         await session.add_items([_item("a"), {"role": "user", "content": float("nan")}])
     assert await session.get_items() == [_item("kept")]
+
+
+async def _cancel_once_started(call: Any) -> None:
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(0)  # started: on a store that waits (aiosqlite, PostgreSQL), inside it
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_a_cancelled_mutation_still_completes(store: DataStorage) -> None:
+    """As the SDK's own sessions: cancelling the caller of add_items, pop_item or
+    clear_session does not cancel the store call (CancelledError comes once it is done)."""
+    session = RunstoreSession("s", store)
+    await _cancel_once_started(session.add_items([_item("a"), _item("b")]))
+    assert await session.get_items() == [_item("a"), _item("b")]
+    await _cancel_once_started(session.pop_item())
+    assert await session.get_items() == [_item("a")]
+    await _cancel_once_started(session.clear_session())
+    assert await session.get_items() == []
 
 
 async def test_compaction_snapshot_replaces_only_an_unchanged_suffix(store: DataStorage) -> None:
