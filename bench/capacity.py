@@ -4,7 +4,7 @@ The big database: 10,000,000 messages in 100,000 sessions (100 each), one end us
 10,000 of the sessions and 50,000 entries; filled into runstore's own tables after its migrations
 (sessions with their counters and entries by COPY, messages by INSERT ... SELECT on the server;
 triggers off while filling, when the role may), then ANALYZE. The small one: only what the
-calls read (the user's sessions and entries, one session of 100 messages).
+calls read (the user's sessions, their messages and entries).
 Then, once each on the big database: erasure of the user (10,000 sessions, 1,000,000 messages,
 50,000 entries) and ``prune(idle_before=...)`` of the next 10,000 oldest sessions (1,000,000
 messages) while a writer adds messages to another session (the longest add is reported).
@@ -71,14 +71,13 @@ def big(size: float) -> Shape:
 
 
 def small(shape: Shape) -> Shape:
-    """The user's sessions and entries (what stats and erasure of the user read; the pages
-    read 50 sessions), nothing else; one session has messages."""
+    """The user's sessions, their messages and entries (what stats and erasure of the user
+    read; the pages read 50 sessions), nothing else."""
     return Shape(shape.user_sessions, shape.user_sessions, shape.entries)
 
 
-async def fill(dsn: str, schema: str, shape: Shape, messages_in: int | None = None) -> Any:
-    """The store (open) on a new schema filled by COPY; ``messages_in``: only that many
-    sessions get messages (None: all). Returns (store, agent id, seconds)."""
+async def fill(dsn: str, schema: str, shape: Shape) -> Any:
+    """The store (open) on a new schema filled by COPY. Returns (store, agent id, seconds)."""
     import asyncpg
 
     from runstore import PostgresDataStorage
@@ -100,9 +99,7 @@ async def fill(dsn: str, schema: str, shape: Shape, messages_in: int | None = No
             for n in range(shape.sessions):
                 owner = USER if n < shape.user_sessions else f"end-user-{1 + n % 20_000}"
                 at = start + step * n
-                has = messages_in is None or n < messages_in
-                count, size = (PER_SESSION, content_bytes) if has else (0, 0)
-                yield (_sid(n), agent, owner, count, at, at, count, size)
+                yield (_sid(n), agent, owner, PER_SESSION, at, at, PER_SESSION, content_bytes)
 
         # the counters runstore keeps per session (stats reads them): what the messages hold
         content_bytes = sum(
@@ -113,7 +110,7 @@ async def fill(dsn: str, schema: str, shape: Shape, messages_in: int | None = No
         await _copy(conn, schema, "sessions", sessions(), columns)
         # Messages are made by the server (generate_series), a chunk of sessions at a time:
         # the same rows a COPY would send (prefill_text's), without the client in the way.
-        count = shape.sessions if messages_in is None else min(messages_in, shape.sessions)
+        count = shape.sessions
         for first in range(0, count, CHUNK):
             await conn.execute(
                 _GENERATE_MESSAGES.replace("{s}", f'"{schema}"'),
@@ -240,7 +237,7 @@ async def _measure(
     dsn: str, settings: Settings, shape: Shape, tiny: Shape, title: str,
     stores: list[tuple[Any, str]],
 ) -> list[Line]:  # fmt: skip
-    small_store, small_agent, _ = await fill(dsn, SCHEMAS[0], tiny, 1)
+    small_store, small_agent, _ = await fill(dsn, SCHEMAS[0], tiny)
     stores.append((small_store, SCHEMAS[0]))
     big_store, big_agent, seconds = await fill(dsn, SCHEMAS[1], shape)
     stores.append((big_store, SCHEMAS[1]))
@@ -286,8 +283,9 @@ async def _lifecycle(
     seconds = time.perf_counter() - started
     lines.append(Line("erase(external_id): the user", Figure([seconds], unit="s"),
                       detail=f"{erased_big.sessions:,} sessions, {erased_big.messages:,} messages, "
-                             f"{erased_big.entries:,} entries; the small database "
-                             f"({erased.sessions:,} sessions): {small_seconds:.2f} s"))  # fmt: skip
+                             f"{erased_big.entries:,} entries; {seconds / small_seconds:.2f}x the "
+                             f"small database ({erased.messages:,} messages): "
+                             f"{small_seconds:.2f} s"))  # fmt: skip
     log(f"  capacity: erase: {seconds:.1f} s, {erased_big}")
     # The oldest sessions left are those after the user's: prune the next user_sessions of them
     # (PER_SESSION messages each), while a writer adds to the newest session.

@@ -316,8 +316,21 @@ class _Lease:
         self._command_timeout = command_timeout
 
     async def __aenter__(self) -> Any:
+        # Waiting for a free connection is load, not an outage: it is bounded by
+        # command_timeout (each busy call ends within it, or within network_timeout if its
+        # server went silent); opening a new connection is bounded by connect_timeout.
+        waiting = asyncio.timeout(self._command_timeout)
         try:
-            self._conn = await self._pool.acquire(timeout=self._connect_timeout)
+            async with waiting:
+                self._conn = await self._pool.acquire()
+        except TimeoutError as exc:
+            if waiting.expired():
+                raise StorageUnavailableError(
+                    f"PostgreSQL is unavailable: no free connection within command_timeout="
+                    f"{self._command_timeout} s (all max_connections={self._pool.get_max_size()}"
+                    " busy); nothing was sent"
+                ) from exc
+            raise translate(exc, "connecting", self._connect_timeout) from exc
         except Exception as exc:
             raise translate(exc, "connecting", self._connect_timeout) from exc
         return self._conn

@@ -254,6 +254,43 @@ def _tcp_settings(conn: asyncpg.Connection) -> tuple[int, int, int]:
     return keepalive, sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT), idle
 
 
+async def test_a_call_waits_for_a_busy_pool_connection_up_to_command_timeout() -> None:
+    """All of the pool's connections busy (here: one, held by a paused export) is load, not an
+    outage: a call waits past connect_timeout and succeeds once one is free; only a wait past
+    command_timeout ends in StorageUnavailableError, with nothing written."""
+    store = PostgresDataStorage(
+        shared_dsn(), schema=new_schema(), max_connections=1, connect_timeout=0.5,
+        command_timeout=2.0,
+    )  # fmt: skip
+    async with store:
+        run = await store.initialize_run(workflow_name="chat")
+
+        async def say(content: str) -> None:
+            await store.add_chat_message(
+                agent_id=run.agent_id, session_id=run.session_id, run_id=run.run_id,
+                role="user", content=content,
+            )  # fmt: skip
+
+        async def hold_the_connection(seconds: float) -> None:
+            records = store.export_records()
+            await anext(records)  # the export's transaction now holds the only connection
+            await asyncio.sleep(seconds)
+            await records.aclose()
+
+        holder = asyncio.create_task(hold_the_connection(1.5))
+        await asyncio.sleep(0.2)
+        await say("waited")  # 1.3 s in the queue: past connect_timeout, within command_timeout
+        await holder
+
+        holder = asyncio.create_task(hold_the_connection(4.0))
+        await asyncio.sleep(0.2)
+        with pytest.raises(StorageUnavailableError, match="no free connection within command_t"):
+            await say("gave up")
+        await holder
+        history = await store.get_chat_history(run.session_id, None)
+        assert [m.content for m in history] == ["waited"]
+
+
 @pytest.mark.parametrize(
     ("network_timeout", "expected"), [(10.0, (1, 10_000, 5)), (3, (1, 3000, 2)), (None, (0, 0, 0))]
 )

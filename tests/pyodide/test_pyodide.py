@@ -230,7 +230,10 @@ def test_wheel_is_pure_small_and_dependency_free(wheel: Path) -> None:
     # 12 KB (extras Pyodide never imports). On 2026-12-07 it is 140 KB: the core 121 KB (the record
     # stream and export v3 7 KB, the CLI 3 KB, erase/prune/stats 3 KB, search 3 KB, their SQL, a
     # longer README in METADATA) and the adapters 19 KB (ADK's memory service); with LangGraph's
-    # store (RunstoreStore) the adapters are 25 KB, the wheel 148 KB. What users pay is
+    # store (RunstoreStore) the adapters are 25 KB, the wheel 148 KB. Later on 2026-12-07 the
+    # core is 132 KB: session metadata, per-session counters and PostgreSQL's one-statement calls
+    # (PL/pgSQL in its migrations), entry search; 26 KB of it is PostgreSQL code Pyodide never
+    # imports. The wheel is 158 KB; micropip install + import cost 8% of boot. What users pay is
     # measured by scripts/bench (micropip install + import against Pyodide's boot, target < 15%);
     # these budgets catch growth.
     with zipfile.ZipFile(wheel) as archive:
@@ -239,7 +242,7 @@ def test_wheel_is_pure_small_and_dependency_free(wheel: Path) -> None:
             for i in archive.infolist()
             if i.filename.startswith("runstore/integrations/")
         )
-    assert wheel.stat().st_size - adapters < 128_000
+    assert wheel.stat().st_size - adapters < 136_000
     assert adapters < 28_000
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
