@@ -5,9 +5,10 @@ The big database: 10,000,000 messages in 100,000 sessions (100 each), one end us
 (sessions with their counters and entries by COPY, messages by INSERT ... SELECT on the server;
 triggers off while filling, when the role may), then ANALYZE. The small one: only what the
 calls read (the user's sessions, their messages and entries).
-Then, once each on the big database: erasure of the user (10,000 sessions, 1,000,000 messages,
-50,000 entries) and ``prune(idle_before=...)`` of the next 10,000 oldest sessions (1,000,000
-messages) while a writer adds messages to another session (the longest add is reported).
+Then, once each on both: erasure of the user (10,000 sessions, 1,000,000 messages, 50,000
+entries), and ``prune(idle_before=...)`` of 10,000 sessions (1,000,000 messages: on the big
+database the next oldest, on the small one, refilled, the user's) while a writer adds messages to
+another session (the longest add is reported).
 ``--size`` scales the session and entry counts (``--size 0.01``: 1,000 sessions, 100,000
 messages) for a quick run:
 
@@ -250,21 +251,25 @@ async def _measure(
         full = await measure_calls(on_big, settings)
         ratio = full.median / empty.median
         detail = f"{ratio:.2f}x the small database ({empty.median:,.0f} µs)"
-        lines.append(Line(label, full, detail=detail))
+        lines.append(Line(label, full, detail=detail, ratio=ratio))
         log(f"  capacity: {label}: {full.median:,.0f} µs, {ratio:.2f}x")
     lines += await _lifecycle(small_store, big_store, big_agent, shape, settings)
+    stores.remove((small_store, SCHEMAS[0]))
+    await small_store.close()  # refilled (the user's sessions and messages), to prune
+    small_store, small_agent, _ = await fill(dsn, SCHEMAS[0], tiny)
+    stores.append((small_store, SCHEMAS[0]))
+    lines.append(await _prune(small_store, small_agent, big_store, big_agent, shape))
     return lines
 
 
 async def _lifecycle(
     small_store: Any, big_store: Any, big_agent: str, shape: Shape, settings: Settings
 ) -> list[Line]:
-    """stats of the user, then (destructive, once each) erasure of the user and a prune of
-    the oldest other sessions' messages while a writer adds to the newest session."""
+    """stats of the user, then (destructive, once each) erasure of the user."""
     lines = []
     empty = await measure_calls(lambda: small_store.stats(external_id=USER), settings)
     full = await measure_calls(lambda: big_store.stats(external_id=USER), settings)
-    lines.append(Line("stats(external_id=...)", full,
+    lines.append(Line("stats(external_id=...)", full, ratio=full.median / empty.median,
                       detail=f"{full.median / empty.median:.2f}x the small database "
                              f"({empty.median:,.0f} µs)"))  # fmt: skip
     # the whole store: one row per session (its counters) and every live entry
@@ -282,29 +287,51 @@ async def _lifecycle(
     erased_big = await big_store.erase(USER)
     seconds = time.perf_counter() - started
     lines.append(Line("erase(external_id): the user", Figure([seconds], unit="s"),
+                      ratio=seconds / small_seconds,
                       detail=f"{erased_big.sessions:,} sessions, {erased_big.messages:,} messages, "
                              f"{erased_big.entries:,} entries; {seconds / small_seconds:.2f}x the "
                              f"small database ({erased.messages:,} messages): "
                              f"{small_seconds:.2f} s"))  # fmt: skip
     log(f"  capacity: erase: {seconds:.1f} s, {erased_big}")
-    # The oldest sessions left are those after the user's: prune the next user_sessions of them
-    # (PER_SESSION messages each), while a writer adds to the newest session.
-    cutoff = (await big_store.get_session(_sid(2 * shape.user_sessions))).updated_at
-    writer_session = _sid(shape.sessions - 1)
+    return lines
+
+
+async def _pruned(store: Any, agent: str, cutoff_session: str, writer_session: str) -> Any:
+    """prune(idle_before=) of the sessions idle since before ``cutoff_session``'s last
+    activity, while a writer adds to ``writer_session``: (seconds, report, adds, longest)."""
+    cutoff = (await store.get_session(cutoff_session)).updated_at
     done = asyncio.Event()
-    writer = asyncio.create_task(add_until(big_store, big_agent, writer_session, done))
+    writer = asyncio.create_task(add_until(store, agent, writer_session, done))
     await asyncio.sleep(0)
     started = time.perf_counter()
-    pruned = await big_store.prune(idle_before=cutoff, expired_entries=False)
+    pruned = await store.prune(idle_before=cutoff, expired_entries=False)
     seconds = time.perf_counter() - started
     done.set()
     adds, longest = await writer
-    lines.append(Line("prune(idle_before=...) under a writer", Figure([seconds], unit="s"),
-                      detail=f"{pruned.sessions:,} sessions, {pruned.messages:,} messages; "
-                             f"{adds:,} adds meanwhile, the longest "
-                             f"{longest * 1000:,.1f} ms"))  # fmt: skip
+    return seconds, pruned, adds, longest
+
+
+async def _prune(
+    small_store: Any, small_agent: str, big_store: Any, big_agent: str, shape: Shape
+) -> Line:
+    """On the big database (the user erased), the next user_sessions oldest sessions (their
+    PER_SESSION messages each); on the small one, as many of its sessions (all but its
+    newest, where the writer adds). Each while a writer adds to the newest session."""
+    newest = _sid(shape.user_sessions - 1)
+    on_small, small_pruned, _, small_longest = await _pruned(
+        small_store, small_agent, newest, newest
+    )
+    seconds, pruned, adds, longest = await _pruned(
+        big_store, big_agent, _sid(2 * shape.user_sessions), _sid(shape.sessions - 1)
+    )
     log(f"  capacity: prune: {seconds:.1f} s, {pruned}, {adds} adds, longest {longest:.3f} s")
-    return lines
+    return Line("prune(idle_before=...) under a writer", Figure([seconds], unit="s"),
+                ratio=seconds / on_small,
+                detail=f"{pruned.sessions:,} sessions, {pruned.messages:,} messages; "
+                       f"{adds:,} adds meanwhile, the longest {longest * 1000:,.1f} ms; "
+                       f"{seconds / on_small:.2f}x the small database ({small_pruned.sessions:,} "
+                       f"sessions, {small_pruned.messages:,} messages: {on_small:.2f} s, the "
+                       f"longest add {small_longest * 1000:,.1f} ms)")  # fmt: skip
 
 
 def size_from_env(quick: bool) -> float:

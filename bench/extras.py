@@ -39,6 +39,7 @@ class Line:
     figure: Figure | None = None
     missing: str | None = None
     detail: str = ""
+    ratio: float | None = None  # to the row's own floor, where a target is set on it
 
 
 def runstore_factories(dsn: str | None) -> list[Callable[[], RunstoreSubject]]:

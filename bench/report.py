@@ -181,9 +181,57 @@ def targets(results: Results) -> list[Target]:
             _check(pg, all(r is not None and r >= 0.8 for r in pg)),
         )
     )
+    found.extend(adapter_and_pooler_targets(results))
+    found.append(capacity_target(results))
     found.extend(pyodide_targets(results))
     found.append(browser_target(results))
     return found
+
+
+# The OpenAI Agents adapter's rows, each with runstore's own row on the same backend.
+OPENAI_AGENTS_ROWS = [
+    ("runstore RunstoreSession (memory)", "runstore in-memory"),
+    (
+        "runstore RunstoreSession (SQLite file, sqlite3)",
+        "runstore SQLite, sqlite3 driver (WAL file)",
+    ),
+    (
+        "runstore RunstoreSession (SQLite file, aiosqlite)",
+        "runstore SQLite, aiosqlite driver (WAL file)",
+    ),
+]
+SQLITE_SESSION_FILE = "OpenAI Agents SQLiteSession (file)"
+
+
+def _ratio_target(results: Results, top: str, bottom: str, limit: float) -> Target:
+    ratios = [_ratio(_row(results, top), _row(results, bottom), s) for s in SIZES]
+    sizes = ", ".join(f"P={_size(s)}" for s in SIZES)
+    return Target(
+        f"{top.removeprefix('runstore ')} <= {limit}x {bottom}, at every P",
+        f"{_ratios_text(ratios)} ({sizes})",
+        _check(ratios, all(r is not None and r <= limit for r in ratios)),
+    )
+
+
+def adapter_and_pooler_targets(results: Results) -> list[Target]:
+    """Issue 25: a turn through PgBouncer next to a direct one; issue 23: the OpenAI Agents
+    adapter's turn next to runstore's own turn and to the SDK's SQLiteSession (file)."""
+    pooled = "runstore Postgres via PgBouncer (transaction pooling)"
+    found = [_ratio_target(results, pooled, "runstore Postgres", 1.5)]
+    found += [_ratio_target(results, adapter, own, 1.5) for adapter, own in OPENAI_AGENTS_ROWS]
+    found += [
+        _ratio_target(results, adapter, SQLITE_SESSION_FILE, 0.5)
+        for adapter, _ in OPENAI_AGENTS_ROWS
+    ]
+    return found
+
+
+def capacity_target(results: Results) -> Target:
+    text = "PostgreSQL capacity: each call on the big database <= 1.5x the small database"
+    ratios = [line.ratio for line in results.capacity if line.ratio is not None]
+    if not ratios:
+        return Target(text, "not run", None)
+    return Target(text, f"highest {max(ratios):.2f}x ({len(ratios)} calls)", max(ratios) <= 1.5)
 
 
 def browser_target(results: Results) -> Target:
