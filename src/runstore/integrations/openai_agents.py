@@ -3,7 +3,9 @@
 ``RunstoreSession(session_id, store)`` is an ``agents.memory.SessionABC``: pass it as
 ``Runner.run(agent, input, session=...)``. Each conversation item is one runstore message: the
 item itself (a JSON object) is the message's ``metadata``; ``role`` is the item's role (or its
-type) and ``content`` its text when it has one, so the store's own tools show the chat.
+type) and ``content`` its text when it has one, so the store's own tools show the chat. Text is
+kept once: when ``content`` holds the item's text, the metadata's ``"content"`` is null (an item
+stored with its text in both reads the same).
 
 Every operation is one store call: ``add_items`` is ``add_chat_messages`` (all or nothing),
 ``pop_item`` is ``pop_message``, ``clear_session`` is ``truncate_history``; compaction
@@ -44,16 +46,25 @@ def item_message(item: TResponseInputItem) -> ChatMsg:
     fields = cast(dict[str, Any], item)
     role = fields.get("role") or fields.get("type") or "item"
     content = fields.get("content")
-    return ChatMsg(
-        role if isinstance(role, str) else "item",
-        content if isinstance(content, str) else None,
-        metadata=fields,
-    )
+    if not isinstance(content, str):
+        return ChatMsg(role if isinstance(role, str) else "item", None, metadata=fields)
+    # The text is the message's content: the metadata keeps the key (its place in the item)
+    # with null, so the text is stored, written and parsed once.
+    stored = {**fields, "content": None}
+    return ChatMsg(role if isinstance(role, str) else "item", content, metadata=stored)
+
+
+def message_item(message: ChatMsg) -> TResponseInputItem | None:
+    """The item a message stores (None: the message has none), its text put back."""
+    fields = message.metadata
+    if fields is not None and message.content is not None and fields.get("content", 0) is None:
+        fields["content"] = message.content  # a fresh dict: reads never alias stored data
+    return cast(TResponseInputItem | None, fields)
 
 
 def _items(messages: list[ChatMsg]) -> list[TResponseInputItem]:
     """The items of messages this session wrote (messages without an item are skipped)."""
-    return [cast(TResponseInputItem, m.metadata) for m in messages if m.metadata is not None]
+    return [item for item in map(message_item, messages) if item is not None]
 
 
 async def _mutation(coroutine: Coroutine[Any, Any, _T]) -> _T:
@@ -131,7 +142,7 @@ class RunstoreSession(SessionABC):
             message = await self.store.pop_message(self.session_id)
         except NotFoundError:
             return None
-        return None if message is None else cast(TResponseInputItem, message.metadata)
+        return None if message is None else message_item(message)
 
     async def clear_session(self) -> None:
         """Remove every item (the runstore session and its runs stay)."""
@@ -193,7 +204,7 @@ class RunstoreSession(SessionABC):
             )
             for message in page:
                 assert message.seq is not None
-                item = cast(TResponseInputItem | None, message.metadata)
+                item = message_item(message)
                 if message.seq >= before_seq or item is None or not prune(item):
                     return through
                 through = message.seq

@@ -16,7 +16,7 @@ from agents.testing import ScriptedModel, assistant_message
 from backends import FACTORIES
 from integrations.examples import load_example
 
-from runstore import DataStorage, InvalidDataError
+from runstore import ChatMsg, DataStorage, InvalidDataError
 from runstore.integrations.openai_agents import RunstoreSession
 
 
@@ -27,7 +27,14 @@ async def test_example_second_turn_reads_the_first_from_runstore(store: DataStor
     assert kinds == ["user", "function_call", "function_call_output", "assistant", "user"]
     stored = await store.get_chat_history("user-42", limit=None)
     assert [m.role for m in stored] == [*kinds, "assistant"]
-    assert [m.metadata for m in stored[:5]] == second_input  # the items, structured
+    # The items, structured; an item's text is the message's content, stored once.
+    texts = [item.get("content") for item in second_input]
+    assert [m.content for m in stored[:5]] == [t if isinstance(t, str) else None for t in texts]
+    bare = [
+        {**item, "content": None} if isinstance(item.get("content"), str) else item
+        for item in second_input
+    ]
+    assert [m.metadata for m in stored[:5]] == bare
     assert stored[0].content == "What's the weather in Paris?"
 
 
@@ -70,6 +77,31 @@ async def test_items_window_pop_clear(store: DataStorage) -> None:
     assert await session.get_items() == []
     await session.add_items([_item("again")])
     assert await limited.get_items() == [_item("again")]
+
+
+async def test_items_read_back_whatever_their_content(store: DataStorage) -> None:
+    """Text is stored once (the message's content; the metadata keeps the key with null);
+    items with other content, none, or stored with the text in both read back as written."""
+    items: list[Any] = [
+        _item("text"),
+        _item(""),
+        {"role": "user", "content": None},
+        {"role": "user", "content": [{"type": "input_text", "text": "parts"}]},
+        {"type": "function_call_output", "call_id": "c1", "output": "42"},
+        {"content": "first", "role": "assistant", "status": "completed"},
+    ]
+    session = RunstoreSession("s", store)
+    await session.add_items(items)
+    read = await session.get_items()
+    assert read == items
+    stored = await store.get_chat_history("s", limit=None)
+    assert [m.content for m in stored] == ["text", "", None, None, None, "first"]
+    assert stored[0].metadata == {"role": "user", "content": None}
+    read[0]["content"] = "changed"  # a fresh dict: the stored item is not changed
+    assert (await session.get_items(limit=None))[0] == _item("text")
+    # An item written with its text in the metadata too (as before) reads the same.
+    await store.add_chat_messages("s", [ChatMsg("user", "both", metadata=_item("both"))])
+    assert await session.pop_item() == _item("both")
 
 
 async def test_add_items_is_all_or_nothing(store: DataStorage) -> None:
