@@ -190,6 +190,41 @@ BEGIN
 END
 $fn$;
 """
+# v12: add_chat_messages as one function call (a plain append, the adapters' hot path): the
+# session's row takes all the seqs at once and the messages go in with one INSERT. Arrays, one
+# element per message; terms joined by spaces (NULL: none). out_last_seq is NULL when the
+# session is missing or a run is not the session's: nothing is written, and the caller's
+# general path finds out which.
+_V12_APPEND_MESSAGES = """
+CREATE FUNCTION {s}.runstore_append_messages(
+    p_session_id text, p_run_ids text[], p_roles text[], p_contents text[], p_now timestamptz,
+    p_metadata text[], p_token_counts bigint[], p_terms text[], OUT out_last_seq bigint
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_agent_id text;
+    v_count bigint := cardinality(p_roles);
+BEGIN
+    UPDATE {s}.sessions s SET last_seq = s.last_seq + v_count,
+        updated_at = greatest(s.updated_at, p_now), message_count = s.message_count + v_count,
+        content_bytes = s.content_bytes
+            + (SELECT coalesce(sum(octet_length(c)), 0) FROM unnest(p_contents) AS c)
+    WHERE s.id = p_session_id
+      AND NOT EXISTS (SELECT 1 FROM unnest(p_run_ids) AS given (id)
+                      WHERE given.id IS NOT NULL AND NOT EXISTS (
+                          SELECT 1 FROM {s}.runs r
+                          WHERE r.id = given.id AND r.session_id = p_session_id))
+    RETURNING s.agent_id, s.last_seq INTO v_agent_id, out_last_seq;
+    IF out_last_seq IS NOT NULL THEN
+        INSERT INTO {s}.messages (session_id, seq, agent_id, run_id, role, content, created_at,
+                                  metadata, token_count, terms)
+        SELECT p_session_id, out_last_seq - v_count + m.n, v_agent_id, m.run_id, m.role,
+               m.content, p_now, m.metadata::jsonb, m.token_count, string_to_array(m.terms, ' ')
+        FROM unnest(p_run_ids, p_roles, p_contents, p_metadata, p_token_counts, p_terms)
+            WITH ORDINALITY AS m (run_id, role, content, metadata, token_count, terms, n);
+    END IF;
+END
+$fn$;
+"""
 
 # (version, SQL): append only; a released migration is never edited.
 # v2: the messages table has the same name as in SQLite.
@@ -368,6 +403,7 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
     (9, _V9_ADD_MESSAGE),
     (ENTRY_SEARCH_VERSION, _V10_ENTRY_SEARCH),
     (11, _V11_SHORT_PENDING_LISTS),
+    (12, _V12_APPEND_MESSAGES),
 )
 
 _CAST: dict[Kind, str] = {"json": "::jsonb"}
@@ -492,6 +528,10 @@ EXPORT_SESSION_RUNS = (
 # stored first (the whole call fails: no seq taken). $10 the search terms.
 ADD_MESSAGE = """SELECT out_seq, out_session_agent, out_run_session
 FROM {s}.runstore_add_message($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10::text[])"""
+# add_chat_messages, a plain append: $1 session_id, $2 run_ids, $3 roles, $4 contents, $5 now,
+# $6 metadata (JSON text), $7 token counts, $8 terms (each message's joined by spaces).
+APPEND_MESSAGES = """SELECT {s}.runstore_append_messages($1, $2::text[], $3::text[], $4::text[],
+    $5, $6::text[], $7::bigint[], $8::text[])"""
 
 # Newest first (the caller reverses); LIMIT NULL means no limit.
 HISTORY = (
@@ -865,6 +905,7 @@ class Statements:
         self.save_state = fill(SAVE_STATE)
         self.load_state = fill(LOAD_STATE)
         self.add_message = fill(ADD_MESSAGE)
+        self.append_messages = fill(APPEND_MESSAGES)
         self.history = fill(HISTORY)
         self.history_excluding_run = fill(HISTORY_EXCLUDING_RUN)
         self.history_after = fill(HISTORY_AFTER)

@@ -65,7 +65,7 @@ from .errors import (
     StorageUnavailableError,
     quote,
 )
-from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord
+from .models import AgentRecord, ChatMsg, RunHandle, RunRecord, SessionRecord, chat_msg
 
 DEFAULT_SCHEMA = "runstore"
 POOLERS = (None, "transaction")
@@ -669,6 +669,10 @@ class PostgresDataStorage(BatchPruner, DataStorage):
 
     async def _replace_history(self, change: calls.HistoryReplacement) -> list[ChatMsg] | None:
         session_id, after_seq, messages, if_newest_seq, now, drop_through_seq = change
+        if messages and after_seq is None and if_newest_seq is None and drop_through_seq is None:
+            appended = await self._append(session_id, messages, now)
+            if appended is not None:
+                return appended
         q = self._sql
         async with self._transaction() as conn:
             agent_id = await conn.fetchval(q.lock_session_agent, session_id)
@@ -705,6 +709,32 @@ class PostgresDataStorage(BatchPruner, DataStorage):
                 loaded = load_json(metadata)
                 stored.append(ChatMsg(role, content, seq, run_id, now, loaded, token_count))
         return stored
+
+    async def _append(
+        self, session_id: str, messages: list[calls.NewMessage], now: datetime
+    ) -> list[ChatMsg] | None:
+        """``add_chat_messages`` in one statement. None: refused (a missing session, a run not
+        of it), nothing stored; the general path then says why."""
+        roles, contents, run_ids, metadata, token_counts = zip(*messages, strict=True)
+        terms = [" ".join(index_terms(content) or ()) or None for content in contents]
+        last = await self._fetchval(
+            self._sql.append_messages,
+            session_id,
+            run_ids,
+            roles,
+            contents,
+            now,
+            [to_jsonb(text) for text in metadata],
+            token_counts,
+            terms,
+        )
+        if last is None:
+            return None
+        first = last - len(messages) + 1
+        return [
+            chat_msg((role, content, seq, run_id, now, load_json(meta), count))
+            for seq, (role, content, run_id, meta, count) in enumerate(messages, first)
+        ]
 
     async def _fork_session(self, request: calls.NewFork) -> SessionRecord:
         through = _MAX_SEQ if request.through_seq is None else request.through_seq

@@ -18,7 +18,7 @@ import pytest
 from pg_helpers import new_schema
 from pg_server import Cluster, shared_dsn, shared_pgbouncer_dsn
 
-from runstore import DataStorage, PostgresDataStorage, RunHandle, WorkflowState
+from runstore import ChatMsg, DataStorage, PostgresDataStorage, RunHandle, WorkflowState
 
 
 class Proxy:
@@ -95,8 +95,10 @@ async def store_behind_proxy(
 def _calls(store: DataStorage, run: RunHandle) -> list[tuple[str, Callable[[], Awaitable[object]]]]:
     sid = run.session_id
     ids = {"agent_id": run.agent_id, "session_id": run.session_id, "run_id": run.run_id}
+    two = [ChatMsg("user", "a"), ChatMsg("assistant", "b", run_id=run.run_id, metadata={"k": 1})]
     return [
         ("add_chat_message", lambda: store.add_chat_message(**ids, role="user", content="hi")),
+        ("add_chat_messages", lambda: store.add_chat_messages(sid, two)),
         ("get_chat_history", lambda: store.get_chat_history(run.session_id, 20)),
         ("get_session", lambda: store.get_session(run.session_id)),
         ("initialize_run", lambda: store.initialize_run(workflow_name="chat", session_id=sid)),
