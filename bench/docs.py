@@ -262,6 +262,7 @@ def openai_agents_cost(q: Quote) -> list[str]:
         ("memory", "runstore in-memory", pairs[0][2]),
         ("sqlite3", "runstore SQLite, sqlite3 driver (WAL file)", pairs[1][2]),
         ("aiosqlite", "runstore SQLite, aiosqlite driver (WAL file)", pairs[2][2]),
+        ("PostgreSQL", "runstore Postgres", "runstore RunstoreSession (Postgres)"),
     ]
     spans = []
     for kind, store, ours in own:

@@ -1,10 +1,11 @@
 """runstore as a framework's memory: OpenAI Agents' session API on runstore stores, beside
 the SDK's own ``SQLiteSession`` (bench/peers.py), which is each row's floor.
 
-- ``RunstoreSession`` (runstore.integrations.openai_agents) on ``InMemoryDataStorage`` and on
-  a ``SqliteDataStorage`` file (sqlite3 and aiosqlite drivers): one store, one session per
-  conversation. The turn is the peer's: ``add_items([user])``, ``get_items(limit=50)``,
-  ``add_items([reply])``. Pre-fill: one ``add_items`` with all P items.
+- ``RunstoreSession`` (runstore.integrations.openai_agents) on ``InMemoryDataStorage``, on
+  a ``SqliteDataStorage`` file (sqlite3 and aiosqlite drivers) and on ``PostgresDataStorage``
+  (a schema of its own): one store, one session per conversation. The turn is the peer's:
+  ``add_items([user])``, ``get_items(limit=50)``, ``add_items([reply])``. Pre-fill: one
+  ``add_items`` with all P items.
 """
 
 from __future__ import annotations
@@ -13,17 +14,25 @@ import itertools
 from pathlib import Path
 from typing import Any
 
+from .runstore_stores import drop_schema, postgres_store
 from .workload import REPLY_TEXT, USER_TEXT, WINDOW, Subject, Unavailable, prefill_text
+
+_schemas = itertools.count()
 
 
 class RunstoreAgentsSession(Subject):
     max_sessions = 64  # as the SQLiteSession rows it is compared with
 
-    def __init__(self, driver: str | None) -> None:
-        self.driver = driver  # None: InMemoryDataStorage
+    def __init__(self, driver: str | None, dsn: str | None = None) -> None:
+        self.driver = driver  # None: InMemoryDataStorage; "postgres": PostgresDataStorage(dsn)
+        self.dsn = dsn
+        self.schema = f"runstore_bench_session_{next(_schemas)}"
         if driver is None:
             self.name = "runstore RunstoreSession (memory)"
             self.floor = "OpenAI Agents SQLiteSession (memory)"
+        elif driver == "postgres":
+            self.name = "runstore RunstoreSession (Postgres)"
+            self.floor = "raw asyncpg"
         else:
             self.name = f"runstore RunstoreSession (SQLite file, {driver})"
             self.floor = "OpenAI Agents SQLiteSession (file)"
@@ -39,6 +48,11 @@ class RunstoreAgentsSession(Subject):
         self._class = RunstoreSession
         if self.driver is None:
             self._store: Any = InMemoryDataStorage()
+        elif self.driver == "postgres":
+            self._store = postgres_store(self.dsn, self.schema)
+            assert self.dsn is not None
+            await drop_schema(self.dsn, self.schema)
+            await self._store.open()
         else:
             self._store = SqliteDataStorage(workdir / "runstore.db", driver=self.driver)
             await self._store.open()
@@ -59,3 +73,5 @@ class RunstoreAgentsSession(Subject):
 
     async def close(self) -> None:
         await self._store.close()
+        if self.driver == "postgres" and self.dsn is not None:
+            await drop_schema(self.dsn, self.schema)

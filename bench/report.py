@@ -199,7 +199,10 @@ OPENAI_AGENTS_ROWS = [
         "runstore RunstoreSession (SQLite file, aiosqlite)",
         "runstore SQLite, aiosqlite driver (WAL file)",
     ),
+    ("runstore RunstoreSession (Postgres)", "runstore Postgres"),
 ]
+# Next to the SDK's SQLiteSession (a local file): the adapter on local stores.
+LOCAL_OPENAI_AGENTS_ROWS = [row for row in OPENAI_AGENTS_ROWS if "Postgres" not in row[0]]
 SQLITE_SESSION_FILE = "OpenAI Agents SQLiteSession (file)"
 
 
@@ -221,7 +224,7 @@ def adapter_and_pooler_targets(results: Results) -> list[Target]:
     found += [_ratio_target(results, adapter, own, 1.5) for adapter, own in OPENAI_AGENTS_ROWS]
     found += [
         _ratio_target(results, adapter, SQLITE_SESSION_FILE, 0.5)
-        for adapter, _ in OPENAI_AGENTS_ROWS
+        for adapter, _ in LOCAL_OPENAI_AGENTS_ROWS
     ]
     return found
 

@@ -54,6 +54,7 @@ def subjects(
         ("adapter", lambda: RunstoreAgentsSession(None)),
         ("adapter", lambda: RunstoreAgentsSession("sqlite3")),
         ("adapter", lambda: RunstoreAgentsSession("aiosqlite")),
+        ("adapter", lambda: RunstoreAgentsSession("postgres", dsn)),
     ]
 
 
